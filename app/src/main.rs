@@ -1,0 +1,211 @@
+//! `mmanet`: train and evaluate incomplete-multimodal models from the command line.
+
+mod progress;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand, ValueEnum};
+use mmanet_core::config::ExperimentConfig;
+use mmanet_core::data::MultimodalSource;
+use mmanet_core::device::{DeviceChoice, select_device};
+use mmanet_core::pipeline::{RunMode, prepare_data, prepare_manifest, run_experiment};
+use std::path::PathBuf;
+
+/// The bundled demo config (mfeat: teacher, SF-MD).
+const DEMO_CONFIG: &str = include_str!("../../configs/mfeat-demo.toml");
+
+#[derive(Parser)]
+#[command(name = "mmanet", version, about = "MMANet incomplete multimodal learning (CVPR 2023) on Burn")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceArg {
+    /// wgpu on a hardware GPU, else the CPU backend
+    Auto,
+    /// Burn's flex CPU backend
+    Cpu,
+    /// wgpu on the best adapter, even a software one
+    Wgpu,
+}
+
+impl From<DeviceArg> for DeviceChoice {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Auto => DeviceChoice::Auto,
+            DeviceArg::Cpu => DeviceChoice::Cpu,
+            DeviceArg::Wgpu => DeviceChoice::Wgpu,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// Continue an interrupted run from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// Override the output folder of the config.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The main job: on the bundled mfeat data, train the teacher and SF-MD and print the
+    /// per-combination comparison table.
+    Demo {
+        #[command(flatten)]
+        run: RunArgs,
+        /// Override the number of epochs of every stage (quick look).
+        #[arg(long)]
+        epochs: Option<usize>,
+    },
+    /// Train the teacher and every method of a config, then evaluate and write the tables.
+    Train {
+        /// Experiment config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Evaluate the trained models of a config on every combination (no training).
+    Eval {
+        /// Experiment config (TOML) the models were trained with.
+        #[arg(long)]
+        config: PathBuf,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Dataset utilities.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Load a dataset manifest, report problems, and print modalities and split counts.
+    Check {
+        /// The manifest (TOML).
+        manifest: PathBuf,
+    },
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Demo { run, epochs } => {
+            let mut cfg = ExperimentConfig::from_toml(DEMO_CONFIG, "configs/mfeat-demo.toml")?;
+            if let Some(e) = epochs {
+                if e == 0 {
+                    bail!("--epochs must be at least 1");
+                }
+                cfg.teacher.epochs = e;
+                cfg.student.epochs = e;
+                cfg.teacher.select_after_epoch = cfg.teacher.select_after_epoch.min(e - 1);
+                cfg.student.select_after_epoch = cfg.student.select_after_epoch.min(e - 1);
+                cfg.teacher.lr_milestones.retain(|m| *m < e);
+                cfg.student.lr_milestones.retain(|m| *m < e);
+            }
+            println!("{}", mmanet_core::data::mfeat::ATTRIBUTION.lines().next().unwrap_or(""));
+            train(cfg, run, RunMode::Train)
+        }
+        Command::Train { config, run } => {
+            let cfg = ExperimentConfig::load(&config)?;
+            train(cfg, run, RunMode::Train)
+        }
+        Command::Eval { config, run } => {
+            let cfg = ExperimentConfig::load(&config)?;
+            train(cfg, run, RunMode::EvalOnly)
+        }
+        Command::Data {
+            command: DataCommand::Check { manifest },
+        } => data_check(manifest),
+    }
+}
+
+fn train(mut cfg: ExperimentConfig, run: RunArgs, mode: RunMode) -> Result<()> {
+    if let Some(out) = run.output {
+        cfg.output_dir = out;
+    }
+    let selected = select_device(run.device.into())?;
+    println!("device: {}", selected.description);
+    let data = prepare_data(&cfg).context("loading the data")?;
+    println!(
+        "data: {} — {} samples, {} classes, modalities {}; split train {} / val {} / test {}",
+        data.source.name(),
+        data.source.len(),
+        data.source.num_classes(),
+        data.source
+            .modalities()
+            .iter()
+            .map(|m| format!("{} {:?}", m.name, m.kind.shape()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        data.split.train.len(),
+        data.split.val.len(),
+        data.split.test.len()
+    );
+    let mut sink = progress::BarProgress::new();
+    let outcome = run_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?;
+    drop(sink);
+    println!();
+    for table in &outcome.tables {
+        println!("Test split, {} per combination:\n", table.metric.name());
+        println!("{}", table.to_markdown());
+    }
+    println!(
+        "results written to {} (results.md / .csv / .json, reports.json)",
+        outcome.run_dir.display()
+    );
+    Ok(())
+}
+
+fn data_check(path: PathBuf) -> Result<()> {
+    let data = prepare_manifest(&path, false)?;
+    let src = data.source.as_ref();
+    println!("{}: {} samples, {} classes", src.name(), src.len(), src.num_classes());
+    for (i, m) in src.modalities().iter().enumerate() {
+        println!("  modality {i}: {} {:?}", m.name, m.kind);
+    }
+    let names = src.class_names();
+    for (split, idx) in [
+        ("train", &data.split.train),
+        ("val", &data.split.val),
+        ("test", &data.split.test),
+    ] {
+        let mut counts = vec![0usize; src.num_classes()];
+        for &i in idx.iter() {
+            counts[src.label(i)] += 1;
+        }
+        let per_class = names
+            .iter()
+            .zip(&counts)
+            .map(|(n, c)| format!("{n}: {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("  {split}: {} samples ({per_class})", idx.len());
+    }
+    // Decode the first sample of every split, so broken files show up now.
+    let mut scratch: Vec<Vec<f32>> = vec![Vec::new(); src.modalities().len()];
+    for idx in [&data.split.train, &data.split.val, &data.split.test] {
+        if let Some(&i) = idx.first() {
+            src.load_sample(i, None, &mut scratch)
+                .with_context(|| format!("reading sample {i}"))?;
+        }
+    }
+    println!("ok");
+    Ok(())
+}

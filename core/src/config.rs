@@ -1,0 +1,303 @@
+//! Experiment configuration (TOML). Every field is documented; unknown keys are rejected.
+//!
+//! See `configs/*.toml` for complete, commented examples.
+
+use crate::data::manifest::line_col;
+use crate::data::split::SplitRule;
+use crate::data::synthetic::SyntheticConfig;
+use crate::dropout::DropoutMode;
+use crate::error::{CoreError, Result};
+use crate::model::ModelConfig;
+use crate::schedule::{LrSchedule, ScheduleKind};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A whole experiment: data, model, teacher and student training.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentConfig {
+    /// Run name; outputs go to `<output_dir>/<name>/`.
+    pub name: String,
+    /// Folder for runs (checkpoints, results). Relative paths are relative to the working dir.
+    #[serde(default = "default_output_dir")]
+    pub output_dir: PathBuf,
+    /// Where the data comes from.
+    pub data: DataConfig,
+    /// The network.
+    pub model: ModelConfig,
+    /// Teacher training (complete modalities).
+    pub teacher: StageConfig,
+    /// Student (deployment network) training.
+    pub student: StageConfig,
+    /// Student methods to train and compare, in table order (`sf`, `sf-md`).
+    pub methods: Vec<Method>,
+    /// Evaluation settings.
+    #[serde(default)]
+    pub eval: EvalConfig,
+}
+
+fn default_output_dir() -> PathBuf {
+    PathBuf::from("runs")
+}
+
+/// Data source.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataConfig {
+    /// `mfeat` (bundled), `synthetic` (generated anti-spoofing images) or `manifest`.
+    pub source: DataSource,
+    /// mfeat only: read the pixel view as a 1×15×16 image instead of a 240-vector.
+    #[serde(default)]
+    pub pix_as_image: bool,
+    /// `manifest` only: path of the dataset manifest (TOML), relative to the config file.
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+    /// `synthetic` only: generator settings.
+    #[serde(default)]
+    pub synthetic: Option<SyntheticConfig>,
+    /// Split rule for mfeat and synthetic data (a manifest carries its own).
+    #[serde(default)]
+    pub split: SplitRule,
+    /// Standardise vector modalities with training-split statistics.
+    #[serde(default = "yes")]
+    pub standardize: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Data sources.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// The bundled UCI mfeat views pix, fou, mor.
+    Mfeat,
+    /// The synthetic anti-spoofing generator.
+    Synthetic,
+    /// A user dataset described by a manifest.
+    Manifest,
+}
+
+/// Optimiser choice.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// SGD with (Nesterov) momentum and weight decay — the official optimiser.
+    #[default]
+    Sgd,
+    /// Adam with weight decay.
+    Adam,
+}
+
+/// Settings of one training stage (teacher or student).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageConfig {
+    /// Number of epochs.
+    pub epochs: usize,
+    /// Mini-batch size.
+    #[serde(default = "default_batch")]
+    pub batch_size: usize,
+    /// Drop the last incomplete training batch (official: true).
+    #[serde(default = "yes")]
+    pub drop_last: bool,
+    /// Optimiser.
+    #[serde(default)]
+    pub optimizer: OptimizerKind,
+    /// Base learning rate.
+    pub lr: f64,
+    /// SGD momentum (official 0.9).
+    #[serde(default = "default_momentum")]
+    pub momentum: f64,
+    /// Nesterov momentum (official: on).
+    #[serde(default = "yes")]
+    pub nesterov: bool,
+    /// L2 weight decay on all parameters (official 5e-4).
+    #[serde(default = "default_wd")]
+    pub weight_decay: f64,
+    /// Schedule variant: `official` (epoch 0 skipped, lr 0 at epoch 1) or `paper`.
+    #[serde(default)]
+    pub schedule: ScheduleKind,
+    /// Warm-up epochs of the learning rate (official 5).
+    #[serde(default)]
+    pub lr_warmup_epochs: usize,
+    /// Epochs at which the learning rate is multiplied by `lr_gamma`.
+    #[serde(default)]
+    pub lr_milestones: Vec<usize>,
+    /// Decay factor at each milestone.
+    #[serde(default = "default_gamma")]
+    pub lr_gamma: f64,
+    /// Only epochs after this one may be selected as the best checkpoint (official: 30).
+    #[serde(default)]
+    pub select_after_epoch: usize,
+    /// Modality dropout during training.
+    pub dropout: DropoutMode,
+    /// Seed of initialisation, shuffling and dropout.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_batch() -> usize {
+    64
+}
+fn default_momentum() -> f64 {
+    0.9
+}
+fn default_wd() -> f64 {
+    5e-4
+}
+fn default_gamma() -> f64 {
+    0.1
+}
+
+impl StageConfig {
+    /// The learning-rate schedule of this stage.
+    pub fn schedule(&self) -> LrSchedule {
+        LrSchedule {
+            kind: self.schedule,
+            base_lr: self.lr,
+            warmup_epochs: self.lr_warmup_epochs,
+            milestones: self.lr_milestones.clone(),
+            gamma: self.lr_gamma,
+        }
+    }
+
+    fn validate(&self, field: &str) -> Result<()> {
+        let bad = |f: &str, m: String| Err(CoreError::config(format!("{field}.{f}"), m));
+        if self.epochs == 0 {
+            return bad("epochs", "must be at least 1".into());
+        }
+        if self.batch_size == 0 {
+            return bad("batch_size", "must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("lr", format!("must be > 0, got {}", self.lr));
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad("momentum", format!("must be in [0, 1), got {}", self.momentum));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad("weight_decay", format!("must be ≥ 0, got {}", self.weight_decay));
+        }
+        if self.select_after_epoch >= self.epochs {
+            return bad(
+                "select_after_epoch",
+                format!(
+                    "{} leaves no epoch to select from ({} epochs)",
+                    self.select_after_epoch, self.epochs
+                ),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Student methods.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum Method {
+    /// Customised models: one per combination, trained and tested on that combination only.
+    Sf,
+    /// One unified model trained with modality dropout.
+    SfMd,
+}
+
+impl Method {
+    /// Display name as in the paper's tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Method::Sf => "SF",
+            Method::SfMd => "SF-MD",
+        }
+    }
+}
+
+/// Evaluation settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalConfig {
+    /// Bona-fide class for APCER/BPCER on two-class data (1 on CASIA-SURF and synthetic).
+    #[serde(default = "one")]
+    pub bona_fide_label: usize,
+    /// Batch size of evaluation passes.
+    #[serde(default = "default_eval_batch")]
+    pub batch_size: usize,
+}
+
+fn one() -> usize {
+    1
+}
+fn default_eval_batch() -> usize {
+    256
+}
+
+impl Default for EvalConfig {
+    fn default() -> Self {
+        EvalConfig {
+            bona_fide_label: 1,
+            batch_size: 256,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// Parses TOML text; `file` names it in errors (with line and column).
+    pub fn from_toml(text: &str, file: &str) -> Result<Self> {
+        let cfg: ExperimentConfig = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            CoreError::Parse {
+                file: file.to_string(),
+                line,
+                column: Some(column),
+                message: e.message().to_string(),
+            }
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Reads and validates a config file. A relative `data.manifest` is resolved against the
+    /// config file's folder.
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+        let mut cfg = Self::from_toml(&text, &path.display().to_string())?;
+        if let Some(m) = &cfg.data.manifest
+            && m.is_relative()
+        {
+            let base = path.parent().unwrap_or(Path::new("."));
+            cfg.data.manifest = Some(base.join(m));
+        }
+        Ok(cfg)
+    }
+
+    /// Checks values and cross-field consistency.
+    pub fn validate(&self) -> Result<()> {
+        if self.name.trim().is_empty() {
+            return Err(CoreError::config("name", "must not be empty"));
+        }
+        match self.data.source {
+            DataSource::Manifest if self.data.manifest.is_none() => {
+                return Err(CoreError::config(
+                    "data.manifest",
+                    "`source = \"manifest\"` needs `manifest = \"path/to/manifest.toml\"`",
+                ));
+            }
+            DataSource::Synthetic if self.data.synthetic.is_none() => {
+                return Err(CoreError::config(
+                    "data.synthetic",
+                    "`source = \"synthetic\"` needs a [data.synthetic] table",
+                ));
+            }
+            _ => {}
+        }
+        self.data.split.validate()?;
+        self.model.validate()?;
+        self.teacher.validate("teacher")?;
+        self.student.validate("student")?;
+        if self.methods.is_empty() {
+            return Err(CoreError::config("methods", "list at least one method"));
+        }
+        Ok(())
+    }
+}

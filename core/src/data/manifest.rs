@@ -1,0 +1,169 @@
+//! The TOML *dataset manifest*: how users bring their own multimodal data.
+//!
+//! ```toml
+//! name = "my-sensors"
+//! format = "csv"            # one CSV per modality, rows aligned
+//! classes = 10              # optional: otherwise largest label + 1
+//!
+//! [[modality]]
+//! name = "pix"
+//! file = "mfeat-pix.csv"    # relative to the manifest's folder
+//! header = true             # skip the first line
+//! label = "last"            # "first", "last", "none" or a 1-based column number
+//! image_shape = [1, 15, 16] # optional: read rows as C×H×W images
+//!
+//! [[modality]]
+//! name = "mor"
+//! file = "mfeat-mor.csv"
+//! label = "last"
+//!
+//! [split]                   # stratified, seeded
+//! train = 0.6
+//! val = 0.2
+//! test = 0.2
+//! seed = 0
+//! ```
+//!
+//! Image datasets in the CASIA-SURF list layout use `format = "casia-surf"`; see
+//! [`super::imagelist`].
+
+use super::csv::{CsvView, LabelColumn, load_multiview};
+use super::imagelist::ImageListConfig;
+use super::split::SplitRule;
+use super::InMemoryDataset;
+use crate::error::{CoreError, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// A parsed dataset manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Dataset name.
+    pub name: String,
+    /// Storage layout.
+    #[serde(default)]
+    pub format: ManifestFormat,
+    /// Number of classes (optional for CSV: largest label + 1).
+    #[serde(default)]
+    pub classes: Option<usize>,
+    /// Optional class names.
+    #[serde(default)]
+    pub class_names: Option<Vec<String>>,
+    /// The modalities, in index order (CSV format).
+    #[serde(default, rename = "modality")]
+    pub modalities: Vec<CsvModality>,
+    /// The split rule (CSV format; image lists bring their own splits).
+    #[serde(default)]
+    pub split: SplitRule,
+    /// The image-list settings (`casia-surf` format).
+    #[serde(default)]
+    pub images: Option<ImageListConfig>,
+}
+
+/// Storage layouts a manifest can describe.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ManifestFormat {
+    /// One CSV per modality, rows aligned.
+    #[default]
+    Csv,
+    /// CASIA-SURF list files: `rgb depth ir label` per line.
+    CasiaSurf,
+}
+
+/// One modality of a CSV manifest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvModality {
+    /// Modality name.
+    pub name: String,
+    /// CSV file, relative to the manifest's folder.
+    pub file: PathBuf,
+    /// Whether the first line is a header.
+    #[serde(default)]
+    pub header: bool,
+    /// Where the label column is (`"first"`, `"last"`, `"none"` or a 1-based number).
+    #[serde(default)]
+    pub label: LabelColumn,
+    /// Read rows as `C×H×W` images.
+    #[serde(default)]
+    pub image_shape: Option<[usize; 3]>,
+}
+
+/// Reads and parses a manifest file.
+pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
+    parse_manifest(&text, &path.display().to_string())
+}
+
+/// Parses manifest text; `file` names it in errors.
+pub fn parse_manifest(text: &str, file: &str) -> Result<Manifest> {
+    let manifest: Manifest = toml::from_str(text).map_err(|e| {
+        let (line, column) = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .unwrap_or((0, 0));
+        CoreError::Parse {
+            file: file.to_string(),
+            line,
+            column: Some(column),
+            message: e.message().to_string(),
+        }
+    })?;
+    if manifest.format == ManifestFormat::Csv && manifest.modalities.is_empty() {
+        return Err(CoreError::config(
+            "modality",
+            format!("{file}: a CSV manifest needs at least one [[modality]] table"),
+        ));
+    }
+    if manifest.format == ManifestFormat::CasiaSurf && manifest.images.is_none() {
+        return Err(CoreError::config(
+            "images",
+            format!("{file}: a casia-surf manifest needs an [images] table"),
+        ));
+    }
+    Ok(manifest)
+}
+
+/// 1-based line and column of byte `offset` in `text`.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Loads the CSV files a manifest names, relative to `base_dir`.
+pub fn load_csv_manifest(manifest: &Manifest, base_dir: &Path) -> Result<InMemoryDataset> {
+    let mut texts = Vec::with_capacity(manifest.modalities.len());
+    for m in &manifest.modalities {
+        let path = base_dir.join(&m.file);
+        let text = std::fs::read_to_string(&path).map_err(|e| CoreError::io(&path, e))?;
+        texts.push((path, text));
+    }
+    let views: Vec<CsvView<'_>> = manifest
+        .modalities
+        .iter()
+        .zip(&texts)
+        .map(|(m, (path, text))| CsvView {
+            name: m.name.clone(),
+            file: path.display().to_string(),
+            text,
+            header: m.header,
+            label: m.label.clone(),
+            image_shape: m.image_shape,
+        })
+        .collect();
+    let mut ds = load_multiview(&manifest.name, &views, manifest.classes)?;
+    if let Some(names) = &manifest.class_names {
+        if names.len() != ds.classes {
+            return Err(CoreError::config(
+                "class_names",
+                format!("{} names for {} classes", names.len(), ds.classes),
+            ));
+        }
+        ds.class_names = Some(names.clone());
+    }
+    Ok(ds)
+}

@@ -1,0 +1,92 @@
+//! Choosing the compute device at run time: wgpu on a real GPU adapter, Burn's `flex` CPU
+//! backend otherwise (no adapter, or only a software one such as llvmpipe/lavapipe, which is
+//! far slower than `flex` for training).
+
+use crate::error::{CoreError, Result};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// What the user asked for (`--device`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DeviceChoice {
+    /// wgpu on a hardware GPU adapter, else the CPU backend.
+    #[default]
+    Auto,
+    /// Burn's `flex` CPU backend.
+    Cpu,
+    /// wgpu on the best adapter, even a software one.
+    Wgpu,
+}
+
+/// The backend that was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendKind {
+    /// Burn's `flex` CPU backend.
+    Cpu,
+    /// Burn's wgpu backend.
+    Wgpu,
+}
+
+/// A device and a one-line description of it.
+#[derive(Clone, Debug)]
+pub struct SelectedDevice {
+    /// The device tensors and models live on.
+    pub device: Device,
+    /// Backend kind.
+    pub backend: BackendKind,
+    /// E.g. `wgpu: NVIDIA GeForce RTX 4070 (Vulkan, discrete GPU)` or `cpu (flex)`.
+    pub description: String,
+}
+
+/// Burn's CPU backend.
+pub fn cpu_device() -> SelectedDevice {
+    SelectedDevice {
+        device: Device::flex(),
+        backend: BackendKind::Cpu,
+        description: "cpu (Burn flex backend)".into(),
+    }
+}
+
+/// Picks the device for `choice` (native targets; the browser initialises wgpu asynchronously).
+#[cfg(not(target_family = "wasm"))]
+pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
+    use burn::tensor::wgpu::wgpu::DeviceType;
+    if choice == DeviceChoice::Cpu {
+        return Ok(cpu_device());
+    }
+    match Device::wgpu_options().init_with_setup() {
+        Ok((device, setup)) => {
+            let info = setup.adapter.get_info();
+            let software = info.device_type == DeviceType::Cpu;
+            let description = format!(
+                "wgpu: {} ({:?}, {:?})",
+                info.name, info.backend, info.device_type
+            );
+            if software && choice == DeviceChoice::Auto {
+                let mut cpu = cpu_device();
+                cpu.description = format!(
+                    "cpu (Burn flex backend) — the only GPU adapter is the software adapter `{}`, which is slower; pass --device wgpu to use it anyway",
+                    info.name
+                );
+                Ok(cpu)
+            } else {
+                Ok(SelectedDevice {
+                    device,
+                    backend: BackendKind::Wgpu,
+                    description,
+                })
+            }
+        }
+        Err(e) => {
+            if choice == DeviceChoice::Wgpu {
+                Err(CoreError::Backend(format!("no wgpu adapter: {e}")))
+            } else {
+                let mut cpu = cpu_device();
+                cpu.description = format!("cpu (Burn flex backend) — no GPU adapter found ({e})");
+                Ok(cpu)
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! Evaluation: run a model with one fixed combination for every sample, once per combination,
+//! and compute accuracy (and APCER / BPCER / ACER on two-class tasks). All device reads are
+//! asynchronous so the browser can use the same code.
+
+use crate::data::{MultimodalSource, make_batch};
+use crate::error::{CoreError, Result};
+use crate::metrics::{accuracy, pad_rates};
+use crate::modality::ModalitySet;
+use crate::model::{MultimodalNet, mask_tensor};
+use crate::report::{CombinationResult, EvalReport};
+use burn::prelude::*;
+use burn::tensor::activation::softmax;
+
+/// Reads a float tensor back to the host (asynchronously).
+pub async fn read_f32<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| CoreError::Backend(format!("reading a tensor failed: {e:?}")))?;
+    data.try_into_vec_as::<f32>()
+        .map_err(|e| CoreError::Backend(format!("reading a tensor failed: {e:?}")))
+}
+
+/// Reads an int tensor back to the host (asynchronously).
+pub async fn read_i64<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {
+    let data = t
+        .into_data_async()
+        .await
+        .map_err(|e| CoreError::Backend(format!("reading a tensor failed: {e:?}")))?;
+    data.try_into_vec_as::<i64>()
+        .map_err(|e| CoreError::Backend(format!("reading a tensor failed: {e:?}")))
+}
+
+/// Predicted labels of `model` (in eval mode) on samples `indices`, all seen through `combination`.
+pub async fn predict_labels(
+    model: &MultimodalNet,
+    source: &dyn MultimodalSource,
+    indices: &[usize],
+    combination: ModalitySet,
+    batch_size: usize,
+    device: &Device,
+) -> Result<Vec<usize>> {
+    let mut preds = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let host = make_batch(source, chunk, None)?;
+        let inputs = model.inputs_from_batch(&host, device)?;
+        let mask = mask_tensor(&vec![combination; chunk.len()], model.num_modalities(), device);
+        let out = model.forward(&inputs, mask);
+        let p = read_i64(out.logits.argmax(1).reshape([chunk.len()])).await?;
+        preds.extend(p.into_iter().map(|v| v as usize));
+    }
+    Ok(preds)
+}
+
+/// Class probabilities of `model` for the samples `indices` seen through `combination`,
+/// one row per sample.
+pub async fn predict_proba(
+    model: &MultimodalNet,
+    source: &dyn MultimodalSource,
+    indices: &[usize],
+    combination: ModalitySet,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>> {
+    let host = make_batch(source, indices, None)?;
+    let inputs = model.inputs_from_batch(&host, device)?;
+    let mask = mask_tensor(&vec![combination; indices.len()], model.num_modalities(), device);
+    let out = model.forward(&inputs, mask);
+    let classes = model.info().classes;
+    let p = read_f32(softmax(out.logits, 1)).await?;
+    Ok(p.chunks(classes).map(<[f32]>::to_vec).collect())
+}
+
+/// Evaluates `model` on `indices` once per combination. `bona_fide_label` switches on the
+/// APCER/BPCER/ACER columns for two-class tasks. `method` names the report.
+#[allow(clippy::too_many_arguments)]
+pub async fn evaluate(
+    model: &MultimodalNet,
+    source: &dyn MultimodalSource,
+    indices: &[usize],
+    combinations: &[ModalitySet],
+    batch_size: usize,
+    device: &Device,
+    bona_fide_label: Option<usize>,
+    method: &str,
+) -> Result<EvalReport> {
+    if indices.is_empty() {
+        return Err(CoreError::data(source.name(), "cannot evaluate on an empty split"));
+    }
+    let labels: Vec<usize> = indices.iter().map(|&i| source.label(i)).collect();
+    let names: Vec<String> = source.modalities().iter().map(|m| m.name.clone()).collect();
+    let mut rows = Vec::with_capacity(combinations.len());
+    for &c in combinations {
+        let preds = predict_labels(model, source, indices, c, batch_size, device).await?;
+        let pad = match bona_fide_label {
+            Some(b) if source.num_classes() == 2 => Some(pad_rates(&preds, &labels, b)),
+            _ => None,
+        };
+        rows.push(CombinationResult {
+            combination: c,
+            label: c.long_label(&names),
+            samples: indices.len(),
+            accuracy: accuracy(&preds, &labels),
+            pad,
+        });
+    }
+    Ok(EvalReport {
+        method: method.to_string(),
+        modalities: names,
+        rows,
+    })
+}

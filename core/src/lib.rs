@@ -1,0 +1,37 @@
+//! # mmanet-core
+//!
+//! MMANet (Wei, Luo, Luo — CVPR 2023) for incomplete multimodal learning, on Burn 0.22:
+//! one deployment network that serves every non-empty combination of modalities.
+//!
+//! Module map (one job each):
+//! * [`modality`] — modality sets and the ordered list of combinations;
+//! * [`dropout`] — per-sample modality dropout (which combination each sample sees);
+//! * [`data`] — datasets (multi-view CSV, manifests, mfeat, image lists, synthetic), splits, batches;
+//! * [`model`] — encoders, masked fusion, trunks ([`model::MultimodalNet`]);
+//! * [`train`] — the step-wise training loop and its pluggable loss terms;
+//! * [`eval`], [`metrics`], [`report`] — per-combination evaluation, metrics, tables;
+//! * [`schedule`] — learning-rate schedules; [`config`] — TOML experiment configs;
+//! * [`checkpoint`], [`fsutil`] — atomic checkpoint and result files;
+//! * [`pipeline`] — the whole experiment on native targets (teacher, students, tables);
+//! * [`device`] — choosing wgpu or the CPU backend at run time.
+//!
+//! The library builds for `wasm32-unknown-unknown`; every device read in the training and
+//! evaluation paths is asynchronous.
+
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod device;
+pub mod dropout;
+pub mod error;
+pub mod eval;
+pub mod fsutil;
+pub mod metrics;
+pub mod modality;
+pub mod model;
+pub mod pipeline;
+pub mod report;
+pub mod schedule;
+pub mod train;
+
+pub use error::{CoreError, Result};

@@ -1,0 +1,435 @@
+//! The whole experiment on native targets: prepare the data, train (or reuse) the teacher, train
+//! each student method, evaluate every combination on the test split, and write the results.
+//!
+//! Outputs go to `<output_dir>/<name>/`:
+//! * `<stage>/checkpoint.bin` — progress + model + optimiser + best model, rewritten atomically
+//!   after every epoch (`--resume` continues from it);
+//! * `<stage>/model.bpk` + `<stage>/meta.json` — the selected model of a finished stage and what it
+//!   was trained from (a finished teacher whose settings match is reused, not retrained);
+//! * `results.md`, `results.csv`, `results.json` — the per-combination comparison table;
+//!   `reports.json` — every method's full per-combination metrics.
+
+use crate::checkpoint::StageCheckpoint;
+use crate::config::{DataSource, ExperimentConfig, Method, StageConfig};
+use crate::data::imagelist::{ImageListDataset, parse_surf_list};
+use crate::data::manifest::{ManifestFormat, load_csv_manifest, read_manifest};
+use crate::data::split::Split;
+use crate::data::{FeatureScaler, MultimodalSource, mfeat, synthetic};
+use crate::dropout::DropoutMode;
+use crate::error::{CoreError, Result};
+use crate::eval::evaluate;
+use crate::fsutil::write_atomic;
+use crate::modality::{ModalitySet, all_combinations};
+use crate::model::MultimodalNet;
+use crate::report::{ComparisonTable, EvalReport, TableMetric};
+use crate::train::{StageTrainer, TrainEvent, module_from_bytes, module_to_bytes};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A dataset with its split, ready for training.
+#[derive(Clone)]
+pub struct PreparedData {
+    /// The samples.
+    pub source: Arc<dyn MultimodalSource>,
+    /// Train / val / test indices.
+    pub split: Split,
+    /// Standardisation applied to each vector modality (fitted on the training split).
+    pub scalers: Vec<Option<FeatureScaler>>,
+}
+
+/// Loads the data a config names and splits it.
+pub fn prepare_data(cfg: &ExperimentConfig) -> Result<PreparedData> {
+    let (mut ds, split) = match cfg.data.source {
+        DataSource::Mfeat => {
+            let ds = mfeat::load(cfg.data.pix_as_image)?;
+            let split = cfg.data.split.apply(&ds.labels, "mfeat")?;
+            (ds, split)
+        }
+        DataSource::Synthetic => {
+            let scfg = cfg.data.synthetic.clone().unwrap_or_default();
+            let ds = synthetic::generate(&scfg)?;
+            let split = cfg.data.split.apply(&ds.labels, &ds.name)?;
+            (ds, split)
+        }
+        DataSource::Manifest => {
+            let path = cfg
+                .data
+                .manifest
+                .as_ref()
+                .ok_or_else(|| CoreError::config("data.manifest", "missing"))?;
+            return prepare_manifest(path, cfg.data.standardize);
+        }
+    };
+    let scalers = if cfg.data.standardize {
+        ds.standardize_vectors(&split.train)
+    } else {
+        vec![None; ds.modalities.len()]
+    };
+    Ok(PreparedData {
+        source: Arc::new(ds),
+        split,
+        scalers,
+    })
+}
+
+/// Loads a dataset manifest (CSV views or CASIA-SURF lists) and splits it.
+pub fn prepare_manifest(path: &Path, standardize: bool) -> Result<PreparedData> {
+    let manifest = read_manifest(path)?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    match manifest.format {
+        ManifestFormat::Csv => {
+            let mut ds = load_csv_manifest(&manifest, base)?;
+            let split = manifest.split.apply(&ds.labels, &path.display().to_string())?;
+            let scalers = if standardize {
+                ds.standardize_vectors(&split.train)
+            } else {
+                vec![None; ds.modalities.len()]
+            };
+            Ok(PreparedData {
+                source: Arc::new(ds),
+                split,
+                scalers,
+            })
+        }
+        ManifestFormat::CasiaSurf => {
+            let images = manifest
+                .images
+                .as_ref()
+                .ok_or_else(|| CoreError::config("images", "missing [images] table"))?;
+            let root = base.join(&images.root);
+            let mut samples = Vec::new();
+            let mut ranges = Vec::new();
+            for list in [&images.train_list, &images.val_list, &images.test_list] {
+                let list_path = root.join(list);
+                let text = std::fs::read_to_string(&list_path)
+                    .map_err(|e| CoreError::io(&list_path, e))?;
+                let part = parse_surf_list(&text, &list_path.display().to_string(), &root)?;
+                let start = samples.len();
+                samples.extend(part);
+                ranges.push((start..samples.len()).collect::<Vec<_>>());
+            }
+            let class_names = manifest
+                .class_names
+                .clone()
+                .unwrap_or_else(|| vec!["attack".into(), "bona fide".into()]);
+            let ds = ImageListDataset::new(&manifest.name, samples, images, class_names)?;
+            let mut ranges = ranges.into_iter();
+            let split = Split {
+                train: ranges.next().unwrap_or_default(),
+                val: ranges.next().unwrap_or_default(),
+                test: ranges.next().unwrap_or_default(),
+            };
+            Ok(PreparedData {
+                source: Arc::new(ds),
+                split,
+                scalers: vec![None; 3],
+            })
+        }
+    }
+}
+
+/// Receives progress from a running experiment (the CLI draws progress bars from it).
+pub trait ProgressSink {
+    /// A stage starts (`teacher`, `sf-md`, `sf/101`, …).
+    fn stage_started(&mut self, stage: &str, epochs: usize, batches_per_epoch: usize, resumed_epochs: usize);
+    /// A training event of the current stage.
+    fn event(&mut self, stage: &str, event: &TrainEvent);
+    /// A line of information.
+    fn message(&mut self, text: &str);
+}
+
+/// A sink that ignores everything.
+pub struct SilentProgress;
+
+impl ProgressSink for SilentProgress {
+    fn stage_started(&mut self, _: &str, _: usize, _: usize, _: usize) {}
+    fn event(&mut self, _: &str, _: &TrainEvent) {}
+    fn message(&mut self, _: &str) {}
+}
+
+/// What a finished stage was trained from; a stage whose fingerprint matches is reused.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StageMeta {
+    /// JSON of everything that determines the model (data, model, stage settings).
+    pub fingerprint: String,
+    /// Selected epoch.
+    pub best_epoch: usize,
+    /// Its validation score.
+    pub best_score: f64,
+    /// Per-epoch history.
+    pub history: Vec<crate::train::EpochSummary>,
+}
+
+/// One stage to train: its folder, settings and fingerprint.
+pub struct StageSpec<'a> {
+    /// Display name and folder name relative to the run folder (`teacher`, `sf-md`, `sf/110`).
+    pub name: String,
+    /// Settings.
+    pub stage: &'a StageConfig,
+    /// Identity of the stage's inputs.
+    pub fingerprint: String,
+}
+
+/// Whether stages may be trained or must already be finished.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RunMode {
+    /// Train what is missing (reuse what is finished and matches).
+    Train,
+    /// Only load finished stages; a missing one is an error.
+    EvalOnly,
+}
+
+/// Runs a blocking loop over the async trainer (native only).
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    burn::tensor::read_sync(f)
+}
+
+/// Trains one stage (or reuses/resumes it) and returns its selected model.
+pub fn run_stage(
+    spec: &StageSpec<'_>,
+    run_dir: &Path,
+    cfg: &ExperimentConfig,
+    data: &PreparedData,
+    device: &Device,
+    resume: bool,
+    mode: RunMode,
+    sink: &mut dyn ProgressSink,
+) -> Result<MultimodalNet> {
+    let dir = run_dir.join(&spec.name);
+    let model_path = dir.join("model.bpk");
+    let meta_path = dir.join("meta.json");
+    let ckpt_path = dir.join("checkpoint.bin");
+    device.seed(spec.stage.seed);
+    let fresh = MultimodalNet::new(
+        data.source.modalities(),
+        data.source.num_classes(),
+        &cfg.model,
+        false,
+        device,
+    )?;
+    // Reuse a finished stage with the same fingerprint.
+    if let (Ok(meta_text), Ok(bytes)) = (
+        std::fs::read_to_string(&meta_path),
+        std::fs::read(&model_path),
+    ) && let Ok(meta) = serde_json::from_str::<StageMeta>(&meta_text)
+    {
+        if meta.fingerprint == spec.fingerprint {
+            sink.message(&format!(
+                "{}: reusing the finished model in {} (best epoch {}, val {:.2}%)",
+                spec.name,
+                dir.display(),
+                meta.best_epoch,
+                meta.best_score * 100.0
+            ));
+            return module_from_bytes(fresh, bytes);
+        }
+        sink.message(&format!(
+            "{}: the settings changed since {} was trained; training again",
+            spec.name,
+            model_path.display()
+        ));
+    }
+    if mode == RunMode::EvalOnly {
+        return Err(CoreError::Checkpoint {
+            path: model_path,
+            message: format!(
+                "no finished `{}` model trained with these settings; run `mmanet train` with this config first",
+                spec.name
+            ),
+        });
+    }
+    let mut trainer = StageTrainer::new(
+        spec.stage.clone(),
+        fresh,
+        data.source.clone(),
+        data.split.train.clone(),
+        data.split.val.clone(),
+        device,
+    )?;
+    trainer.set_eval_batch(cfg.eval.batch_size);
+    let fingerprint_path = dir.join("fingerprint.json");
+    if ckpt_path.exists() {
+        let same = std::fs::read_to_string(&fingerprint_path).ok().as_deref()
+            == Some(spec.fingerprint.as_str());
+        if resume && same {
+            let ck = StageCheckpoint::load(&ckpt_path)?;
+            sink.message(&format!(
+                "{}: resuming after epoch {} from {}",
+                spec.name,
+                ck.progress.epochs_done,
+                ckpt_path.display()
+            ));
+            trainer.restore(ck.model, ck.optimizer, ck.progress, ck.best_model)?;
+        } else if resume {
+            return Err(CoreError::Checkpoint {
+                path: ckpt_path,
+                message: "was written with different settings; delete the folder or rerun with the original config".into(),
+            });
+        } else {
+            sink.message(&format!(
+                "{}: an interrupted run is in {}; starting over (pass --resume to continue it)",
+                spec.name,
+                dir.display()
+            ));
+        }
+    }
+    write_atomic(&fingerprint_path, spec.fingerprint.as_bytes())?;
+    sink.stage_started(
+        &spec.name,
+        spec.stage.epochs,
+        trainer.batches_per_epoch(),
+        trainer.progress().epochs_done,
+    );
+    loop {
+        let event = block_on(trainer.step())?;
+        sink.event(&spec.name, &event);
+        match event {
+            TrainEvent::Epoch(_) => {
+                let (model, optimizer, progress) = trainer.checkpoint()?;
+                StageCheckpoint {
+                    progress,
+                    model,
+                    optimizer,
+                    best_model: trainer.best_model_bytes().map(<[u8]>::to_vec),
+                }
+                .save(&ckpt_path)?;
+            }
+            TrainEvent::Finished { .. } => break,
+            TrainEvent::Step(_) => {}
+        }
+    }
+    let best = trainer.best_model()?;
+    write_atomic(&model_path, &module_to_bytes(&best)?)?;
+    let progress = trainer.progress();
+    let meta = StageMeta {
+        fingerprint: spec.fingerprint.clone(),
+        best_epoch: progress.best_epoch.unwrap_or(0),
+        best_score: progress.best_score,
+        history: progress.history.clone(),
+    };
+    let meta_json = serde_json::to_vec_pretty(&meta)
+        .map_err(|e| CoreError::Training(format!("cannot encode stage meta: {e}")))?;
+    write_atomic(&meta_path, &meta_json)?;
+    Ok(best)
+}
+
+/// Results of a whole experiment.
+pub struct ExperimentOutcome {
+    /// The comparison table (accuracy; plus ACER for two-class data).
+    pub tables: Vec<ComparisonTable>,
+    /// Every method's per-combination report, teacher first.
+    pub reports: Vec<EvalReport>,
+    /// Where the files went.
+    pub run_dir: PathBuf,
+}
+
+fn fingerprint(cfg: &ExperimentConfig, stage: &StageConfig, extra: &str) -> String {
+    serde_json::json!({
+        "data": cfg.data,
+        "model": cfg.model,
+        "stage": stage,
+        "extra": extra,
+    })
+    .to_string()
+}
+
+/// Runs the experiment a config describes: teacher, then each method; evaluates all on the test
+/// split; writes the tables. `device` should be a plain (non-autodiff) device.
+pub fn run_experiment(
+    cfg: &ExperimentConfig,
+    data: &PreparedData,
+    device: &Device,
+    resume: bool,
+    mode: RunMode,
+    sink: &mut dyn ProgressSink,
+) -> Result<ExperimentOutcome> {
+    let run_dir = cfg.output_dir.join(&cfg.name);
+    let n = data.source.modalities().len();
+    let combos = all_combinations(n);
+    let bona_fide = (data.source.num_classes() == 2).then_some(cfg.eval.bona_fide_label);
+    let test = &data.split.test;
+    let eval_on = |model: &MultimodalNet, combos: &[ModalitySet], name: &str| {
+        block_on(evaluate(
+            &model.valid(),
+            data.source.as_ref(),
+            test,
+            combos,
+            cfg.eval.batch_size,
+            device,
+            bona_fide,
+            name,
+        ))
+    };
+    let mut reports = Vec::new();
+
+    let teacher_spec = StageSpec {
+        name: "teacher".into(),
+        stage: &cfg.teacher,
+        fingerprint: fingerprint(cfg, &cfg.teacher, "teacher"),
+    };
+    let teacher = run_stage(&teacher_spec, &run_dir, cfg, data, device, resume, mode, sink)?;
+    reports.push(eval_on(&teacher, &combos, "Teacher")?);
+
+    for method in &cfg.methods {
+        match method {
+            Method::SfMd => {
+                let spec = StageSpec {
+                    name: "sf-md".into(),
+                    stage: &cfg.student,
+                    fingerprint: fingerprint(cfg, &cfg.student, "sf-md"),
+                };
+                let model = run_stage(&spec, &run_dir, cfg, data, device, resume, mode, sink)?;
+                reports.push(eval_on(&model, &combos, method.label())?);
+            }
+            Method::Sf => {
+                let mut rows = Vec::with_capacity(combos.len());
+                for &c in &combos {
+                    let mut stage = cfg.student.clone();
+                    stage.dropout = DropoutMode::Fixed {
+                        combination: c.mask(n).iter().map(|&b| u8::from(b)).collect(),
+                    };
+                    let bits = c.bit_string(n);
+                    let spec = StageSpec {
+                        name: format!("sf/{bits}"),
+                        fingerprint: fingerprint(cfg, &stage, &format!("sf/{bits}")),
+                        stage: &stage,
+                    };
+                    let model = run_stage(&spec, &run_dir, cfg, data, device, resume, mode, sink)?;
+                    let report = eval_on(&model, &[c], method.label())?;
+                    rows.extend(report.rows);
+                }
+                reports.push(EvalReport {
+                    method: method.label().into(),
+                    modalities: data.source.modalities().iter().map(|m| m.name.clone()).collect(),
+                    rows,
+                });
+            }
+        }
+    }
+
+    let per_method: Vec<(String, Vec<EvalReport>)> = reports
+        .iter()
+        .map(|r| (r.method.clone(), vec![r.clone()]))
+        .collect();
+    let mut tables = vec![ComparisonTable::build(TableMetric::Accuracy, &per_method)?];
+    if bona_fide.is_some() {
+        tables.push(ComparisonTable::build(TableMetric::Acer, &per_method)?);
+    }
+    for t in &tables {
+        let stem = match t.metric {
+            TableMetric::Accuracy => "results",
+            TableMetric::Acer => "results-acer",
+        };
+        t.write_all(&run_dir, stem)?;
+    }
+    let json = serde_json::to_vec_pretty(&reports)
+        .map_err(|e| CoreError::Training(format!("cannot encode reports: {e}")))?;
+    write_atomic(&run_dir.join("reports.json"), &json)?;
+    Ok(ExperimentOutcome {
+        tables,
+        reports,
+        run_dir,
+    })
+}

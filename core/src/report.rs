@@ -1,0 +1,256 @@
+//! Evaluation results per modality combination, and paper-style comparison tables written as
+//! Markdown, CSV and JSON.
+
+use crate::error::{CoreError, Result};
+use crate::metrics::PadRates;
+use crate::modality::ModalitySet;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write as _;
+use std::path::Path;
+
+/// Metrics of one model on one fixed combination.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CombinationResult {
+    /// The combination.
+    pub combination: ModalitySet,
+    /// Its label (`pix+fou`).
+    pub label: String,
+    /// Number of evaluated samples.
+    pub samples: usize,
+    /// Accuracy in 0..1.
+    pub accuracy: f64,
+    /// APCER / BPCER / ACER (two-class tasks only).
+    pub pad: Option<PadRates>,
+}
+
+/// One model evaluated on every combination.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EvalReport {
+    /// Method name (`SF-MD`, `Teacher`, …).
+    pub method: String,
+    /// Modality names in index order.
+    pub modalities: Vec<String>,
+    /// One row per combination, in the paper's order.
+    pub rows: Vec<CombinationResult>,
+}
+
+impl EvalReport {
+    /// Mean accuracy over the rows.
+    pub fn mean_accuracy(&self) -> f64 {
+        mean(self.rows.iter().map(|r| r.accuracy))
+    }
+
+    /// Mean ACER over the rows (two-class tasks).
+    pub fn mean_acer(&self) -> Option<f64> {
+        if self.rows.iter().all(|r| r.pad.is_some()) && !self.rows.is_empty() {
+            Some(mean(self.rows.iter().filter_map(|r| r.pad.map(|p| p.acer))))
+        } else {
+            None
+        }
+    }
+}
+
+fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (s, n) = values.fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    if n == 0 { 0.0 } else { s / n as f64 }
+}
+
+/// Which number a comparison table shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TableMetric {
+    /// Accuracy in percent (higher is better).
+    Accuracy,
+    /// ACER in percent (lower is better).
+    Acer,
+}
+
+impl TableMetric {
+    fn of(self, r: &CombinationResult) -> Option<f64> {
+        match self {
+            TableMetric::Accuracy => Some(r.accuracy * 100.0),
+            TableMetric::Acer => r.pad.map(|p| p.acer * 100.0),
+        }
+    }
+
+    /// Column header.
+    pub fn name(self) -> &'static str {
+        match self {
+            TableMetric::Accuracy => "accuracy (%)",
+            TableMetric::Acer => "ACER (%)",
+        }
+    }
+}
+
+/// Rows = combinations + average, columns = methods; each cell the mean (and std over seeds).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ComparisonTable {
+    /// What the cells hold.
+    pub metric: TableMetric,
+    /// Row labels: every combination, then `Average`.
+    pub rows: Vec<String>,
+    /// Row combinations as bit strings (`Average` has none).
+    pub row_bits: Vec<Option<String>>,
+    /// Column labels (methods).
+    pub methods: Vec<String>,
+    /// `cells[row][method]` = (mean, std) over the runs given; std is 0 for one run.
+    pub cells: Vec<Vec<(f64, f64)>>,
+    /// Number of runs (seeds) behind each column.
+    pub runs: Vec<usize>,
+}
+
+impl ComparisonTable {
+    /// Builds the table from, per method, one report per seed. All reports must cover the same
+    /// combinations in the same order.
+    pub fn build(metric: TableMetric, methods: &[(String, Vec<EvalReport>)]) -> Result<Self> {
+        let first = methods
+            .iter()
+            .find_map(|(_, r)| r.first())
+            .ok_or_else(|| CoreError::data("comparison table", "no results to tabulate"))?;
+        let n_modalities = first.modalities.len();
+        let mut rows: Vec<String> = first.rows.iter().map(|r| r.label.clone()).collect();
+        let mut row_bits: Vec<Option<String>> = first
+            .rows
+            .iter()
+            .map(|r| Some(r.combination.bit_string(n_modalities)))
+            .collect();
+        rows.push("Average".into());
+        row_bits.push(None);
+        let n_rows = rows.len();
+        let mut cells = vec![Vec::with_capacity(methods.len()); n_rows];
+        let mut runs = Vec::with_capacity(methods.len());
+        for (name, reports) in methods {
+            runs.push(reports.len());
+            for (k, cell_row) in cells.iter_mut().enumerate() {
+                let values: Vec<f64> = reports
+                    .iter()
+                    .map(|rep| {
+                        if k + 1 == n_rows {
+                            let per: Vec<f64> =
+                                rep.rows.iter().filter_map(|r| metric.of(r)).collect();
+                            Ok(mean(per.into_iter()))
+                        } else {
+                            rep.rows.get(k).and_then(|r| metric.of(r)).ok_or_else(|| {
+                                CoreError::data(
+                                    "comparison table",
+                                    format!("method {name} has no {} value for row {k}", metric.name()),
+                                )
+                            })
+                        }
+                    })
+                    .collect::<Result<_>>()?;
+                cell_row.push(mean_std(&values));
+            }
+        }
+        Ok(ComparisonTable {
+            metric,
+            rows,
+            row_bits,
+            methods: methods.iter().map(|(n, _)| n.clone()).collect(),
+            cells,
+            runs,
+        })
+    }
+
+    fn fmt_cell(&self, (m, s): (f64, f64), runs: usize) -> String {
+        if runs > 1 {
+            format!("{m:.2} ± {s:.2}")
+        } else {
+            format!("{m:.2}")
+        }
+    }
+
+    /// Index of the best method in row `r` (highest accuracy / lowest ACER).
+    pub fn best_in_row(&self, r: usize) -> Option<usize> {
+        let row = self.cells.get(r)?;
+        (0..row.len()).reduce(|a, b| {
+            let better = match self.metric {
+                TableMetric::Accuracy => row[b].0 > row[a].0,
+                TableMetric::Acer => row[b].0 < row[a].0,
+            };
+            if better { b } else { a }
+        })
+    }
+
+    /// The table as aligned Markdown (the best cell of each row in bold).
+    pub fn to_markdown(&self) -> String {
+        let mut header = vec![format!("Combination — {}", self.metric.name())];
+        header.extend(self.methods.iter().cloned());
+        let mut lines: Vec<Vec<String>> = vec![header];
+        for (r, label) in self.rows.iter().enumerate() {
+            let best = self.best_in_row(r);
+            let mut line = vec![label.clone()];
+            for (c, cell) in self.cells[r].iter().enumerate() {
+                let text = self.fmt_cell(*cell, self.runs[c]);
+                line.push(if Some(c) == best && self.methods.len() > 1 {
+                    format!("**{text}**")
+                } else {
+                    text
+                });
+            }
+            lines.push(line);
+        }
+        let widths: Vec<usize> = (0..lines[0].len())
+            .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        for (i, l) in lines.iter().enumerate() {
+            out.push('|');
+            for (c, cell) in l.iter().enumerate() {
+                let pad = widths[c] - cell.chars().count();
+                let _ = write!(out, " {cell}{} |", " ".repeat(pad));
+            }
+            out.push('\n');
+            if i == 0 {
+                out.push('|');
+                for (c, w) in widths.iter().enumerate() {
+                    let dashes = "-".repeat(*w);
+                    if c == 0 {
+                        let _ = write!(out, " {dashes} |");
+                    } else {
+                        let _ = write!(out, " {}: |", &dashes[1..]);
+                    }
+                }
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// The table as CSV: `combination,bits,<method>_mean,<method>_std,…`.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("combination,bits");
+        for m in &self.methods {
+            let _ = write!(out, ",{m}_mean,{m}_std");
+        }
+        out.push('\n');
+        for (r, label) in self.rows.iter().enumerate() {
+            let _ = write!(out, "{label},{}", self.row_bits[r].clone().unwrap_or_default());
+            for (m, s) in &self.cells[r] {
+                let _ = write!(out, ",{m:.6},{s:.6}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+
+    /// Writes `<stem>.md`, `<stem>.csv` and `<stem>.json` into `dir`, each atomically.
+    pub fn write_all(&self, dir: &Path, stem: &str) -> Result<()> {
+        crate::fsutil::write_atomic(&dir.join(format!("{stem}.md")), self.to_markdown().as_bytes())?;
+        crate::fsutil::write_atomic(&dir.join(format!("{stem}.csv")), self.to_csv().as_bytes())?;
+        let json = serde_json::to_vec_pretty(self)
+            .map_err(|e| CoreError::data("comparison table", e.to_string()))?;
+        crate::fsutil::write_atomic(&dir.join(format!("{stem}.json")), &json)
+    }
+}
+
+/// Mean and (population) standard deviation.
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    if values.is_empty() {
+        return (0.0, 0.0);
+    }
+    let n = values.len() as f64;
+    let m = values.iter().sum::<f64>() / n;
+    let v = values.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n;
+    (m, v.sqrt())
+}

@@ -1,0 +1,518 @@
+//! The training loop of one stage (teacher, SF model or deployment student), written as a
+//! step-wise state machine so the same code serves the CLI (a blocking loop), the desktop app
+//! (a worker thread) and the browser (a few steps per frame): [`StageTrainer::step`] runs one
+//! training batch, or the end-of-epoch validation, and reports a [`TrainEvent`].
+//!
+//! Every read of a device value is asynchronous (`into_data_async`), so the loop never blocks
+//! the browser's thread. Extra loss terms (MMANet's MAD and MAR) plug in through [`LossTerm`].
+
+use crate::config::{OptimizerKind, StageConfig};
+use crate::data::{MultimodalSource, make_batch};
+use crate::dropout::{DropoutMode, ModalityDropout};
+use crate::error::{CoreError, Result};
+use crate::eval::{evaluate, read_f32};
+use crate::modality::{ModalitySet, all_combinations};
+use crate::model::{ModalityInput, MultimodalNet, NetOutput, label_tensor, mask_tensor};
+use crate::schedule::LrSchedule;
+use burn::optim::decay::WeightDecayConfig;
+use burn::optim::momentum::MomentumConfig;
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::prelude::*;
+use burn::store::ModuleRecord;
+use burn::tensor::Bytes;
+use burn::tensor::activation::log_softmax;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+
+/// Per-sample cross-entropy `−log softmax(z)[y]`, shape `[B]`.
+pub fn cross_entropy_per_sample(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
+    let [b, _] = logits.dims();
+    let logp = log_softmax(logits, 1);
+    logp.gather(1, labels.reshape([b, 1])).reshape([b]).neg()
+}
+
+/// Everything a loss term may look at during one training step.
+pub struct LossContext<'a> {
+    /// The student's forward output.
+    pub output: &'a NetOutput,
+    /// The batch inputs (for a teacher's forward pass).
+    pub inputs: &'a [ModalityInput],
+    /// Labels `[B]`.
+    pub labels: &'a Tensor<1, Int>,
+    /// Per-sample combinations drawn for this step.
+    pub masks: &'a [ModalitySet],
+    /// The current epoch (0-based).
+    pub epoch: usize,
+}
+
+/// An extra term of the training loss (MAD, MAR, …), added as `weight × value`.
+pub trait LossTerm: Send {
+    /// Short name shown in progress and plots (`mad`, `mar`).
+    fn name(&self) -> &str;
+    /// The weight of this term in the total loss.
+    fn weight(&self) -> f64;
+    /// The term's value for this step, or `None` when it is off (e.g. during warm-up).
+    fn compute(&mut self, ctx: &LossContext<'_>) -> Option<Tensor<1>>;
+}
+
+/// What one call of [`StageTrainer::step`] did.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum TrainEvent {
+    /// One training batch.
+    Step(StepReport),
+    /// An epoch ended (validation done).
+    Epoch(EpochSummary),
+    /// The stage is complete.
+    Finished {
+        /// Epoch of the selected (best) model.
+        best_epoch: usize,
+        /// Its validation score (mean accuracy over the stage's combinations).
+        best_score: f64,
+    },
+}
+
+/// One training batch's numbers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StepReport {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Batch within the epoch (0-based).
+    pub batch: usize,
+    /// Batches per epoch.
+    pub batches: usize,
+    /// Learning rate of the step.
+    pub lr: f64,
+    /// Loss terms (unweighted), `ce` first.
+    pub losses: Vec<(String, f32)>,
+    /// Weighted total loss.
+    pub total: f32,
+    /// Accuracy of the deployment head on this batch.
+    pub accuracy: f32,
+}
+
+/// One epoch's summary.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct EpochSummary {
+    /// Epoch (0-based).
+    pub epoch: usize,
+    /// Learning rate (None: the epoch made no update, as epoch 0 of the official schedule).
+    pub lr: Option<f64>,
+    /// Mean of each loss term over the epoch's batches.
+    pub losses: Vec<(String, f32)>,
+    /// Mean training-batch accuracy.
+    pub train_accuracy: f32,
+    /// Validation accuracy per combination of the stage, in paper order.
+    pub val_accuracy: Vec<(ModalitySet, f64)>,
+    /// Mean validation accuracy over those combinations (the selection score).
+    pub val_score: f64,
+    /// Whether this epoch's model is the best so far (and eligible).
+    pub is_best: bool,
+}
+
+/// Serializable progress of a stage (saved with checkpoints, used by `--resume`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, Default)]
+pub struct TrainerProgress {
+    /// Number of completed epochs.
+    pub epochs_done: usize,
+    /// Best eligible epoch so far.
+    pub best_epoch: Option<usize>,
+    /// Its score.
+    pub best_score: f64,
+    /// Summaries of the completed epochs.
+    pub history: Vec<EpochSummary>,
+}
+
+/// Builds the optimiser of a stage: SGD (Nesterov, momentum, no dampening, L2 weight decay, as
+/// PyTorch's `SGD(nesterov=True)`) or Adam (ε = 1e-8 as PyTorch).
+pub fn make_optimizer(cfg: &StageConfig) -> ModuleOptimizer {
+    let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
+    match cfg.optimizer {
+        OptimizerKind::Sgd => {
+            let momentum = (cfg.momentum > 0.0).then(|| {
+                MomentumConfig::new()
+                    .with_momentum(cfg.momentum)
+                    .with_dampening(0.0)
+                    .with_nesterov(cfg.nesterov)
+            });
+            SgdConfig::new()
+                .with_momentum(momentum)
+                .with_weight_decay(decay)
+                .init()
+        }
+        OptimizerKind::Adam => AdamConfig::new()
+            .with_epsilon(1e-8)
+            .with_weight_decay(decay)
+            .init(),
+    }
+}
+
+/// The combinations a stage is validated on: every combination its dropout can draw.
+pub fn stage_combinations(dropout: &ModalityDropout, n_modalities: usize) -> Vec<ModalitySet> {
+    let possible: Vec<ModalitySet> = dropout
+        .probabilities()
+        .into_iter()
+        .filter(|(_, p)| *p > 0.0)
+        .map(|(s, _)| s)
+        .collect();
+    all_combinations(n_modalities)
+        .into_iter()
+        .filter(|c| possible.contains(c))
+        .collect()
+}
+
+/// Serialises a module to bytes (burnpack).
+pub fn module_to_bytes(model: &MultimodalNet) -> Result<Vec<u8>> {
+    model
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map(|b| b.to_vec())
+        .map_err(|e| CoreError::Backend(format!("cannot serialise the model: {e:?}")))
+}
+
+/// Loads bytes from [`module_to_bytes`] into `fresh` (same architecture).
+pub fn module_from_bytes(fresh: MultimodalNet, bytes: Vec<u8>) -> Result<MultimodalNet> {
+    let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| CoreError::Backend(format!("cannot read the model record: {e:?}")))?;
+    fresh
+        .try_load_record(record)
+        .map_err(|e| CoreError::Backend(format!("the model record does not fit: {e:?}")))
+}
+
+/// Trains one stage, a step at a time.
+pub struct StageTrainer {
+    cfg: StageConfig,
+    schedule: LrSchedule,
+    dropout: ModalityDropout,
+    device: Device,
+    model: MultimodalNet,
+    optim: ModuleOptimizer,
+    source: Arc<dyn MultimodalSource>,
+    train_idx: Vec<usize>,
+    val_idx: Vec<usize>,
+    extra: Vec<Box<dyn LossTerm>>,
+    val_combinations: Vec<ModalitySet>,
+    eval_batch: usize,
+    progress: TrainerProgress,
+    best_model: Option<Vec<u8>>,
+    // state of the current epoch
+    order: Vec<usize>,
+    batch_in_epoch: usize,
+    rng: StdRng,
+    sums: Vec<(String, f64)>,
+    acc_sum: f64,
+    steps: usize,
+}
+
+impl StageTrainer {
+    /// A trainer for `model` (built on `device`, which is made autodiff here) over the given
+    /// training and validation indices of `source`.
+    pub fn new(
+        cfg: StageConfig,
+        model: MultimodalNet,
+        source: Arc<dyn MultimodalSource>,
+        train_idx: Vec<usize>,
+        val_idx: Vec<usize>,
+        device: &Device,
+    ) -> Result<Self> {
+        let n = model.num_modalities();
+        let dropout = ModalityDropout::from_mode(&cfg.dropout, n)?;
+        let batches = if cfg.drop_last {
+            train_idx.len() / cfg.batch_size
+        } else {
+            train_idx.len().div_ceil(cfg.batch_size)
+        };
+        if batches == 0 {
+            return Err(CoreError::data(
+                source.name(),
+                format!(
+                    "the training split has {} samples, fewer than one batch of {} (set a smaller batch_size or drop_last = false)",
+                    train_idx.len(),
+                    cfg.batch_size
+                ),
+            ));
+        }
+        if val_idx.is_empty() {
+            return Err(CoreError::data(source.name(), "the validation split is empty"));
+        }
+        let val_combinations = stage_combinations(&dropout, n);
+        let device = device.clone().autodiff();
+        let model = model.fork(&device);
+        Ok(StageTrainer {
+            schedule: cfg.schedule(),
+            optim: make_optimizer(&cfg),
+            rng: StdRng::seed_from_u64(0),
+            cfg,
+            dropout,
+            device,
+            model,
+            source,
+            train_idx,
+            val_idx,
+            extra: Vec::new(),
+            val_combinations,
+            eval_batch: 256,
+            progress: TrainerProgress::default(),
+            best_model: None,
+            order: Vec::new(),
+            batch_in_epoch: 0,
+            sums: Vec::new(),
+            acc_sum: 0.0,
+            steps: 0,
+        })
+    }
+
+    /// Adds a loss term (MAD, MAR, …).
+    pub fn add_loss_term(&mut self, term: Box<dyn LossTerm>) {
+        self.extra.push(term);
+    }
+
+    /// Sets the batch size of validation passes.
+    pub fn set_eval_batch(&mut self, batch: usize) {
+        self.eval_batch = batch.max(1);
+    }
+
+    /// The model being trained.
+    pub fn model(&self) -> &MultimodalNet {
+        &self.model
+    }
+
+    /// The stage settings.
+    pub fn config(&self) -> &StageConfig {
+        &self.cfg
+    }
+
+    /// Progress so far.
+    pub fn progress(&self) -> &TrainerProgress {
+        &self.progress
+    }
+
+    /// Batches per epoch.
+    pub fn batches_per_epoch(&self) -> usize {
+        if self.cfg.drop_last {
+            self.train_idx.len() / self.cfg.batch_size
+        } else {
+            self.train_idx.len().div_ceil(self.cfg.batch_size)
+        }
+    }
+
+    /// Whether every epoch is done.
+    pub fn is_finished(&self) -> bool {
+        self.progress.epochs_done >= self.cfg.epochs
+    }
+
+    /// The selected (best-validation) model, or the current one if none was selected yet.
+    pub fn best_model(&self) -> Result<MultimodalNet> {
+        match &self.best_model {
+            Some(bytes) => module_from_bytes(self.model.clone(), bytes.clone()),
+            None => Ok(self.model.clone()),
+        }
+    }
+
+    /// Serialised best model, if one was selected.
+    pub fn best_model_bytes(&self) -> Option<&[u8]> {
+        self.best_model.as_deref()
+    }
+
+    /// Snapshot for a checkpoint: (current model, optimiser state, progress). Call between
+    /// epochs (after an [`TrainEvent::Epoch`]).
+    pub fn checkpoint(&self) -> Result<(Vec<u8>, Vec<u8>, TrainerProgress)> {
+        let model = module_to_bytes(&self.model)?;
+        let optim = self
+            .optim
+            .into_bytes()
+            .map(|b| b.to_vec())
+            .map_err(|e| CoreError::Backend(format!("cannot serialise the optimiser: {e:?}")))?;
+        Ok((model, optim, self.progress.clone()))
+    }
+
+    /// Restores a checkpoint written by [`StageTrainer::checkpoint`] (and the best model).
+    pub fn restore(
+        &mut self,
+        model: Vec<u8>,
+        optim: Vec<u8>,
+        progress: TrainerProgress,
+        best_model: Option<Vec<u8>>,
+    ) -> Result<()> {
+        self.model = module_from_bytes(self.model.clone(), model)?;
+        self.optim = make_optimizer(&self.cfg)
+            .from_bytes(Bytes::from_bytes_vec(optim))
+            .map_err(|e| CoreError::Backend(format!("cannot read the optimiser state: {e:?}")))?;
+        self.progress = progress;
+        self.best_model = best_model;
+        self.order.clear();
+        self.batch_in_epoch = 0;
+        Ok(())
+    }
+
+    fn start_epoch(&mut self) {
+        let epoch = self.progress.epochs_done;
+        self.rng = StdRng::seed_from_u64(
+            self.cfg
+                .seed
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .wrapping_add(epoch as u64 + 1),
+        );
+        self.order = self.train_idx.clone();
+        self.order.shuffle(&mut self.rng);
+        self.batch_in_epoch = 0;
+        self.sums.clear();
+        self.acc_sum = 0.0;
+        self.steps = 0;
+    }
+
+    /// Runs one unit of work: a training batch, or the end-of-epoch validation.
+    pub async fn step(&mut self) -> Result<TrainEvent> {
+        if self.is_finished() {
+            return Ok(TrainEvent::Finished {
+                best_epoch: self.progress.best_epoch.unwrap_or(0),
+                best_score: self.progress.best_score,
+            });
+        }
+        let epoch = self.progress.epochs_done;
+        if self.order.is_empty() && self.batch_in_epoch == 0 {
+            self.start_epoch();
+        }
+        let batches = self.batches_per_epoch();
+        let lr = self.schedule.lr_at(epoch);
+        if self.batch_in_epoch < batches && lr.is_some() {
+            let report = self.train_batch(epoch, lr.unwrap_or(0.0)).await?;
+            return Ok(TrainEvent::Step(report));
+        }
+        let summary = self.end_epoch(epoch, lr).await?;
+        Ok(TrainEvent::Epoch(summary))
+    }
+
+    async fn train_batch(&mut self, epoch: usize, lr: f64) -> Result<StepReport> {
+        let bs = self.cfg.batch_size;
+        let start = self.batch_in_epoch * bs;
+        let end = (start + bs).min(self.order.len());
+        let idx: Vec<usize> = self.order[start..end].to_vec();
+        let batches = self.batches_per_epoch();
+        let host = make_batch(self.source.as_ref(), &idx, Some(&mut self.rng))?;
+        let inputs = self.model.inputs_from_batch(&host, &self.device)?;
+        let sets = self.dropout.sample_batch(&mut self.rng, idx.len());
+        let mask = mask_tensor(&sets, self.model.num_modalities(), &self.device);
+        let labels = label_tensor(&host.labels, &self.device);
+        let output = self.model.forward(&inputs, mask);
+        let ce = cross_entropy_per_sample(output.logits.clone(), labels.clone()).mean();
+        let mut names = vec!["ce".to_string()];
+        let mut terms = vec![ce.clone()];
+        let mut total = ce;
+        let ctx = LossContext {
+            output: &output,
+            inputs: &inputs,
+            labels: &labels,
+            masks: &sets,
+            epoch,
+        };
+        for term in &mut self.extra {
+            if let Some(v) = term.compute(&ctx) {
+                total = total + v.clone() * term.weight();
+                names.push(term.name().to_string());
+                terms.push(v);
+            }
+        }
+        let correct = output
+            .logits
+            .clone()
+            .argmax(1)
+            .reshape([idx.len()])
+            .equal(labels)
+            .float()
+            .mean();
+        // one readback for every number of the step
+        let mut readout = terms.clone();
+        readout.push(total.clone());
+        readout.push(correct);
+        let values = read_f32(Tensor::cat(readout, 0).detach()).await?;
+        let total_v = values[values.len() - 2];
+        if !total_v.is_finite() {
+            return Err(CoreError::Training(format!(
+                "the loss became {total_v} at epoch {epoch}, batch {} (terms: {:?}); lower the learning rate or check the data for extreme values — the last checkpoint is kept",
+                self.batch_in_epoch,
+                names.iter().zip(&values).collect::<Vec<_>>()
+            )));
+        }
+        let grads = GradientsParams::from_grads(total.backward(), &self.model);
+        self.model = self.optim.step(lr, self.model.clone(), grads);
+        let losses: Vec<(String, f32)> = names.into_iter().zip(values.iter().copied()).collect();
+        for (name, v) in &losses {
+            match self.sums.iter_mut().find(|(n, _)| n == name) {
+                Some((_, s)) => *s += *v as f64,
+                None => self.sums.push((name.clone(), *v as f64)),
+            }
+        }
+        let accuracy = values[values.len() - 1];
+        self.acc_sum += accuracy as f64;
+        self.steps += 1;
+        self.batch_in_epoch += 1;
+        Ok(StepReport {
+            epoch,
+            batch: self.batch_in_epoch - 1,
+            batches,
+            lr,
+            losses,
+            total: total_v,
+            accuracy,
+        })
+    }
+
+    async fn end_epoch(&mut self, epoch: usize, lr: Option<f64>) -> Result<EpochSummary> {
+        let eval_model = self.model.valid();
+        let report = evaluate(
+            &eval_model,
+            self.source.as_ref(),
+            &self.val_idx,
+            &self.val_combinations,
+            self.eval_batch,
+            &self.device.clone().without_autodiff(),
+            None,
+            "val",
+        )
+        .await?;
+        let val_accuracy: Vec<(ModalitySet, f64)> = report
+            .rows
+            .iter()
+            .map(|r| (r.combination, r.accuracy))
+            .collect();
+        let val_score = report.mean_accuracy();
+        let eligible = epoch >= self.cfg.select_after_epoch;
+        let is_best = eligible
+            && (self.progress.best_epoch.is_none() || val_score > self.progress.best_score);
+        if is_best {
+            self.progress.best_epoch = Some(epoch);
+            self.progress.best_score = val_score;
+            self.best_model = Some(module_to_bytes(&self.model)?);
+        }
+        let steps = self.steps.max(1) as f64;
+        let summary = EpochSummary {
+            epoch,
+            lr,
+            losses: self
+                .sums
+                .iter()
+                .map(|(n, s)| (n.clone(), (s / steps) as f32))
+                .collect(),
+            train_accuracy: (self.acc_sum / steps) as f32,
+            val_accuracy,
+            val_score,
+            is_best,
+        };
+        self.progress.history.push(summary.clone());
+        self.progress.epochs_done += 1;
+        self.order.clear();
+        self.batch_in_epoch = 0;
+        Ok(summary)
+    }
+}
+
+/// Dropout mode that always shows the full set of modalities (the teacher).
+pub fn full_modalities(n: usize) -> DropoutMode {
+    DropoutMode::Fixed {
+        combination: vec![1; n],
+    }
+}

@@ -1,0 +1,42 @@
+//! Helpers shared by the integration tests: golden-vector loading and tolerance checks.
+
+use serde_json::Value;
+use std::path::PathBuf;
+
+/// The golden-vector folder: `MMANET_GOLDEN_DIR` if set, else the copy in `tests/golden/`.
+pub fn golden_dir() -> PathBuf {
+    std::env::var_os("MMANET_GOLDEN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden"))
+}
+
+/// Parses one golden JSON file.
+pub fn golden(name: &str) -> Value {
+    let path = golden_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read golden file {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Flattens a nested JSON array of numbers.
+pub fn flat_f64(v: &Value) -> Vec<f64> {
+    match v {
+        Value::Array(items) => items.iter().flat_map(flat_f64).collect(),
+        Value::Number(n) => vec![n.as_f64().expect("number")],
+        other => panic!("expected numbers, got {other}"),
+    }
+}
+
+/// Asserts `|got − want| ≤ rel · max(|want|, 1e-30)` element-wise (plus a tiny absolute floor
+/// for values that are exactly zero).
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let tol = rel * w.abs().max(1e-12);
+        assert!(
+            (g - w).abs() <= tol,
+            "{what}[{i}]: got {g}, want {w} (relative error {:.3e} > {rel:e})",
+            (g - w).abs() / w.abs().max(1e-300)
+        );
+    }
+}

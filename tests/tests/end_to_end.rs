@@ -1,0 +1,122 @@
+//! End to end on the bundled mfeat data: a short SF-MD run is well above chance on every
+//! combination, checkpoints resume, a finished teacher is reused, `eval` needs trained models.
+
+use burn::prelude::*;
+use mmanet_core::config::ExperimentConfig;
+use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
+
+const DEMO: &str = include_str!("../../configs/mfeat-demo.toml");
+
+fn quick_config(out: &std::path::Path, epochs: usize) -> ExperimentConfig {
+    let mut cfg = ExperimentConfig::from_toml(DEMO, "mfeat-demo.toml").unwrap();
+    cfg.output_dir = out.to_path_buf();
+    for stage in [&mut cfg.teacher, &mut cfg.student] {
+        stage.epochs = epochs;
+        stage.select_after_epoch = 0;
+        stage.lr_milestones.clear();
+    }
+    cfg
+}
+
+#[test]
+fn short_sf_md_run_is_well_above_chance_on_every_combination() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick_config(dir.path(), 6);
+    let data = prepare_data(&cfg).unwrap();
+    let device = Device::flex();
+    let out = run_experiment(&cfg, &data, &device, false, RunMode::Train, &mut SilentProgress).unwrap();
+    let sfmd = out.reports.iter().find(|r| r.method == "SF-MD").unwrap();
+    assert_eq!(sfmd.rows.len(), 7);
+    for row in &sfmd.rows {
+        // chance is 10 % on ten balanced classes
+        assert!(row.accuracy > 0.4, "{}: accuracy {:.3}", row.label, row.accuracy);
+        assert_eq!(row.samples, 400);
+    }
+    let full = sfmd.rows.last().unwrap();
+    assert!(full.accuracy > 0.9, "all three views: {:.3}", full.accuracy);
+    for f in ["results.md", "results.csv", "results.json", "reports.json", "teacher/model.bpk", "sf-md/checkpoint.bin"] {
+        assert!(out.run_dir.join(f).exists(), "{f} written");
+    }
+    let md = std::fs::read_to_string(out.run_dir.join("results.md")).unwrap();
+    assert!(md.contains("pix+fou+mor") && md.contains("Average") && md.contains("SF-MD"), "{md}");
+
+    // A second run reuses both finished stages and gives the same numbers.
+    let again = run_experiment(&cfg, &data, &device, false, RunMode::EvalOnly, &mut SilentProgress).unwrap();
+    assert_eq!(again.reports, out.reports);
+
+    // Changing the teacher's settings makes `eval` refuse (no matching trained teacher).
+    let mut changed = cfg.clone();
+    changed.teacher.lr *= 2.0;
+    let err = run_experiment(&changed, &data, &device, false, RunMode::EvalOnly, &mut SilentProgress)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(err.contains("teacher") && err.contains("mmanet train"), "{err}");
+}
+
+#[test]
+fn interrupted_stage_resumes_to_the_same_model() {
+    use mmanet_core::checkpoint::StageCheckpoint;
+    use mmanet_core::model::MultimodalNet;
+    use mmanet_core::pipeline::block_on;
+    use mmanet_core::train::{StageTrainer, TrainEvent, module_to_bytes};
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick_config(dir.path(), 3);
+    let data = prepare_data(&cfg).unwrap();
+    let device = Device::flex();
+    let make = || {
+        device.seed(cfg.student.seed);
+        let net = MultimodalNet::new(data.source.modalities(), 10, &cfg.model, false, &device).unwrap();
+        StageTrainer::new(cfg.student.clone(), net, data.source.clone(), data.split.train.clone(), data.split.val.clone(), &device).unwrap()
+    };
+    let run_to_end = |t: &mut StageTrainer, stop_after_epochs: Option<usize>| loop {
+        match block_on(t.step()).unwrap() {
+            TrainEvent::Finished { .. } => break,
+            TrainEvent::Epoch(e) if Some(e.epoch + 1) == stop_after_epochs => break,
+            _ => {}
+        }
+    };
+    // uninterrupted
+    let mut a = make();
+    run_to_end(&mut a, None);
+    // interrupted after one epoch, checkpoint written and read back, a fresh trainer continues
+    let mut b = make();
+    run_to_end(&mut b, Some(1));
+    let (model, optimizer, progress) = b.checkpoint().unwrap();
+    let path = dir.path().join("ck.bin");
+    StageCheckpoint { progress, model, optimizer, best_model: b.best_model_bytes().map(|x| x.to_vec()) }
+        .save(&path)
+        .unwrap();
+    drop(b);
+    let ck = StageCheckpoint::load(&path).unwrap();
+    let mut c = make();
+    c.restore(ck.model, ck.optimizer, ck.progress, ck.best_model).unwrap();
+    run_to_end(&mut c, None);
+    assert_eq!(c.progress().history.len(), 3);
+    assert_eq!(
+        module_to_bytes(a.model()).unwrap(),
+        module_to_bytes(c.model()).unwrap(),
+        "resumed training ends in the same weights"
+    );
+    assert_eq!(a.progress().history, c.progress().history);
+
+    // A truncated checkpoint is an error naming the file, not a panic.
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    let err = StageCheckpoint::load(&path).unwrap_err().to_string();
+    assert!(err.contains("ck.bin") && err.contains("truncated"), "{err}");
+}
+
+#[test]
+fn config_errors_name_the_field() {
+    let bad = DEMO.replace("epochs = 30", "epochs = 0");
+    let err = ExperimentConfig::from_toml(&bad, "c.toml").unwrap_err().to_string();
+    assert!(err.contains("teacher.epochs"), "{err}");
+    let bad = DEMO.replace("[eval]", "[eval]\ncolour = 1");
+    let err = ExperimentConfig::from_toml(&bad, "c.toml").unwrap_err().to_string();
+    assert!(err.contains("c.toml:") && err.contains("colour"), "{err}");
+    let bad = DEMO.replace("source = \"mfeat\"", "source = \"manifest\"");
+    let err = ExperimentConfig::from_toml(&bad, "c.toml").unwrap_err().to_string();
+    assert!(err.contains("data.manifest"), "{err}");
+}

@@ -1,0 +1,1 @@
+//! Browser app (see issue 6).
