@@ -5,7 +5,6 @@ mod progress;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use mmanet_core::config::ExperimentConfig;
-use mmanet_core::data::MultimodalSource;
 use mmanet_core::device::{DeviceChoice, select_device};
 use mmanet_core::pipeline::{RunMode, prepare_data, prepare_manifest, run_experiment};
 use std::path::PathBuf;

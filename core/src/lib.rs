@@ -26,6 +26,7 @@ pub mod dropout;
 pub mod error;
 pub mod eval;
 pub mod fsutil;
+pub mod losses;
 pub mod metrics;
 pub mod modality;
 pub mod model;

@@ -85,7 +85,7 @@ impl ModalitySet {
 
     /// Present modality indices, ascending.
     pub fn indices(self) -> impl Iterator<Item = usize> {
-        (0..MAX_MODALITIES).filter(move |m| self.contains(m))
+        (0..MAX_MODALITIES).filter(move |&m| self.contains(m))
     }
 
     /// The 0/1 mask over the first `n` modalities.

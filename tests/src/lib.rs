@@ -1,5 +1,7 @@
 //! Helpers shared by the integration tests: golden-vector loading and tolerance checks.
 
+pub mod golden_checks;
+
 use serde_json::Value;
 use std::path::PathBuf;
 
@@ -39,4 +41,30 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
             (g - w).abs() / w.abs().max(1e-300)
         );
     }
+}
+
+/// Asserts two matrices agree in relative Frobenius norm, `‖got − want‖ ≤ rel·‖want‖`, and
+/// element-wise within `rel` of the largest magnitude (so entries that are tiny differences of
+/// nearly equal numbers are judged against the matrix's scale, as f32 can resolve them).
+pub fn assert_close_matrix(what: &str, got: &[f64], want: &[f64], rel: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    let norm = want.iter().map(|w| w * w).sum::<f64>().sqrt();
+    let diff = got.iter().zip(want).map(|(g, w)| (g - w).powi(2)).sum::<f64>().sqrt();
+    assert!(diff <= rel * norm.max(1e-300), "{what}: relative norm error {:.3e} > {rel:e}", diff / norm);
+    let scale = want.iter().fold(0f64, |m, w| m.max(w.abs()));
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(g.is_finite(), "{what}[{i}] is {g}");
+        assert!((g - w).abs() <= rel * scale, "{what}[{i}]: got {g}, want {w}");
+    }
+}
+
+/// The names of the golden files starting with `prefix` (sorted).
+pub fn golden_files(prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(golden_dir())
+        .expect("golden dir")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix) && n.ends_with(".json"))
+        .collect();
+    names.sort();
+    names
 }

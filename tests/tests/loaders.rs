@@ -7,7 +7,7 @@ use mmanet_core::data::imagelist::{
 };
 use mmanet_core::data::manifest::parse_manifest;
 use mmanet_core::data::split::SplitRule;
-use mmanet_core::data::{ModalityKind, MultimodalSource, make_batch, mfeat};
+use mmanet_core::data::{ModalityKind, make_batch, mfeat};
 use mmanet_core::pipeline::prepare_manifest;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -143,13 +143,13 @@ seed = 1
 "#;
     let path = dir.path().join("toy.toml");
     std::fs::write(&path, manifest).unwrap();
-    let data = prepare_manifest(&path, true).unwrap();
+    let data = prepare_manifest(&path, true).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(data.source.len(), 10);
     assert_eq!(data.source.num_classes(), 2);
     assert_eq!(data.split.train.len() + data.split.val.len() + data.split.test.len(), 10);
 
     std::fs::remove_file(dir.path().join("b.csv")).unwrap();
-    let err = prepare_manifest(&path, true).unwrap_err().to_string();
+    let err = prepare_manifest(&path, true).err().unwrap().to_string();
     assert!(err.contains("b.csv"), "missing file named: {err}");
 
     // unknown key → error with line and column

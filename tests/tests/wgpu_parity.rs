@@ -1,5 +1,5 @@
 //! The same forward pass on the CPU backend and on wgpu (a software Vulkan adapter in CI:
-//! Debian's `mesa-vulkan-drivers`) agrees within 1e-4.
+//! Debian's `mesa-vulkan-drivers`) agrees within 1e-4, and the MAD/MAR golden cases pass on wgpu.
 
 use burn::prelude::*;
 use mmanet_core::data::{ModalityKind, ModalitySpec};
@@ -70,4 +70,7 @@ fn cpu_and_wgpu_forward_agree() {
     ];
     let cfg = ModelConfig { image_preset: ImagePreset::Tiny, ..ModelConfig::default() };
     compare(img_specs, cfg, &selected.device);
+    // MAD and MAR golden cases on the wgpu device too.
+    let n = mmanet_tests::golden_checks::check_all(&selected.device);
+    assert!(n >= 8, "ran {n} golden cases on wgpu");
 }
