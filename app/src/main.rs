@@ -13,7 +13,11 @@ use std::path::PathBuf;
 const DEMO_CONFIG: &str = include_str!("../../configs/mfeat-demo.toml");
 
 #[derive(Parser)]
-#[command(name = "mmanet", version, about = "MMANet incomplete multimodal learning (CVPR 2023) on Burn")]
+#[command(
+    name = "mmanet",
+    version,
+    about = "MMANet incomplete multimodal learning (CVPR 2023) on Burn"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -118,7 +122,13 @@ fn run() -> Result<()> {
                 cfg.teacher.lr_milestones.retain(|m| *m < e);
                 cfg.student.lr_milestones.retain(|m| *m < e);
             }
-            println!("{}", mmanet_core::data::mfeat::ATTRIBUTION.lines().next().unwrap_or(""));
+            println!(
+                "{}",
+                mmanet_core::data::mfeat::ATTRIBUTION
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+            );
             train(cfg, run, RunMode::Train)
         }
         Command::Train { config, run } => {
@@ -175,7 +185,12 @@ fn train(mut cfg: ExperimentConfig, run: RunArgs, mode: RunMode) -> Result<()> {
 fn data_check(path: PathBuf) -> Result<()> {
     let data = prepare_manifest(&path, false)?;
     let src = data.source.as_ref();
-    println!("{}: {} samples, {} classes", src.name(), src.len(), src.num_classes());
+    println!(
+        "{}: {} samples, {} classes",
+        src.name(),
+        src.len(),
+        src.num_classes()
+    );
     for (i, m) in src.modalities().iter().enumerate() {
         println!("  modality {i}: {} {:?}", m.name, m.kind);
     }

@@ -72,7 +72,11 @@ impl ProgressSink for BarProgress {
                     "{stage:>10} epoch {:>3}: lr {} | {} | train acc {:.1}% | val acc {:.2}%{}",
                     e.epoch + 1,
                     e.lr.map_or("—".to_string(), |l| format!("{l:.2e}")),
-                    if losses.is_empty() { "no update".into() } else { losses },
+                    if losses.is_empty() {
+                        "no update".into()
+                    } else {
+                        losses
+                    },
                     e.train_accuracy * 100.0,
                     e.val_score * 100.0,
                     if e.is_best { " *" } else { "" }

@@ -55,7 +55,9 @@ impl StageCheckpoint {
         }
         let version = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
         if version != VERSION {
-            return Err(bad(&format!("format version {version}, expected {VERSION}")));
+            return Err(bad(&format!(
+                "format version {version}, expected {VERSION}"
+            )));
         }
         let mut pos = 12;
         let mut blobs = Vec::with_capacity(4);

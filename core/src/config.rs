@@ -175,10 +175,16 @@ impl StageConfig {
             return bad("lr", format!("must be > 0, got {}", self.lr));
         }
         if !(0.0..1.0).contains(&self.momentum) {
-            return bad("momentum", format!("must be in [0, 1), got {}", self.momentum));
+            return bad(
+                "momentum",
+                format!("must be in [0, 1), got {}", self.momentum),
+            );
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad("weight_decay", format!("must be ≥ 0, got {}", self.weight_decay));
+            return bad(
+                "weight_decay",
+                format!("must be ≥ 0, got {}", self.weight_decay),
+            );
         }
         if self.select_after_epoch >= self.epochs {
             return bad(

@@ -85,7 +85,9 @@ impl ModalityDropout {
             )));
         }
         if weights.iter().any(|w| !w.is_finite() || *w < 0.0) {
-            return Err(bad(format!("weights must be finite and ≥ 0, got {weights:?}")));
+            return Err(bad(format!(
+                "weights must be finite and ≥ 0, got {weights:?}"
+            )));
         }
         let total: f64 = weights.iter().sum();
         if total <= 0.0 {

@@ -44,7 +44,11 @@ pub async fn predict_labels(
     for chunk in indices.chunks(batch_size.max(1)) {
         let host = make_batch(source, chunk, None)?;
         let inputs = model.inputs_from_batch(&host, device)?;
-        let mask = mask_tensor(&vec![combination; chunk.len()], model.num_modalities(), device);
+        let mask = mask_tensor(
+            &vec![combination; chunk.len()],
+            model.num_modalities(),
+            device,
+        );
         let out = model.forward(&inputs, mask);
         let p = read_i64(out.logits.argmax(1).reshape([chunk.len()])).await?;
         preds.extend(p.into_iter().map(|v| v as usize));
@@ -63,7 +67,11 @@ pub async fn predict_proba(
 ) -> Result<Vec<Vec<f32>>> {
     let host = make_batch(source, indices, None)?;
     let inputs = model.inputs_from_batch(&host, device)?;
-    let mask = mask_tensor(&vec![combination; indices.len()], model.num_modalities(), device);
+    let mask = mask_tensor(
+        &vec![combination; indices.len()],
+        model.num_modalities(),
+        device,
+    );
     let out = model.forward(&inputs, mask);
     let classes = model.info().classes;
     let p = read_f32(softmax(out.logits, 1)).await?;
@@ -84,7 +92,10 @@ pub async fn evaluate(
     method: &str,
 ) -> Result<EvalReport> {
     if indices.is_empty() {
-        return Err(CoreError::data(source.name(), "cannot evaluate on an empty split"));
+        return Err(CoreError::data(
+            source.name(),
+            "cannot evaluate on an empty split",
+        ));
     }
     let labels: Vec<usize> = indices.iter().map(|&i| source.label(i)).collect();
     let names: Vec<String> = source.modalities().iter().map(|m| m.name.clone()).collect();

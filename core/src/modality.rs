@@ -183,14 +183,20 @@ mod tests {
 
     #[test]
     fn three_modalities_paper_order() {
-        let bits: Vec<String> = all_combinations(3).iter().map(|c| c.bit_string(3)).collect();
+        let bits: Vec<String> = all_combinations(3)
+            .iter()
+            .map(|c| c.bit_string(3))
+            .collect();
         assert_eq!(bits, ["100", "010", "001", "110", "101", "011", "111"]);
     }
 
     #[test]
     fn singles_of_a_pair() {
         let s = ModalitySet::from_mask(&[true, false, true]);
-        assert_eq!(s.singles(), vec![ModalitySet::single(0), ModalitySet::single(2)]);
+        assert_eq!(
+            s.singles(),
+            vec![ModalitySet::single(0), ModalitySet::single(2)]
+        );
         assert_eq!(s.len(), 2);
     }
 }

@@ -81,7 +81,9 @@ pub fn prepare_manifest(path: &Path, standardize: bool) -> Result<PreparedData> 
     match manifest.format {
         ManifestFormat::Csv => {
             let mut ds = load_csv_manifest(&manifest, base)?;
-            let split = manifest.split.apply(&ds.labels, &path.display().to_string())?;
+            let split = manifest
+                .split
+                .apply(&ds.labels, &path.display().to_string())?;
             let scalers = if standardize {
                 ds.standardize_vectors(&split.train)
             } else {
@@ -133,7 +135,13 @@ pub fn prepare_manifest(path: &Path, standardize: bool) -> Result<PreparedData> 
 /// Receives progress from a running experiment (the CLI draws progress bars from it).
 pub trait ProgressSink {
     /// A stage starts (`teacher`, `sf-md`, `sf/101`, …).
-    fn stage_started(&mut self, stage: &str, epochs: usize, batches_per_epoch: usize, resumed_epochs: usize);
+    fn stage_started(
+        &mut self,
+        stage: &str,
+        epochs: usize,
+        batches_per_epoch: usize,
+        resumed_epochs: usize,
+    );
     /// A training event of the current stage.
     fn event(&mut self, stage: &str, event: &TrainEvent);
     /// A line of information.
@@ -202,12 +210,13 @@ pub fn run_stage(
     let meta_path = dir.join("meta.json");
     let ckpt_path = dir.join("checkpoint.bin");
     device.seed(spec.stage.seed);
+    // Built on the autodiff device: parameters must be tracked from the start.
     let fresh = MultimodalNet::new(
         data.source.modalities(),
         data.source.num_classes(),
         &cfg.model,
         false,
-        device,
+        &device.clone().autodiff(),
     )?;
     // Reuse a finished stage with the same fingerprint.
     if let (Ok(meta_text), Ok(bytes)) = (
@@ -369,7 +378,16 @@ pub fn run_experiment(
         stage: &cfg.teacher,
         fingerprint: fingerprint(cfg, &cfg.teacher, "teacher"),
     };
-    let teacher = run_stage(&teacher_spec, &run_dir, cfg, data, device, resume, mode, sink)?;
+    let teacher = run_stage(
+        &teacher_spec,
+        &run_dir,
+        cfg,
+        data,
+        device,
+        resume,
+        mode,
+        sink,
+    )?;
     reports.push(eval_on(&teacher, &combos, "Teacher")?);
 
     for method in &cfg.methods {
@@ -402,7 +420,12 @@ pub fn run_experiment(
                 }
                 reports.push(EvalReport {
                     method: method.label().into(),
-                    modalities: data.source.modalities().iter().map(|m| m.name.clone()).collect(),
+                    modalities: data
+                        .source
+                        .modalities()
+                        .iter()
+                        .map(|m| m.name.clone())
+                        .collect(),
                     rows,
                 });
             }

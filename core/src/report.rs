@@ -133,7 +133,10 @@ impl ComparisonTable {
                             rep.rows.get(k).and_then(|r| metric.of(r)).ok_or_else(|| {
                                 CoreError::data(
                                     "comparison table",
-                                    format!("method {name} has no {} value for row {k}", metric.name()),
+                                    format!(
+                                        "method {name} has no {} value for row {k}",
+                                        metric.name()
+                                    ),
                                 )
                             })
                         }
@@ -191,7 +194,13 @@ impl ComparisonTable {
             lines.push(line);
         }
         let widths: Vec<usize> = (0..lines[0].len())
-            .map(|c| lines.iter().map(|l| l[c].chars().count()).max().unwrap_or(0))
+            .map(|c| {
+                lines
+                    .iter()
+                    .map(|l| l[c].chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut out = String::new();
         for (i, l) in lines.iter().enumerate() {
@@ -225,7 +234,11 @@ impl ComparisonTable {
         }
         out.push('\n');
         for (r, label) in self.rows.iter().enumerate() {
-            let _ = write!(out, "{label},{}", self.row_bits[r].clone().unwrap_or_default());
+            let _ = write!(
+                out,
+                "{label},{}",
+                self.row_bits[r].clone().unwrap_or_default()
+            );
             for (m, s) in &self.cells[r] {
                 let _ = write!(out, ",{m:.6},{s:.6}");
             }
@@ -236,7 +249,10 @@ impl ComparisonTable {
 
     /// Writes `<stem>.md`, `<stem>.csv` and `<stem>.json` into `dir`, each atomically.
     pub fn write_all(&self, dir: &Path, stem: &str) -> Result<()> {
-        crate::fsutil::write_atomic(&dir.join(format!("{stem}.md")), self.to_markdown().as_bytes())?;
+        crate::fsutil::write_atomic(
+            &dir.join(format!("{stem}.md")),
+            self.to_markdown().as_bytes(),
+        )?;
         crate::fsutil::write_atomic(&dir.join(format!("{stem}.csv")), self.to_csv().as_bytes())?;
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| CoreError::data("comparison table", e.to_string()))?;

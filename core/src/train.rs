@@ -208,8 +208,9 @@ pub struct StageTrainer {
 }
 
 impl StageTrainer {
-    /// A trainer for `model` (built on `device`, which is made autodiff here) over the given
-    /// training and validation indices of `source`.
+    /// A trainer for `model` over the given training and validation indices of `source`.
+    /// Build the model on `device.autodiff()`: Burn compares devices without their autodiff flag,
+    /// so a model built on the plain device would not be tracked.
     pub fn new(
         cfg: StageConfig,
         model: MultimodalNet,
@@ -236,7 +237,10 @@ impl StageTrainer {
             ));
         }
         if val_idx.is_empty() {
-            return Err(CoreError::data(source.name(), "the validation split is empty"));
+            return Err(CoreError::data(
+                source.name(),
+                "the validation split is empty",
+            ));
         }
         let val_combinations = stage_combinations(&dropout, n);
         let device = device.clone().autodiff();
@@ -321,11 +325,10 @@ impl StageTrainer {
     /// epochs (after an [`TrainEvent::Epoch`]).
     pub fn checkpoint(&self) -> Result<(Vec<u8>, Vec<u8>, TrainerProgress)> {
         let model = module_to_bytes(&self.model)?;
-        let optim = self
-            .optim
-            .into_bytes()
-            .map(|b| b.to_vec())
-            .map_err(|e| CoreError::Backend(format!("cannot serialise the optimiser: {e:?}")))?;
+        let optim =
+            self.optim.into_bytes().map(|b| b.to_vec()).map_err(|e| {
+                CoreError::Backend(format!("cannot serialise the optimiser: {e:?}"))
+            })?;
         Ok((model, optim, self.progress.clone()))
     }
 

@@ -29,12 +29,20 @@ pub fn flat_f64(v: &Value) -> Vec<f64> {
     }
 }
 
-/// Asserts `|got − want| ≤ rel · max(|want|, 1e-30)` element-wise (plus a tiny absolute floor
-/// for values that are exactly zero).
+/// Asserts `|got − want| ≤ rel · max(|want|, 1e-7)` element-wise: relative error for every value
+/// of magnitude ≥ 1e-7, and an absolute `rel · 1e-7` for values that are zero up to rounding
+/// (e.g. a KL divergence of −6.6e-17 between identical distributions).
 pub fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        let tol = rel * w.abs().max(1e-12);
+        assert!(g.is_finite(), "{what}[{i}] is {g}");
+        let tol = rel * w.abs().max(1e-7);
         assert!(
             (g - w).abs() <= tol,
             "{what}[{i}]: got {g}, want {w} (relative error {:.3e} > {rel:e})",
@@ -47,14 +55,32 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], rel: f64) {
 /// element-wise within `rel` of the largest magnitude (so entries that are tiny differences of
 /// nearly equal numbers are judged against the matrix's scale, as f32 can resolve them).
 pub fn assert_close_matrix(what: &str, got: &[f64], want: &[f64], rel: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
     let norm = want.iter().map(|w| w * w).sum::<f64>().sqrt();
-    let diff = got.iter().zip(want).map(|(g, w)| (g - w).powi(2)).sum::<f64>().sqrt();
-    assert!(diff <= rel * norm.max(1e-300), "{what}: relative norm error {:.3e} > {rel:e}", diff / norm);
+    let diff = got
+        .iter()
+        .zip(want)
+        .map(|(g, w)| (g - w).powi(2))
+        .sum::<f64>()
+        .sqrt();
+    assert!(
+        diff <= rel * norm.max(1e-300),
+        "{what}: relative norm error {:.3e} > {rel:e}",
+        diff / norm
+    );
     let scale = want.iter().fold(0f64, |m, w| m.max(w.abs()));
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         assert!(g.is_finite(), "{what}[{i}] is {g}");
-        assert!((g - w).abs() <= rel * scale, "{what}[{i}]: got {g}, want {w}");
+        assert!(
+            (g - w).abs() <= rel * scale,
+            "{what}[{i}]: got {g}, want {w}"
+        );
     }
 }
 

@@ -6,7 +6,10 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 fn bits(n: usize) -> Vec<String> {
-    all_combinations(n).iter().map(|c| c.bit_string(n)).collect()
+    all_combinations(n)
+        .iter()
+        .map(|c| c.bit_string(n))
+        .collect()
 }
 
 #[test]
@@ -18,8 +21,8 @@ fn order_and_count_for_two_three_four_modalities() {
     assert_eq!(
         four,
         [
-            "1000", "0100", "0010", "0001", "1100", "1010", "1001", "0110", "0101", "0011",
-            "1110", "1101", "1011", "0111", "1111"
+            "1000", "0100", "0010", "0001", "1100", "1010", "1001", "0110", "0101", "0011", "1110",
+            "1101", "1011", "0111", "1111"
         ]
     );
     for n in 1..=8 {
@@ -38,10 +41,19 @@ fn order_and_count_for_two_three_four_modalities() {
 
 #[test]
 fn labels_follow_modality_names() {
-    let names: Vec<String> = ["rgb", "depth", "ir"].iter().map(|s| s.to_string()).collect();
-    let labels: Vec<String> = all_combinations(3).iter().map(|c| c.short_label(&names)).collect();
+    let names: Vec<String> = ["rgb", "depth", "ir"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let labels: Vec<String> = all_combinations(3)
+        .iter()
+        .map(|c| c.short_label(&names))
+        .collect();
     assert_eq!(labels, ["R", "D", "I", "RD", "RI", "DI", "RDI"]);
-    assert_eq!(ModalitySet::from_mask(&[true, false, true]).long_label(&names), "rgb+ir");
+    assert_eq!(
+        ModalitySet::from_mask(&[true, false, true]).long_label(&names),
+        "rgb+ir"
+    );
 }
 
 #[test]
@@ -58,7 +70,10 @@ fn uniform_dropout_is_one_categorical_draw_per_sample() {
     for (bits, c) in counts {
         let f = c as f64 / draws as f64;
         // 1/7 each; 4 standard deviations of a binomial frequency ≈ 0.0053
-        assert!((f - 1.0 / 7.0).abs() < 0.0053, "combination {bits:03b}: frequency {f}");
+        assert!(
+            (f - 1.0 / 7.0).abs() < 0.0053,
+            "combination {bits:03b}: frequency {f}"
+        );
     }
     // A Bernoulli-per-modality scheme would give the full set 1/8 after rejecting the empty
     // set; the categorical draw gives exactly the uniform 1/7 checked above.
@@ -80,8 +95,15 @@ fn weighted_dropout_follows_the_weights() {
     }
     for (bits, &c) in counts.iter().enumerate() {
         let f = c as f64 / draws as f64;
-        let want = if [1, 2, 4, 7].contains(&bits) { 0.25 } else { 0.0 };
-        assert!((f - want).abs() < 0.01, "combination {bits:03b}: {f} vs {want}");
+        let want = if [1, 2, 4, 7].contains(&bits) {
+            0.25
+        } else {
+            0.0
+        };
+        assert!(
+            (f - want).abs() < 0.01,
+            "combination {bits:03b}: {f} vs {want}"
+        );
     }
 }
 

@@ -35,7 +35,12 @@ fn miou_matches_golden() {
     let classes = g["n_classes"].as_u64().unwrap() as usize;
     let cm = confusion_matrix(&pred, &gt, classes);
     let cm_flat: Vec<f64> = cm.iter().flatten().map(|&v| v as f64).collect();
-    assert_close("confusion", &cm_flat, &flat_f64(&g["confusion_rows_gt_cols_pred"]), 1e-12);
+    assert_close(
+        "confusion",
+        &cm_flat,
+        &flat_f64(&g["confusion_rows_gt_cols_pred"]),
+        1e-12,
+    );
     let (per, mean) = iou(&cm);
     assert_close("iou", &per, &flat_f64(&g["iou"]), 1e-12);
     assert_close("miou", &[mean], &[g["miou"].as_f64().unwrap()], 1e-12);
@@ -53,9 +58,14 @@ fn official_lr_schedule_matches_golden() {
         gamma: 0.1,
     };
     assert_eq!(sched.lr_at(0), None, "epoch 0 makes no update");
-    let got: Vec<f64> = (0..want.len()).map(|e| sched.lr_at(e).unwrap_or(0.0)).collect();
+    let got: Vec<f64> = (0..want.len())
+        .map(|e| sched.lr_at(e).unwrap_or(0.0))
+        .collect();
     for (e, (g, w)) in got.iter().zip(&want).enumerate() {
-        assert!((g - w).abs() <= 1e-12 * w.abs().max(1e-12), "epoch {e}: {g} vs {w}");
+        assert!(
+            (g - w).abs() <= 1e-12 * w.abs().max(1e-12),
+            "epoch {e}: {g} vs {w}"
+        );
     }
 }
 

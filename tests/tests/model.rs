@@ -13,13 +13,20 @@ fn surf_modalities(size: usize) -> Vec<ModalitySpec> {
         .iter()
         .map(|n| ModalitySpec {
             name: n.to_string(),
-            kind: ModalityKind::Image { channels: 3, height: size, width: size },
+            kind: ModalityKind::Image {
+                channels: 3,
+                height: size,
+                width: size,
+            },
         })
         .collect()
 }
 
 fn paper() -> ModelConfig {
-    ModelConfig { image_preset: ImagePreset::Paper, ..ModelConfig::default() }
+    ModelConfig {
+        image_preset: ImagePreset::Paper,
+        ..ModelConfig::default()
+    }
 }
 
 #[test]
@@ -50,7 +57,9 @@ fn paper_preset_output_shapes_match_the_spec() {
     let probe = golden("arch_probe_cls.json");
     let device = Device::flex();
     device.seed(0);
-    let net = MultimodalNet::new(&surf_modalities(112), 2, &paper(), true, &device).unwrap().valid();
+    let net = MultimodalNet::new(&surf_modalities(112), 2, &paper(), true, &device)
+        .unwrap()
+        .valid();
     let b = 2;
     let inputs: Vec<ModalityInput> = (0..3)
         .map(|_| {
@@ -68,7 +77,11 @@ fn paper_preset_output_shapes_match_the_spec() {
         .map(|v| v.as_u64().unwrap() as usize)
         .collect();
     assert_eq!(out.logits.dims(), [b, 2]);
-    assert_eq!(out.features.dims(), [b, l4.iter().product::<usize>()], "layer4 512×4×4 flattened");
+    assert_eq!(
+        out.features.dims(),
+        [b, l4.iter().product::<usize>()],
+        "layer4 512×4×4 flattened"
+    );
     assert_eq!(out.reg_logits.unwrap().dims(), [b, 2]);
     match net.encode_fuse(&inputs, mask_tensor(&[ModalitySet::full(3); 2], 3, &device)) {
         mmanet_core::model::Fused::Map(x) => assert_eq!(x.dims(), [b, 384, 14, 14]),
@@ -78,8 +91,14 @@ fn paper_preset_output_shapes_match_the_spec() {
 
 fn vector_net(device: &Device) -> MultimodalNet {
     let mods = vec![
-        ModalitySpec { name: "a".into(), kind: ModalityKind::Vector { dim: 5 } },
-        ModalitySpec { name: "b".into(), kind: ModalityKind::Vector { dim: 3 } },
+        ModalitySpec {
+            name: "a".into(),
+            kind: ModalityKind::Vector { dim: 5 },
+        },
+        ModalitySpec {
+            name: "b".into(),
+            kind: ModalityKind::Vector { dim: 3 },
+        },
     ];
     MultimodalNet::new(&mods, 4, &ModelConfig::default(), false, device).unwrap()
 }
@@ -100,13 +119,17 @@ fn masking_zeroes_encoder_outputs_not_inputs() {
     let net = vector_net(&device).valid();
     let only_a = mask_tensor(&[ModalitySet::single(0); 4], 2, &device);
     // With modality b masked, its input values cannot change the output.
-    let x1 = net.forward(&vector_inputs(&device, 1.0), only_a.clone()).logits;
+    let x1 = net
+        .forward(&vector_inputs(&device, 1.0), only_a.clone())
+        .logits;
     let x2 = net.forward(&vector_inputs(&device, 50.0), only_a).logits;
     let d = (x1 - x2).abs().max().into_scalar::<f32>();
     assert_eq!(d, 0.0, "masked modality leaked into the output");
     // With both present it does.
     let both = mask_tensor(&[ModalitySet::full(2); 4], 2, &device);
-    let y1 = net.forward(&vector_inputs(&device, 1.0), both.clone()).logits;
+    let y1 = net
+        .forward(&vector_inputs(&device, 1.0), both.clone())
+        .logits;
     let y2 = net.forward(&vector_inputs(&device, 50.0), both).logits;
     assert!((y1 - y2).abs().max().into_scalar::<f32>() > 1e-3);
 }
@@ -120,7 +143,13 @@ fn model_bytes_round_trip() {
     device.seed(99);
     let other = module_from_bytes(vector_net(&device), bytes).unwrap();
     let mask = mask_tensor(&[ModalitySet::full(2); 4], 2, &device);
-    let a = net.valid().forward(&vector_inputs(&device, 1.0), mask.clone()).logits;
-    let b = other.valid().forward(&vector_inputs(&device, 1.0), mask).logits;
+    let a = net
+        .valid()
+        .forward(&vector_inputs(&device, 1.0), mask.clone())
+        .logits;
+    let b = other
+        .valid()
+        .forward(&vector_inputs(&device, 1.0), mask)
+        .logits;
     assert_eq!(a.into_data(), b.into_data());
 }

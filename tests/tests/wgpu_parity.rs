@@ -14,12 +14,16 @@ fn inputs(specs: &[ModalitySpec], b: usize, device: &Device) -> Vec<ModalityInpu
         .enumerate()
         .map(|(m, s)| {
             let n = b * s.kind.numel();
-            let v: Vec<f32> = (0..n).map(|i| ((i * 31 + m * 7) as f32 * 0.013).sin()).collect();
+            let v: Vec<f32> = (0..n)
+                .map(|i| ((i * 31 + m * 7) as f32 * 0.013).sin())
+                .collect();
             let mut shape = vec![b];
             shape.extend(s.kind.shape());
             let data = TensorData::new(v, shape);
             match s.kind {
-                ModalityKind::Vector { .. } => ModalityInput::Vector(Tensor::from_data(data, device)),
+                ModalityKind::Vector { .. } => {
+                    ModalityInput::Vector(Tensor::from_data(data, device))
+                }
                 ModalityKind::Image { .. } => ModalityInput::Image(Tensor::from_data(data, device)),
             }
         })
@@ -31,20 +35,34 @@ fn compare(specs: Vec<ModalitySpec>, cfg: ModelConfig, wgpu: &Device) {
     cpu.seed(11);
     let net_cpu = MultimodalNet::new(&specs, 3, &cfg, false, &cpu).unwrap();
     let bytes = module_to_bytes(&net_cpu).unwrap();
-    let net_gpu = module_from_bytes(MultimodalNet::new(&specs, 3, &cfg, false, wgpu).unwrap(), bytes).unwrap();
+    let net_gpu = module_from_bytes(
+        MultimodalNet::new(&specs, 3, &cfg, false, wgpu).unwrap(),
+        bytes,
+    )
+    .unwrap();
     let b = 5;
     let n = specs.len();
     // one sample per combination (cycling), so masking is exercised too
     let sets: Vec<ModalitySet> = all_combinations(n).into_iter().cycle().take(b).collect();
-    let a = net_cpu.valid().forward(&inputs(&specs, b, &cpu), mask_tensor(&sets, n, &cpu));
-    let g = net_gpu.valid().forward(&inputs(&specs, b, wgpu), mask_tensor(&sets, n, wgpu));
-    for (what, x, y) in [("logits", a.logits, g.logits), ("features", a.features, g.features)] {
+    let a = net_cpu
+        .valid()
+        .forward(&inputs(&specs, b, &cpu), mask_tensor(&sets, n, &cpu));
+    let g = net_gpu
+        .valid()
+        .forward(&inputs(&specs, b, wgpu), mask_tensor(&sets, n, wgpu));
+    for (what, x, y) in [
+        ("logits", a.logits, g.logits),
+        ("features", a.features, g.features),
+    ] {
         let x: Vec<f32> = x.into_data().try_into_vec_as().unwrap();
         let y: Vec<f32> = y.into_data().try_into_vec_as().unwrap();
         assert_eq!(x.len(), y.len());
         for (i, (p, q)) in x.iter().zip(&y).enumerate() {
             assert!(p.is_finite() && q.is_finite(), "{what}[{i}] not finite");
-            assert!((p - q).abs() <= 1e-4 * p.abs().max(1.0), "{what}[{i}]: cpu {p} vs wgpu {q}");
+            assert!(
+                (p - q).abs() <= 1e-4 * p.abs().max(1.0),
+                "{what}[{i}]: cpu {p} vs wgpu {q}"
+            );
         }
     }
 }
@@ -59,16 +77,42 @@ fn cpu_and_wgpu_forward_agree() {
     );
     eprintln!("wgpu device: {}", selected.description);
     let vec_specs = vec![
-        ModalitySpec { name: "a".into(), kind: ModalityKind::Vector { dim: 9 } },
-        ModalitySpec { name: "b".into(), kind: ModalityKind::Vector { dim: 4 } },
-        ModalitySpec { name: "c".into(), kind: ModalityKind::Vector { dim: 6 } },
+        ModalitySpec {
+            name: "a".into(),
+            kind: ModalityKind::Vector { dim: 9 },
+        },
+        ModalitySpec {
+            name: "b".into(),
+            kind: ModalityKind::Vector { dim: 4 },
+        },
+        ModalitySpec {
+            name: "c".into(),
+            kind: ModalityKind::Vector { dim: 6 },
+        },
     ];
     compare(vec_specs, ModelConfig::default(), &selected.device);
     let img_specs = vec![
-        ModalitySpec { name: "rgb".into(), kind: ModalityKind::Image { channels: 3, height: 16, width: 16 } },
-        ModalitySpec { name: "depth".into(), kind: ModalityKind::Image { channels: 1, height: 16, width: 16 } },
+        ModalitySpec {
+            name: "rgb".into(),
+            kind: ModalityKind::Image {
+                channels: 3,
+                height: 16,
+                width: 16,
+            },
+        },
+        ModalitySpec {
+            name: "depth".into(),
+            kind: ModalityKind::Image {
+                channels: 1,
+                height: 16,
+                width: 16,
+            },
+        },
     ];
-    let cfg = ModelConfig { image_preset: ImagePreset::Tiny, ..ModelConfig::default() };
+    let cfg = ModelConfig {
+        image_preset: ImagePreset::Tiny,
+        ..ModelConfig::default()
+    };
     compare(img_specs, cfg, &selected.device);
     // MAD and MAR golden cases on the wgpu device too.
     let n = mmanet_tests::golden_checks::check_all(&selected.device);

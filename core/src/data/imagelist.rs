@@ -279,10 +279,7 @@ impl ImageListDataset {
         if cfg.size == 0 || cfg.train_resize < cfg.size {
             return Err(CoreError::config(
                 "images.train_resize",
-                format!(
-                    "must be ≥ size ({}), got {}",
-                    cfg.size, cfg.train_resize
-                ),
+                format!("must be ≥ size ({}), got {}", cfg.size, cfg.train_resize),
             ));
         }
         let kind = ModalityKind::Image {
@@ -366,8 +363,8 @@ pub fn decode_resized(path: &Path, channels: usize, side: usize) -> Result<Vec<f
 /// side ⌊0.8·side·(|sin a| + |cos a|)⌋, bilinear, constant-0 border; returns (planes, canvas side).
 pub fn rotate_to_canvas(planes: &[f32], side: usize, angle_deg: i32) -> (Vec<f32>, usize) {
     let a = (angle_deg as f64).to_radians();
-    let canvas = (side as f64 * 0.8 * a.sin().abs() + side as f64 * 0.8 * a.cos().abs()).floor()
-        as usize;
+    let canvas =
+        (side as f64 * 0.8 * a.sin().abs() + side as f64 * 0.8 * a.cos().abs()).floor() as usize;
     let (sin, cos) = a.sin_cos();
     let c_in = (side as f64 - 1.0) / 2.0;
     let c_out = (canvas as f64 - 1.0) / 2.0;
@@ -408,7 +405,14 @@ fn bilinear(src: &[f32], side: usize, x: f64, y: f64) -> f32 {
 
 /// Crops `out_side × out_side` at (`y`, `x`) from square planes of side `side`, optionally
 /// flipping horizontally.
-pub fn crop_flip(planes: &[f32], side: usize, y: usize, x: usize, out_side: usize, flip: bool) -> Vec<f32> {
+pub fn crop_flip(
+    planes: &[f32],
+    side: usize,
+    y: usize,
+    x: usize,
+    out_side: usize,
+    flip: bool,
+) -> Vec<f32> {
     let n_planes = planes.len() / (side * side);
     let mut out = Vec::with_capacity(n_planes * out_side * out_side);
     for p in 0..n_planes {
@@ -447,7 +451,12 @@ impl MultimodalSource for ImageListDataset {
     fn class_names(&self) -> Vec<String> {
         self.class_names.clone()
     }
-    fn load_sample(&self, i: usize, augment: Option<&mut StdRng>, out: &mut [Vec<f32>]) -> Result<()> {
+    fn load_sample(
+        &self,
+        i: usize,
+        augment: Option<&mut StdRng>,
+        out: &mut [Vec<f32>],
+    ) -> Result<()> {
         let sample = &self.samples[i];
         let aug = augment.map(|rng| Augmentation::draw(rng, self.max_rotation_deg));
         for (path, dst) in sample.paths.iter().zip(out.iter_mut()) {
@@ -455,7 +464,8 @@ impl MultimodalSource for ImageListDataset {
                 None => decode_resized(path, self.channels, self.size)?,
                 Some(a) => {
                     let planes = decode_resized(path, self.channels, self.train_resize)?;
-                    let (rotated, canvas) = rotate_to_canvas(&planes, self.train_resize, a.angle_deg);
+                    let (rotated, canvas) =
+                        rotate_to_canvas(&planes, self.train_resize, a.angle_deg);
                     if canvas < self.size {
                         // small images: the canvas can be smaller than the crop; fall back to a resize
                         decode_resized(path, self.channels, self.size)?

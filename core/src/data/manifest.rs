@@ -27,10 +27,10 @@
 //! Image datasets in the CASIA-SURF list layout use `format = "casia-surf"`; see
 //! [`super::imagelist`].
 
+use super::InMemoryDataset;
 use super::csv::{CsvView, LabelColumn, load_multiview};
 use super::imagelist::ImageListConfig;
 use super::split::SplitRule;
-use super::InMemoryDataset;
 use crate::error::{CoreError, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -100,10 +100,7 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 /// Parses manifest text; `file` names it in errors.
 pub fn parse_manifest(text: &str, file: &str) -> Result<Manifest> {
     let manifest: Manifest = toml::from_str(text).map_err(|e| {
-        let (line, column) = e
-            .span()
-            .map(|s| line_col(text, s.start))
-            .unwrap_or((0, 0));
+        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
         CoreError::Parse {
             file: file.to_string(),
             line,

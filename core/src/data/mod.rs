@@ -209,7 +209,11 @@ impl FeatureScaler {
         mean.iter_mut().for_each(|m| *m /= n);
         let mut var = vec![0f64; dim];
         for &r in rows {
-            for ((s, v), m) in var.iter_mut().zip(&block[r * dim..(r + 1) * dim]).zip(&mean) {
+            for ((s, v), m) in var
+                .iter_mut()
+                .zip(&block[r * dim..(r + 1) * dim])
+                .zip(&mean)
+            {
                 *s += (*v as f64 - m).powi(2);
             }
         }

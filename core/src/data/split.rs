@@ -84,7 +84,9 @@ impl SplitRule {
             let n_test = ((n as f64 * self.test).round() as usize).min(n - n_val.min(n));
             let n_train = n - n_val.min(n) - n_test;
             split.train.extend_from_slice(&idx[..n_train]);
-            split.val.extend_from_slice(&idx[n_train..n_train + n_val.min(n - n_train)]);
+            split
+                .val
+                .extend_from_slice(&idx[n_train..n_train + n_val.min(n - n_train)]);
             split.test.extend_from_slice(&idx[n - n_test..]);
         }
         for (name, part, frac) in [

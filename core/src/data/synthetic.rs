@@ -75,7 +75,10 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<InMemoryDataset> {
         ("synthetic.ir_strength", cfg.ir_strength),
     ] {
         if !(0.0..=1.0).contains(&v) {
-            return Err(CoreError::config(field, format!("must be in 0..=1, got {v}")));
+            return Err(CoreError::config(
+                field,
+                format!("must be in 0..=1, got {v}"),
+            ));
         }
     }
     let s = cfg.size;

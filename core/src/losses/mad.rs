@@ -150,6 +150,8 @@ pub fn dense_block_row_sums(student: Tensor<2>, teacher: Tensor<2>) -> Tensor<2>
 /// per-pixel map `[N, K]` (row weighting, as the official segmentation code does).
 pub fn dense_mad_loss(student: Tensor<2>, teacher: Tensor<2>, teacher_map: Tensor<2>) -> Tensor<1> {
     let [n, _] = student.dims();
-    let r = dense_block_row_sums(student, teacher).sum_dim(0).reshape([n]);
+    let r = dense_block_row_sums(student, teacher)
+        .sum_dim(0)
+        .reshape([n]);
     (r * teacher_weights(teacher_map)).sum()
 }

@@ -251,7 +251,12 @@ pub fn weak_masks(masks: &[ModalitySet], weak: &[ModalitySet]) -> Vec<f32> {
 
 /// The MAR loss on the regularization head's per-sample CE `[B]` (one identical head per weak
 /// entry, as the official network). Returns the per-entry terms `[K]`; the loss is their sum.
-pub fn mar_terms(ce: Tensor<1>, masks: &[ModalitySet], weak: &[ModalitySet], mode: MarLossMode) -> Tensor<1> {
+pub fn mar_terms(
+    ce: Tensor<1>,
+    masks: &[ModalitySet],
+    weak: &[ModalitySet],
+    mode: MarLossMode,
+) -> Tensor<1> {
     let [b] = ce.dims();
     let k = weak.len();
     let device = ce.device();
@@ -267,7 +272,12 @@ pub fn mar_terms(ce: Tensor<1>, masks: &[ModalitySet], weak: &[ModalitySet], mod
 }
 
 /// The MAR loss `[1]`.
-pub fn mar_loss(ce: Tensor<1>, masks: &[ModalitySet], weak: &[ModalitySet], mode: MarLossMode) -> Tensor<1> {
+pub fn mar_loss(
+    ce: Tensor<1>,
+    masks: &[ModalitySet],
+    weak: &[ModalitySet],
+    mode: MarLossMode,
+) -> Tensor<1> {
     mar_terms(ce, masks, weak, mode).sum()
 }
 

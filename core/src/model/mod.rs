@@ -255,7 +255,10 @@ impl MultimodalNet {
             return Err(CoreError::data("model", "no modalities"));
         }
         if classes < 2 {
-            return Err(CoreError::data("model", format!("need at least 2 classes, got {classes}")));
+            return Err(CoreError::data(
+                "model",
+                format!("need at least 2 classes, got {classes}"),
+            ));
         }
         let w = config.image_preset.widths();
         // Encoder output spatial sizes (stem /2, maxpool /2, layer2 /2).
@@ -276,9 +279,12 @@ impl MultimodalNet {
                 ModalityKind::Image { channels, .. } => {
                     Encoder::Conv(ConvEncoder::new(channels, [w[0], w[1]], device))
                 }
-                ModalityKind::Vector { dim } => {
-                    Encoder::Mlp(MlpEncoder::new(dim, config.mlp_hidden, config.mlp_embed, device))
-                }
+                ModalityKind::Vector { dim } => Encoder::Mlp(MlpEncoder::new(
+                    dim,
+                    config.mlp_hidden,
+                    config.mlp_embed,
+                    device,
+                )),
             })
             .collect();
         let make_trunk = || {

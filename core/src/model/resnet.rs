@@ -4,7 +4,9 @@
 
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
-use burn::nn::{BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d, Relu};
+use burn::nn::{
+    BatchNorm, BatchNormConfig, Initializer, Linear, LinearConfig, PaddingConfig2d, Relu,
+};
 use burn::prelude::*;
 
 /// PyTorch's `kaiming_normal_(mode="fan_out", nonlinearity="relu")`, as the official code uses.
@@ -166,7 +168,9 @@ impl ConvEncoder {
 
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.relu.forward(self.stem_bn.forward(self.stem.forward(x)));
+        let x = self
+            .relu
+            .forward(self.stem_bn.forward(self.stem.forward(x)));
         let x = self.pool.forward(x);
         self.se.forward(self.layer2.forward(self.layer1.forward(x)))
     }
