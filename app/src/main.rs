@@ -100,6 +100,15 @@ enum DataCommand {
 }
 
 fn main() {
+    // The Vulkan loader complains on every probe when XDG_RUNTIME_DIR is missing (containers,
+    // CI); give it a private folder instead.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        let dir = std::env::temp_dir().join(format!("mmanet-xdg-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            // SAFETY: single-threaded at this point; nothing else reads the environment yet.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
     if let Err(e) = run() {
         eprintln!("error: {e:#}");
         std::process::exit(1);

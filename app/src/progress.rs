@@ -16,8 +16,9 @@ impl BarProgress {
 
     fn println(&self, text: &str) {
         match &self.bar {
-            Some(b) => b.println(text),
-            None => println!("{text}"),
+            // a hidden bar (output is not a terminal) would swallow the line
+            Some(b) if !b.is_hidden() => b.println(text),
+            _ => println!("{text}"),
         }
     }
 }
@@ -62,6 +63,10 @@ impl ProgressSink for BarProgress {
                 }
             }
             TrainEvent::Epoch(e) => {
+                // One line per improvement and every tenth epoch keeps the log readable.
+                if !e.is_best && (e.epoch + 1) % 10 != 0 {
+                    return;
+                }
                 let losses = e
                     .losses
                     .iter()

@@ -2,7 +2,6 @@
 //! backend otherwise (no adapter, or only a software one such as llvmpipe/lavapipe, which is
 //! far slower than `flex` for training).
 
-use crate::error::{CoreError, Result};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -51,7 +50,8 @@ pub fn cpu_device() -> SelectedDevice {
 
 /// Picks the device for `choice` (native targets; the browser initialises wgpu asynchronously).
 #[cfg(not(target_family = "wasm"))]
-pub fn select_device(choice: DeviceChoice) -> Result<SelectedDevice> {
+pub fn select_device(choice: DeviceChoice) -> crate::Result<SelectedDevice> {
+    use crate::error::CoreError;
     use burn::tensor::wgpu::wgpu::DeviceType;
     if choice == DeviceChoice::Cpu {
         return Ok(cpu_device());
