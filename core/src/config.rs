@@ -7,6 +7,7 @@ use crate::data::split::SplitRule;
 use crate::data::synthetic::SyntheticConfig;
 use crate::dropout::DropoutMode;
 use crate::error::{CoreError, Result};
+use crate::mmanet::MmanetConfig;
 use crate::model::ModelConfig;
 use crate::schedule::{LrSchedule, ScheduleKind};
 use serde::{Deserialize, Serialize};
@@ -29,8 +30,12 @@ pub struct ExperimentConfig {
     pub teacher: StageConfig,
     /// Student (deployment network) training.
     pub student: StageConfig,
-    /// Student methods to train and compare, in table order (`sf`, `sf-md`).
+    /// Student methods to train and compare, in table order
+    /// (`sf`, `sf-md`, `sp`, `mad`, `sr`, `mmanet`).
     pub methods: Vec<Method>,
+    /// MMANet settings (α, β, warm-up, mining and loss variants); defaults are the official ones.
+    #[serde(default)]
+    pub mmanet: MmanetConfig,
     /// Evaluation settings.
     #[serde(default)]
     pub eval: EvalConfig,
@@ -199,7 +204,7 @@ impl StageConfig {
     }
 }
 
-/// Student methods.
+/// Student methods (the columns of the paper's Table 6 ablation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
@@ -207,6 +212,14 @@ pub enum Method {
     Sf,
     /// One unified model trained with modality dropout.
     SfMd,
+    /// SF-MD + unweighted relation distillation from the teacher (α·mean D).
+    Sp,
+    /// SF-MD + margin-aware distillation (α·MAD).
+    Mad,
+    /// SF-MD + MAD + a regularization head on every single modality (β·SR).
+    Sr,
+    /// SF-MD + MAD + MAR: the full method.
+    Mmanet,
 }
 
 impl Method {
@@ -215,7 +228,33 @@ impl Method {
         match self {
             Method::Sf => "SF",
             Method::SfMd => "SF-MD",
+            Method::Sp => "+SP",
+            Method::Mad => "+MAD",
+            Method::Sr => "+SR",
+            Method::Mmanet => "MMANet",
         }
+    }
+
+    /// Folder name of the method's stage.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Method::Sf => "sf",
+            Method::SfMd => "sf-md",
+            Method::Sp => "sp",
+            Method::Mad => "mad",
+            Method::Sr => "sr",
+            Method::Mmanet => "mmanet",
+        }
+    }
+
+    /// Whether the method distils from the teacher.
+    pub fn uses_teacher(self) -> bool {
+        matches!(self, Method::Sp | Method::Mad | Method::Sr | Method::Mmanet)
+    }
+
+    /// Whether the method trains a regularization head.
+    pub fn uses_reg_head(self) -> bool {
+        matches!(self, Method::Sr | Method::Mmanet)
     }
 }
 
@@ -303,6 +342,9 @@ impl ExperimentConfig {
         self.student.validate("student")?;
         if self.methods.is_empty() {
             return Err(CoreError::config("methods", "list at least one method"));
+        }
+        if self.methods.iter().any(|m| m.uses_teacher()) {
+            self.mmanet.validate(self.student.epochs)?;
         }
         Ok(())
     }

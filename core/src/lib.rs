@@ -9,6 +9,7 @@
 //! * [`data`] — datasets (multi-view CSV, manifests, mfeat, image lists, synthetic), splits, batches;
 //! * [`model`] — encoders, masked fusion, trunks ([`model::MultimodalNet`]);
 //! * [`train`] — the step-wise training loop and its pluggable loss terms;
+//! * [`losses`] — MAD and MAR in tensor ops; [`mmanet`] — them as training terms (and SP, SR);
 //! * [`eval`], [`metrics`], [`report`] — per-combination evaluation, metrics, tables;
 //! * [`schedule`] — learning-rate schedules; [`config`] — TOML experiment configs;
 //! * [`checkpoint`], [`fsutil`] — atomic checkpoint and result files;
@@ -28,6 +29,7 @@ pub mod eval;
 pub mod fsutil;
 pub mod losses;
 pub mod metrics;
+pub mod mmanet;
 pub mod modality;
 pub mod model;
 pub mod pipeline;

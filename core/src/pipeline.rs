@@ -19,10 +19,12 @@ use crate::dropout::DropoutMode;
 use crate::error::{CoreError, Result};
 use crate::eval::evaluate;
 use crate::fsutil::write_atomic;
+use crate::losses::mad::MadReduction;
+use crate::mmanet::{MadTerm, MarTerm, MiningSplit};
 use crate::modality::{ModalitySet, all_combinations};
 use crate::model::MultimodalNet;
 use crate::report::{ComparisonTable, EvalReport, TableMetric};
-use crate::train::{StageTrainer, TrainEvent, module_from_bytes, module_to_bytes};
+use crate::train::{LossTerm, StageTrainer, TrainEvent, module_from_bytes, module_to_bytes};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -170,7 +172,7 @@ pub struct StageMeta {
     pub history: Vec<crate::train::EpochSummary>,
 }
 
-/// One stage to train: its folder, settings and fingerprint.
+/// One stage to train: its folder, settings, fingerprint and extra loss terms.
 pub struct StageSpec<'a> {
     /// Display name and folder name relative to the run folder (`teacher`, `sf-md`, `sf/110`).
     pub name: String,
@@ -178,6 +180,26 @@ pub struct StageSpec<'a> {
     pub stage: &'a StageConfig,
     /// Identity of the stage's inputs.
     pub fingerprint: String,
+    /// Train a regularization head next to the deployment trunk (SR, MMANet).
+    pub with_reg_head: bool,
+    /// Extra loss terms (MAD, MAR, …).
+    pub terms: Vec<Box<dyn LossTerm>>,
+    /// Mine on the training split instead of the validation split.
+    pub mine_on_training_split: bool,
+}
+
+impl<'a> StageSpec<'a> {
+    /// A plain stage (cross-entropy only).
+    pub fn plain(name: impl Into<String>, stage: &'a StageConfig, fingerprint: String) -> Self {
+        StageSpec {
+            name: name.into(),
+            stage,
+            fingerprint,
+            with_reg_head: false,
+            terms: Vec::new(),
+            mine_on_training_split: false,
+        }
+    }
 }
 
 /// Whether stages may be trained or must already be finished.
@@ -196,7 +218,7 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
 
 /// Trains one stage (or reuses/resumes it) and returns its selected model.
 pub fn run_stage(
-    spec: &StageSpec<'_>,
+    spec: StageSpec<'_>,
     run_dir: &Path,
     cfg: &ExperimentConfig,
     data: &PreparedData,
@@ -204,20 +226,23 @@ pub fn run_stage(
     resume: bool,
     mode: RunMode,
     sink: &mut dyn ProgressSink,
-) -> Result<MultimodalNet> {
+) -> Result<(MultimodalNet, StageMeta)> {
     let dir = run_dir.join(&spec.name);
     let model_path = dir.join("model.bpk");
     let meta_path = dir.join("meta.json");
     let ckpt_path = dir.join("checkpoint.bin");
     device.seed(spec.stage.seed);
     // Built on the autodiff device: parameters must be tracked from the start.
-    let fresh = MultimodalNet::new(
-        data.source.modalities(),
-        data.source.num_classes(),
-        &cfg.model,
-        false,
-        &device.clone().autodiff(),
-    )?;
+    let build = |reg_head: bool| {
+        MultimodalNet::new(
+            data.source.modalities(),
+            data.source.num_classes(),
+            &cfg.model,
+            reg_head,
+            &device.clone().autodiff(),
+        )
+    };
+    let fresh = build(spec.with_reg_head)?;
     // Reuse a finished stage with the same fingerprint.
     if let (Ok(meta_text), Ok(bytes)) = (
         std::fs::read_to_string(&meta_path),
@@ -232,7 +257,7 @@ pub fn run_stage(
                 meta.best_epoch,
                 meta.best_score * 100.0
             ));
-            return module_from_bytes(fresh, bytes);
+            return Ok((module_from_bytes(build(false)?, bytes)?, meta));
         }
         sink.message(&format!(
             "{}: the settings changed since {} was trained; training again",
@@ -258,6 +283,12 @@ pub fn run_stage(
         device,
     )?;
     trainer.set_eval_batch(cfg.eval.batch_size);
+    if spec.mine_on_training_split {
+        trainer.mine_on_training_split();
+    }
+    for term in spec.terms {
+        trainer.add_loss_term(term);
+    }
     let fingerprint_path = dir.join("fingerprint.json");
     if ckpt_path.exists() {
         let same = std::fs::read_to_string(&fingerprint_path).ok().as_deref()
@@ -309,7 +340,8 @@ pub fn run_stage(
             TrainEvent::Step(_) => {}
         }
     }
-    let best = trainer.best_model()?;
+    // The deployment network: the regularization head is for training only.
+    let best = trainer.best_model()?.without_reg_head();
     write_atomic(&model_path, &module_to_bytes(&best)?)?;
     let progress = trainer.progress();
     let meta = StageMeta {
@@ -321,7 +353,7 @@ pub fn run_stage(
     let meta_json = serde_json::to_vec_pretty(&meta)
         .map_err(|e| CoreError::Training(format!("cannot encode stage meta: {e}")))?;
     write_atomic(&meta_path, &meta_json)?;
-    Ok(best)
+    Ok((best, meta))
 }
 
 /// Results of a whole experiment.
@@ -330,6 +362,8 @@ pub struct ExperimentOutcome {
     pub tables: Vec<ComparisonTable>,
     /// Every method's per-combination report, teacher first.
     pub reports: Vec<EvalReport>,
+    /// Per MAR/SR method, the loss terms' per-epoch reports (mining rounds, the weak set).
+    pub mining: Vec<serde_json::Value>,
     /// Where the files went.
     pub run_dir: PathBuf,
 }
@@ -342,6 +376,69 @@ fn fingerprint(cfg: &ExperimentConfig, stage: &StageConfig, extra: &str) -> Stri
         "extra": extra,
     })
     .to_string()
+}
+
+/// The stage of a unified student method: SF-MD, or SF-MD plus MMANet's terms.
+fn method_stage<'a>(
+    cfg: &'a ExperimentConfig,
+    method: Method,
+    teacher: &MultimodalNet,
+    n: usize,
+) -> StageSpec<'a> {
+    let m = &cfg.mmanet;
+    let extra = if method.uses_teacher() {
+        // the teacher's settings are part of a distilled student's identity
+        format!(
+            "{}|{}|{}",
+            method.slug(),
+            serde_json::to_string(m).unwrap_or_default(),
+            fingerprint(cfg, &cfg.teacher, "teacher")
+        )
+    } else {
+        method.slug().to_string()
+    };
+    let mut spec = StageSpec::plain(
+        method.slug(),
+        &cfg.student,
+        fingerprint(cfg, &cfg.student, &extra),
+    );
+    spec.with_reg_head = method.uses_reg_head();
+    spec.mine_on_training_split = m.mining_split == MiningSplit::Training;
+    match method {
+        Method::Sp => spec.terms.push(Box::new(MadTerm::new(
+            teacher,
+            MadReduction::Sp,
+            m.alpha,
+            m.warmup_epochs,
+        ))),
+        Method::Mad | Method::Sr | Method::Mmanet => spec.terms.push(Box::new(MadTerm::new(
+            teacher,
+            m.mad,
+            m.alpha,
+            m.warmup_epochs,
+        ))),
+        Method::Sf | Method::SfMd => {}
+    }
+    match method {
+        Method::Sr => spec.terms.push(Box::new(MarTerm::singles(m, n))),
+        Method::Mmanet => spec.terms.push(Box::new(MarTerm::mined(m, n))),
+        _ => {}
+    }
+    spec
+}
+
+/// The loss terms' per-epoch reports of a finished stage (MAR mining rounds and weak set).
+pub fn mining_reports(meta: &StageMeta) -> Vec<serde_json::Value> {
+    meta.history
+        .iter()
+        .filter(|e| !e.reports.is_empty())
+        .map(|e| {
+            serde_json::json!({
+                "epoch": e.epoch,
+                "reports": e.reports.iter().map(|(n, v)| serde_json::json!({"term": n, "report": v})).collect::<Vec<_>>(),
+            })
+        })
+        .collect()
 }
 
 /// Runs the experiment a config describes: teacher, then each method; evaluates all on the test
@@ -373,13 +470,13 @@ pub fn run_experiment(
     };
     let mut reports = Vec::new();
 
-    let teacher_spec = StageSpec {
-        name: "teacher".into(),
-        stage: &cfg.teacher,
-        fingerprint: fingerprint(cfg, &cfg.teacher, "teacher"),
-    };
-    let teacher = run_stage(
-        &teacher_spec,
+    let teacher_spec = StageSpec::plain(
+        "teacher",
+        &cfg.teacher,
+        fingerprint(cfg, &cfg.teacher, "teacher"),
+    );
+    let (teacher, _) = run_stage(
+        teacher_spec,
         &run_dir,
         cfg,
         data,
@@ -389,46 +486,45 @@ pub fn run_experiment(
         sink,
     )?;
     reports.push(eval_on(&teacher, &combos, "Teacher")?);
+    let mut mining = Vec::new();
 
-    for method in &cfg.methods {
-        match method {
-            Method::SfMd => {
-                let spec = StageSpec {
-                    name: "sf-md".into(),
-                    stage: &cfg.student,
-                    fingerprint: fingerprint(cfg, &cfg.student, "sf-md"),
+    for &method in &cfg.methods {
+        if method == Method::Sf {
+            let mut rows = Vec::with_capacity(combos.len());
+            for &c in &combos {
+                let mut stage = cfg.student.clone();
+                stage.dropout = DropoutMode::Fixed {
+                    combination: c.mask(n).iter().map(|&b| u8::from(b)).collect(),
                 };
-                let model = run_stage(&spec, &run_dir, cfg, data, device, resume, mode, sink)?;
-                reports.push(eval_on(&model, &combos, method.label())?);
+                let bits = c.bit_string(n);
+                let fp = fingerprint(cfg, &stage, &format!("sf/{bits}"));
+                let spec = StageSpec::plain(format!("sf/{bits}"), &stage, fp);
+                let (model, _) = run_stage(spec, &run_dir, cfg, data, device, resume, mode, sink)?;
+                let report = eval_on(&model, &[c], method.label())?;
+                rows.extend(report.rows);
             }
-            Method::Sf => {
-                let mut rows = Vec::with_capacity(combos.len());
-                for &c in &combos {
-                    let mut stage = cfg.student.clone();
-                    stage.dropout = DropoutMode::Fixed {
-                        combination: c.mask(n).iter().map(|&b| u8::from(b)).collect(),
-                    };
-                    let bits = c.bit_string(n);
-                    let spec = StageSpec {
-                        name: format!("sf/{bits}"),
-                        fingerprint: fingerprint(cfg, &stage, &format!("sf/{bits}")),
-                        stage: &stage,
-                    };
-                    let model = run_stage(&spec, &run_dir, cfg, data, device, resume, mode, sink)?;
-                    let report = eval_on(&model, &[c], method.label())?;
-                    rows.extend(report.rows);
-                }
-                reports.push(EvalReport {
-                    method: method.label().into(),
-                    modalities: data
-                        .source
-                        .modalities()
-                        .iter()
-                        .map(|m| m.name.clone())
-                        .collect(),
-                    rows,
-                });
-            }
+            reports.push(EvalReport {
+                method: method.label().into(),
+                modalities: data
+                    .source
+                    .modalities()
+                    .iter()
+                    .map(|m| m.name.clone())
+                    .collect(),
+                rows,
+            });
+            continue;
+        }
+        let spec = method_stage(cfg, method, &teacher, n);
+        let (model, meta) = run_stage(spec, &run_dir, cfg, data, device, resume, mode, sink)?;
+        reports.push(eval_on(&model, &combos, method.label())?);
+        let rounds = mining_reports(&meta);
+        if !rounds.is_empty() {
+            let record = serde_json::json!({ "method": method.label(), "epochs": rounds });
+            let bytes = serde_json::to_vec_pretty(&record)
+                .map_err(|e| CoreError::Training(format!("cannot encode mining: {e}")))?;
+            write_atomic(&run_dir.join(method.slug()).join("mining.json"), &bytes)?;
+            mining.push(record);
         }
     }
 
@@ -453,6 +549,7 @@ pub fn run_experiment(
     Ok(ExperimentOutcome {
         tables,
         reports,
+        mining,
         run_dir,
     })
 }

@@ -10,7 +10,7 @@ use crate::config::{OptimizerKind, StageConfig};
 use crate::data::{MultimodalSource, make_batch};
 use crate::dropout::{DropoutMode, ModalityDropout};
 use crate::error::{CoreError, Result};
-use crate::eval::{evaluate, read_f32};
+use crate::eval::{evaluate, predict_proba, read_f32};
 use crate::modality::{ModalitySet, all_combinations};
 use crate::model::{ModalityInput, MultimodalNet, NetOutput, label_tensor, mask_tensor};
 use crate::schedule::LrSchedule;
@@ -56,6 +56,34 @@ pub trait LossTerm: Send {
     fn weight(&self) -> f64;
     /// The term's value for this step, or `None` when it is off (e.g. during warm-up).
     fn compute(&mut self, ctx: &LossContext<'_>) -> Option<Tensor<1>>;
+    /// Combinations whose predictions on the mining split the term needs after `epoch`
+    /// (MAR's contrastive ranking); empty for none.
+    fn mining_request(&self, _epoch: usize) -> Vec<ModalitySet> {
+        Vec::new()
+    }
+    /// Receives, for each requested combination, the deployment head's class probabilities on
+    /// the mining split (`samples × classes`, row-major); returns what it found, for the logs.
+    fn on_predictions(
+        &mut self,
+        _epoch: usize,
+        _combinations: &[ModalitySet],
+        _probabilities: Vec<Vec<f32>>,
+        _classes: usize,
+    ) -> Option<serde_json::Value> {
+        None
+    }
+    /// Called at the end of every epoch (after any mining); may return a report.
+    fn end_of_epoch(&mut self, _epoch: usize) -> Option<serde_json::Value> {
+        None
+    }
+    /// State to keep in checkpoints (a mining memory bank, …).
+    fn state(&self) -> Option<serde_json::Value> {
+        None
+    }
+    /// Restores [`LossTerm::state`].
+    fn restore_state(&mut self, _state: serde_json::Value) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// What one call of [`StageTrainer::step`] did.
@@ -110,6 +138,9 @@ pub struct EpochSummary {
     pub val_score: f64,
     /// Whether this epoch's model is the best so far (and eligible).
     pub is_best: bool,
+    /// What the loss terms reported this epoch (MAR mining rounds, the weak set), by term name.
+    #[serde(default)]
+    pub reports: Vec<(String, serde_json::Value)>,
 }
 
 /// Serializable progress of a stage (saved with checkpoints, used by `--resume`).
@@ -123,6 +154,9 @@ pub struct TrainerProgress {
     pub best_score: f64,
     /// Summaries of the completed epochs.
     pub history: Vec<EpochSummary>,
+    /// Saved state of each loss term, by name.
+    #[serde(default)]
+    pub term_states: Vec<(String, serde_json::Value)>,
 }
 
 /// Builds the optimiser of a stage: SGD (Nesterov, momentum, no dampening, L2 weight decay, as
@@ -193,6 +227,7 @@ pub struct StageTrainer {
     source: Arc<dyn MultimodalSource>,
     train_idx: Vec<usize>,
     val_idx: Vec<usize>,
+    mining_idx: Vec<usize>,
     extra: Vec<Box<dyn LossTerm>>,
     val_combinations: Vec<ModalitySet>,
     eval_batch: usize,
@@ -254,6 +289,7 @@ impl StageTrainer {
             device,
             model,
             source,
+            mining_idx: val_idx.clone(),
             train_idx,
             val_idx,
             extra: Vec::new(),
@@ -272,6 +308,12 @@ impl StageTrainer {
     /// Adds a loss term (MAD, MAR, …).
     pub fn add_loss_term(&mut self, term: Box<dyn LossTerm>) {
         self.extra.push(term);
+    }
+
+    /// Uses the training split instead of the validation split for mining (the paper's choice;
+    /// the released code mines on the validation split).
+    pub fn mine_on_training_split(&mut self) {
+        self.mining_idx = self.train_idx.clone();
     }
 
     /// Sets the batch size of validation passes.
@@ -329,7 +371,13 @@ impl StageTrainer {
             self.optim.into_bytes().map(|b| b.to_vec()).map_err(|e| {
                 CoreError::Backend(format!("cannot serialise the optimiser: {e:?}"))
             })?;
-        Ok((model, optim, self.progress.clone()))
+        let mut progress = self.progress.clone();
+        progress.term_states = self
+            .extra
+            .iter()
+            .filter_map(|t| t.state().map(|s| (t.name().to_string(), s)))
+            .collect();
+        Ok((model, optim, progress))
     }
 
     /// Restores a checkpoint written by [`StageTrainer::checkpoint`] (and the best model).
@@ -344,6 +392,11 @@ impl StageTrainer {
         self.optim = make_optimizer(&self.cfg)
             .from_bytes(Bytes::from_bytes_vec(optim))
             .map_err(|e| CoreError::Backend(format!("cannot read the optimiser state: {e:?}")))?;
+        for (name, state) in &progress.term_states {
+            if let Some(term) = self.extra.iter_mut().find(|t| t.name() == name) {
+                term.restore_state(state.clone())?;
+            }
+        }
         self.progress = progress;
         self.best_model = best_model;
         self.order.clear();
@@ -491,6 +544,36 @@ impl StageTrainer {
             self.progress.best_score = val_score;
             self.best_model = Some(module_to_bytes(&self.model)?);
         }
+        let mut reports = Vec::new();
+        let classes = self.model.info().classes;
+        let eval_device = self.device.clone().without_autodiff();
+        for term in &mut self.extra {
+            let combos = term.mining_request(epoch);
+            if !combos.is_empty() {
+                let mut probs = Vec::with_capacity(combos.len());
+                for &c in &combos {
+                    let mut rows = Vec::with_capacity(self.mining_idx.len() * classes);
+                    for chunk in self.mining_idx.chunks(self.eval_batch) {
+                        let p = predict_proba(
+                            &eval_model,
+                            self.source.as_ref(),
+                            chunk,
+                            c,
+                            &eval_device,
+                        )
+                        .await?;
+                        rows.extend(p.into_iter().flatten());
+                    }
+                    probs.push(rows);
+                }
+                if let Some(r) = term.on_predictions(epoch, &combos, probs, classes) {
+                    reports.push((term.name().to_string(), r));
+                }
+            }
+            if let Some(r) = term.end_of_epoch(epoch) {
+                reports.push((term.name().to_string(), r));
+            }
+        }
         let steps = self.steps.max(1) as f64;
         let summary = EpochSummary {
             epoch,
@@ -504,6 +587,7 @@ impl StageTrainer {
             val_accuracy,
             val_score,
             is_best,
+            reports,
         };
         self.progress.history.push(summary.clone());
         self.progress.epochs_done += 1;

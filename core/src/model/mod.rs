@@ -320,6 +320,13 @@ impl MultimodalNet {
         })
     }
 
+    /// The deployment network alone: drops the regularization head (training only).
+    pub fn without_reg_head(mut self) -> Self {
+        self.reg_head = None;
+        self.info.with_reg_head = false;
+        self
+    }
+
     /// What the network was built for.
     pub fn info(&self) -> &NetInfo {
         &self.info

@@ -1,0 +1,345 @@
+//! MMANet's training terms, plugged into the [`StageTrainer`](crate::train::StageTrainer) as
+//! [`LossTerm`]s: margin-aware distillation from the teacher ([`MadTerm`]) and the
+//! regularization head trained on the mined weak combinations ([`MarTerm`]), plus the ablation
+//! baselines SP (unweighted relation distillation) and SR (regularize every single modality).
+//!
+//! Schedule (spec §1.5, §4): both terms are off while `epoch ≤ warmup_epochs`; MAR mines after
+//! each epoch of `mining_epochs` and fixes the weak set at the end of epoch `warmup_epochs`.
+//! Total loss `L = CE + α·MAD + β·MAR`.
+
+use crate::error::{CoreError, Result};
+use crate::losses::mad::{MadReduction, mad_loss};
+use crate::losses::mar::{
+    BankMode, CandidateRule, MarLossMode, MemoryBank, MiningMode, candidates, label_histogram,
+    mar_loss, mean_probabilities,
+};
+use crate::metrics::argmax_rows;
+use crate::modality::ModalitySet;
+use crate::model::{ModalityInput, MultimodalNet, mask_tensor};
+use crate::train::{LossContext, LossTerm, cross_entropy_per_sample};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Which split MAR mines on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum MiningSplit {
+    /// The validation split (the released code).
+    #[default]
+    Validation,
+    /// The training split (the paper).
+    Training,
+}
+
+/// MMANet settings (the `[mmanet]` table). Defaults are the official anti-spoofing values.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MmanetConfig {
+    /// α, the weight of MAD (official 30).
+    #[serde(default = "default_alpha")]
+    pub alpha: f64,
+    /// β, the weight of MAR (official 0.5).
+    #[serde(default = "default_beta")]
+    pub beta: f64,
+    /// MAD and MAR are off while `epoch ≤ warmup_epochs` (0-based; official 5).
+    #[serde(default = "default_warmup")]
+    pub warmup_epochs: usize,
+    /// Epochs after which MAR mines (official 2, 3, 4); each must be ≤ `warmup_epochs`.
+    #[serde(default = "default_mining_epochs")]
+    pub mining_epochs: Vec<usize>,
+    /// MAD reduction: `official` (column weighting) or `paper` (row weighting).
+    #[serde(default)]
+    pub mad: MadReduction,
+    /// Prediction distribution: `official` (argmax histogram + extra softmax) or `paper`
+    /// (mean softmax, plain KL).
+    #[serde(default)]
+    pub mining: MiningMode,
+    /// Candidates: `official` (combinations of n − 1 modalities) or `paper` (all but the full).
+    #[serde(default)]
+    pub candidates: CandidateRule,
+    /// Memory bank: `sum` (official) or `mean` (paper).
+    #[serde(default)]
+    pub bank: BankMode,
+    /// MAR loss: `official` ((n_W/B)·Σ CE) or `paper` (masked CE / B).
+    #[serde(default)]
+    pub mar_loss: MarLossMode,
+    /// Split MAR mines on: `validation` (official) or `training` (paper).
+    #[serde(default)]
+    pub mining_split: MiningSplit,
+}
+
+fn default_alpha() -> f64 {
+    30.0
+}
+fn default_beta() -> f64 {
+    0.5
+}
+fn default_warmup() -> usize {
+    5
+}
+fn default_mining_epochs() -> Vec<usize> {
+    vec![2, 3, 4]
+}
+
+impl Default for MmanetConfig {
+    fn default() -> Self {
+        MmanetConfig {
+            alpha: default_alpha(),
+            beta: default_beta(),
+            warmup_epochs: default_warmup(),
+            mining_epochs: default_mining_epochs(),
+            mad: MadReduction::default(),
+            mining: MiningMode::default(),
+            candidates: CandidateRule::default(),
+            bank: BankMode::default(),
+            mar_loss: MarLossMode::default(),
+            mining_split: MiningSplit::default(),
+        }
+    }
+}
+
+impl MmanetConfig {
+    /// Checks values against the number of epochs of the student stage.
+    pub fn validate(&self, student_epochs: usize) -> Result<()> {
+        for (field, v) in [("mmanet.alpha", self.alpha), ("mmanet.beta", self.beta)] {
+            if !(v.is_finite() && v >= 0.0) {
+                return Err(CoreError::config(field, format!("must be ≥ 0, got {v}")));
+            }
+        }
+        if self.warmup_epochs + 1 >= student_epochs {
+            return Err(CoreError::config(
+                "mmanet.warmup_epochs",
+                format!(
+                    "{} leaves no epoch with MAD/MAR on (the student trains {student_epochs} epochs)",
+                    self.warmup_epochs
+                ),
+            ));
+        }
+        if self.mining_epochs.is_empty() {
+            return Err(CoreError::config(
+                "mmanet.mining_epochs",
+                "list at least one epoch",
+            ));
+        }
+        if let Some(e) = self.mining_epochs.iter().find(|&&e| e > self.warmup_epochs) {
+            return Err(CoreError::config(
+                "mmanet.mining_epochs",
+                format!(
+                    "epoch {e} is after the warm-up ({}): the weak set is fixed by then",
+                    self.warmup_epochs
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Margin-aware distillation from a frozen teacher (or the unweighted SP baseline).
+pub struct MadTerm {
+    teacher: MultimodalNet,
+    reduction: MadReduction,
+    alpha: f64,
+    warmup_epochs: usize,
+    name: String,
+}
+
+impl MadTerm {
+    /// MAD with `reduction` (`Sp` gives the SP baseline). `teacher` is put in eval mode.
+    pub fn new(
+        teacher: &MultimodalNet,
+        reduction: MadReduction,
+        alpha: f64,
+        warmup_epochs: usize,
+    ) -> Self {
+        MadTerm {
+            teacher: teacher.valid(),
+            reduction,
+            alpha,
+            warmup_epochs,
+            name: if reduction == MadReduction::Sp {
+                "sp".into()
+            } else {
+                "mad".into()
+            },
+        }
+    }
+}
+
+impl LossTerm for MadTerm {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn weight(&self) -> f64 {
+        self.alpha
+    }
+    fn compute(&mut self, ctx: &LossContext<'_>) -> Option<Tensor<1>> {
+        if ctx.epoch <= self.warmup_epochs {
+            return None;
+        }
+        // The teacher runs without autodiff, on the complete modalities, in eval mode.
+        let inputs: Vec<ModalityInput> = ctx
+            .inputs
+            .iter()
+            .map(|x| match x {
+                ModalityInput::Vector(t) => ModalityInput::Vector(t.clone().without_autodiff()),
+                ModalityInput::Image(t) => ModalityInput::Image(t.clone().without_autodiff()),
+            })
+            .collect();
+        let b = ctx.masks.len();
+        let n = self.teacher.num_modalities();
+        let device = ctx.output.logits.device().without_autodiff();
+        let full = mask_tensor(&vec![ModalitySet::full(n); b], n, &device);
+        let t = self.teacher.forward(&inputs, full);
+        Some(mad_loss(
+            ctx.output.features.clone(),
+            t.features,
+            t.logits,
+            self.reduction,
+        ))
+    }
+}
+
+/// Where the regularization head's weak set comes from.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum WeakSource {
+    /// Mined by contrastive ranking (MAR).
+    Mined(MemoryBank),
+    /// Every single-modality combination (the SR baseline).
+    Singles(Vec<ModalitySet>),
+}
+
+/// The regularization-head loss on the weak combinations (MAR, or SR).
+pub struct MarTerm {
+    cfg: MmanetConfig,
+    n_modalities: usize,
+    source: WeakSource,
+    weak: Option<Vec<ModalitySet>>,
+    name: String,
+}
+
+/// What MAR keeps in checkpoints.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+struct MarState {
+    source: WeakSource,
+    weak: Option<Vec<ModalitySet>>,
+}
+
+impl MarTerm {
+    /// MAR: mines the weak combination among the configured candidates.
+    pub fn mined(cfg: &MmanetConfig, n_modalities: usize) -> Self {
+        let bank = MemoryBank::new(
+            n_modalities,
+            candidates(n_modalities, cfg.candidates),
+            cfg.mining,
+            cfg.bank,
+        );
+        MarTerm {
+            cfg: cfg.clone(),
+            n_modalities,
+            source: WeakSource::Mined(bank),
+            weak: None,
+            name: "mar".into(),
+        }
+    }
+
+    /// SR: regularizes every single modality, no mining.
+    pub fn singles(cfg: &MmanetConfig, n_modalities: usize) -> Self {
+        let singles: Vec<ModalitySet> = (0..n_modalities).map(ModalitySet::single).collect();
+        MarTerm {
+            cfg: cfg.clone(),
+            n_modalities,
+            weak: Some(singles.clone()),
+            source: WeakSource::Singles(singles),
+            name: "sr".into(),
+        }
+    }
+
+    /// The weak set, once known.
+    pub fn weak_set(&self) -> Option<&[ModalitySet]> {
+        self.weak.as_deref()
+    }
+
+    /// The memory bank (MAR only).
+    pub fn bank(&self) -> Option<&MemoryBank> {
+        match &self.source {
+            WeakSource::Mined(b) => Some(b),
+            WeakSource::Singles(_) => None,
+        }
+    }
+}
+
+impl LossTerm for MarTerm {
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn weight(&self) -> f64 {
+        self.cfg.beta
+    }
+    fn compute(&mut self, ctx: &LossContext<'_>) -> Option<Tensor<1>> {
+        if ctx.epoch <= self.cfg.warmup_epochs {
+            return None;
+        }
+        let weak = self.weak.as_ref()?;
+        let reg = ctx.output.reg_logits.clone()?;
+        let ce = cross_entropy_per_sample(reg, ctx.labels.clone());
+        Some(mar_loss(ce, ctx.masks, weak, self.cfg.mar_loss))
+    }
+    fn mining_request(&self, epoch: usize) -> Vec<ModalitySet> {
+        match &self.source {
+            WeakSource::Mined(bank) if self.cfg.mining_epochs.contains(&epoch) => {
+                let mut c = bank.candidates.clone();
+                c.push(ModalitySet::full(self.n_modalities));
+                c
+            }
+            _ => Vec::new(),
+        }
+    }
+    fn on_predictions(
+        &mut self,
+        epoch: usize,
+        _combinations: &[ModalitySet],
+        probabilities: Vec<Vec<f32>>,
+        classes: usize,
+    ) -> Option<serde_json::Value> {
+        let WeakSource::Mined(bank) = &mut self.source else {
+            return None;
+        };
+        let distributions: Vec<Vec<f64>> = probabilities
+            .iter()
+            .map(|p| match bank.mode {
+                MiningMode::Official => label_histogram(&argmax_rows(p, classes), classes),
+                MiningMode::Paper => mean_probabilities(p, classes),
+            })
+            .collect();
+        let round = bank.add_round(epoch, distributions);
+        serde_json::to_value(round).ok()
+    }
+    fn end_of_epoch(&mut self, epoch: usize) -> Option<serde_json::Value> {
+        if epoch != self.cfg.warmup_epochs {
+            return None;
+        }
+        let WeakSource::Mined(bank) = &self.source else {
+            return None;
+        };
+        self.weak = bank.weak_set();
+        Some(serde_json::json!({
+            "weak_set": self.weak,
+            "bank": bank.values(),
+            "candidates": bank.candidates,
+        }))
+    }
+    fn state(&self) -> Option<serde_json::Value> {
+        serde_json::to_value(MarState {
+            source: self.source.clone(),
+            weak: self.weak.clone(),
+        })
+        .ok()
+    }
+    fn restore_state(&mut self, state: serde_json::Value) -> Result<()> {
+        let s: MarState = serde_json::from_value(state)
+            .map_err(|e| CoreError::Training(format!("cannot restore the MAR state: {e}")))?;
+        self.source = s.source;
+        self.weak = s.weak;
+        Ok(())
+    }
+}
