@@ -5,8 +5,11 @@ mod progress;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use mmanet_core::config::ExperimentConfig;
-use mmanet_core::device::{DeviceChoice, select_device};
-use mmanet_core::pipeline::{RunMode, prepare_data, prepare_manifest, run_experiment};
+use mmanet_core::device::{DeviceChoice, SelectedDevice, select_device};
+use mmanet_core::pipeline::{
+    PreparedData, RunMode, prepare_data, prepare_manifest, run_ablation, run_experiment,
+    weak_set_labels,
+};
 use std::path::PathBuf;
 
 /// The bundled demo config (mfeat: teacher, SF-MD).
@@ -83,10 +86,31 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Multi-seed experiments.
+    Experiment {
+        #[command(subcommand)]
+        command: ExperimentCommand,
+    },
     /// Dataset utilities.
     Data {
         #[command(subcommand)]
         command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum ExperimentCommand {
+    /// The paper's Table 6 ablation: SF, SF-MD, +SP, +MAD, +SR, MMANet (the config's `methods`)
+    /// on the same split with several seeds; writes the mean ± std table.
+    Ablation {
+        /// Experiment config (TOML).
+        #[arg(long)]
+        config: PathBuf,
+        /// Number of seeds.
+        #[arg(long, default_value_t = 3)]
+        seeds: usize,
+        #[command(flatten)]
+        run: RunArgs,
     },
 }
 
@@ -148,19 +172,26 @@ fn run() -> Result<()> {
             let cfg = ExperimentConfig::load(&config)?;
             train(cfg, run, RunMode::EvalOnly)
         }
+        Command::Experiment {
+            command: ExperimentCommand::Ablation { config, seeds, run },
+        } => {
+            let cfg = ExperimentConfig::load(&config)?;
+            ablation(cfg, seeds, run)
+        }
         Command::Data {
             command: DataCommand::Check { manifest },
         } => data_check(manifest),
     }
 }
 
-fn train(mut cfg: ExperimentConfig, run: RunArgs, mode: RunMode) -> Result<()> {
-    if let Some(out) = run.output {
-        cfg.output_dir = out;
+/// Picks the device and loads the data, printing one line about each.
+fn setup(cfg: &mut ExperimentConfig, run: &RunArgs) -> Result<(SelectedDevice, PreparedData)> {
+    if let Some(out) = &run.output {
+        cfg.output_dir = out.clone();
     }
     let selected = select_device(run.device.into())?;
     println!("device: {}", selected.description);
-    let data = prepare_data(&cfg).context("loading the data")?;
+    let data = prepare_data(cfg).context("loading the data")?;
     println!(
         "data: {} — {} samples, {} classes, modalities {}; split train {} / val {} / test {}",
         data.source.name(),
@@ -176,16 +207,62 @@ fn train(mut cfg: ExperimentConfig, run: RunArgs, mode: RunMode) -> Result<()> {
         data.split.val.len(),
         data.split.test.len()
     );
+    Ok((selected, data))
+}
+
+fn print_weak_sets(mining: &[serde_json::Value], names: &[String]) {
+    for m in mining {
+        let method = m.get("method").and_then(|v| v.as_str()).unwrap_or("?");
+        if let Some(w) = weak_set_labels(m, names) {
+            println!("{method}: mined weak set {}", w.join(", "));
+        }
+    }
+}
+
+fn train(mut cfg: ExperimentConfig, run: RunArgs, mode: RunMode) -> Result<()> {
+    let (selected, data) = setup(&mut cfg, &run)?;
     let mut sink = progress::BarProgress::new();
     let outcome = run_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?;
     drop(sink);
     println!();
+    let names: Vec<String> = data
+        .source
+        .modalities()
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    print_weak_sets(&outcome.mining, &names);
     for table in &outcome.tables {
-        println!("Test split, {} per combination:\n", table.metric.name());
+        println!("\nTest split, {} per combination:\n", table.metric.name());
         println!("{}", table.to_markdown());
     }
     println!(
         "results written to {} (results.md / .csv / .json, reports.json)",
+        outcome.run_dir.display()
+    );
+    Ok(())
+}
+
+fn ablation(mut cfg: ExperimentConfig, seeds: usize, run: RunArgs) -> Result<()> {
+    let (selected, data) = setup(&mut cfg, &run)?;
+    let mut sink = progress::BarProgress::new();
+    let outcome = run_ablation(&cfg, &data, &selected.device, seeds, run.resume, &mut sink)?;
+    drop(sink);
+    println!();
+    for (k, seed) in outcome.weak_sets.iter().enumerate() {
+        for (method, w) in seed {
+            println!("seed {k}: {method} mined weak set {}", w.join(", "));
+        }
+    }
+    for table in &outcome.tables {
+        println!(
+            "\nTest split, {} per combination, mean ± std over {seeds} seeds:\n",
+            table.metric.name()
+        );
+        println!("{}", table.to_markdown());
+    }
+    println!(
+        "results written to {} (ablation.md / .csv / .json, ablation-mining.json, seed-*/)",
         outcome.run_dir.display()
     );
     Ok(())

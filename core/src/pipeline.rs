@@ -553,3 +553,103 @@ pub fn run_experiment(
         run_dir,
     })
 }
+
+/// Results of an ablation over several seeds.
+pub struct AblationOutcome {
+    /// Per metric, rows = combinations + average, columns = methods, mean ± std over seeds.
+    pub tables: Vec<ComparisonTable>,
+    /// Per seed, every method's report.
+    pub reports: Vec<Vec<EvalReport>>,
+    /// Per seed, the weak set each MAR method mined (as modality-name labels).
+    pub weak_sets: Vec<Vec<(String, Vec<String>)>>,
+    /// Where the files went.
+    pub run_dir: PathBuf,
+}
+
+/// The weak set recorded in a method's mining reports, as modality-name labels.
+pub fn weak_set_labels(mining: &serde_json::Value, names: &[String]) -> Option<Vec<String>> {
+    let epochs = mining.get("epochs")?.as_array()?;
+    epochs.iter().rev().find_map(|e| {
+        e.get("reports")?.as_array()?.iter().find_map(|r| {
+            let sets: Vec<ModalitySet> =
+                serde_json::from_value(r.get("report")?.get("weak_set")?.clone()).ok()?;
+            Some(sets.iter().map(|s| s.long_label(names)).collect())
+        })
+    })
+}
+
+/// Runs the experiment once per seed (`seeds` runs; seed k adds k to the teacher's and the
+/// student's seeds, the data split stays the same) and tabulates mean ± std per method.
+/// Writes `ablation.{md,csv,json}` (and `ablation-acer.*` for two-class data) and
+/// `ablation-mining.json` into `<output_dir>/<name>/`.
+pub fn run_ablation(
+    cfg: &ExperimentConfig,
+    data: &PreparedData,
+    device: &Device,
+    seeds: usize,
+    resume: bool,
+    sink: &mut dyn ProgressSink,
+) -> Result<AblationOutcome> {
+    if seeds == 0 {
+        return Err(CoreError::config("seeds", "run at least one seed"));
+    }
+    let run_dir = cfg.output_dir.join(&cfg.name);
+    let names: Vec<String> = data
+        .source
+        .modalities()
+        .iter()
+        .map(|m| m.name.clone())
+        .collect();
+    let mut all_reports = Vec::with_capacity(seeds);
+    let mut weak_sets = Vec::with_capacity(seeds);
+    for k in 0..seeds {
+        let mut c = cfg.clone();
+        c.output_dir = run_dir.clone();
+        c.name = format!("seed-{k}");
+        c.teacher.seed = cfg.teacher.seed.wrapping_add(k as u64);
+        c.student.seed = cfg.student.seed.wrapping_add(k as u64);
+        sink.message(&format!("seed {} of {seeds}", k + 1));
+        let out = run_experiment(&c, data, device, resume, RunMode::Train, sink)?;
+        weak_sets.push(
+            out.mining
+                .iter()
+                .filter_map(|m| {
+                    let method = m.get("method")?.as_str()?.to_string();
+                    Some((method, weak_set_labels(m, &names)?))
+                })
+                .collect(),
+        );
+        all_reports.push(out.reports);
+    }
+    let methods: Vec<String> = all_reports[0].iter().map(|r| r.method.clone()).collect();
+    let per_method: Vec<(String, Vec<EvalReport>)> = methods
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            (
+                m.clone(),
+                all_reports.iter().map(|seed| seed[i].clone()).collect(),
+            )
+        })
+        .collect();
+    let mut tables = vec![ComparisonTable::build(TableMetric::Accuracy, &per_method)?];
+    if data.source.num_classes() == 2 {
+        tables.push(ComparisonTable::build(TableMetric::Acer, &per_method)?);
+    }
+    for t in &tables {
+        let stem = match t.metric {
+            TableMetric::Accuracy => "ablation",
+            TableMetric::Acer => "ablation-acer",
+        };
+        t.write_all(&run_dir, stem)?;
+    }
+    let json = serde_json::to_vec_pretty(&serde_json::json!({ "weak_sets_per_seed": weak_sets }))
+        .map_err(|e| CoreError::Training(format!("cannot encode mining: {e}")))?;
+    write_atomic(&run_dir.join("ablation-mining.json"), &json)?;
+    Ok(AblationOutcome {
+        tables,
+        reports: all_reports,
+        weak_sets,
+        run_dir,
+    })
+}
