@@ -57,6 +57,9 @@ struct RunArgs {
     /// Override the output folder of the config.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Override a config value, e.g. `--set mmanet.beta=2.0` (repeatable; TOML values).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    overrides: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -143,7 +146,11 @@ fn run() -> Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Demo { run, epochs } => {
-            let mut cfg = ExperimentConfig::from_toml(DEMO_CONFIG, "configs/mfeat-demo.toml")?;
+            let mut cfg = ExperimentConfig::from_toml_with_overrides(
+                DEMO_CONFIG,
+                "configs/mfeat-demo.toml",
+                &run.overrides,
+            )?;
             if let Some(e) = epochs {
                 if e == 0 {
                     bail!("--epochs must be at least 1");
@@ -154,6 +161,7 @@ fn run() -> Result<()> {
                 cfg.student.select_after_epoch = cfg.student.select_after_epoch.min(e - 1);
                 cfg.teacher.lr_milestones.retain(|m| *m < e);
                 cfg.student.lr_milestones.retain(|m| *m < e);
+                cfg.validate().context("--epochs")?;
             }
             println!(
                 "{}",
@@ -165,17 +173,17 @@ fn run() -> Result<()> {
             train(cfg, run, RunMode::Train)
         }
         Command::Train { config, run } => {
-            let cfg = ExperimentConfig::load(&config)?;
+            let cfg = ExperimentConfig::load_with_overrides(&config, &run.overrides)?;
             train(cfg, run, RunMode::Train)
         }
         Command::Eval { config, run } => {
-            let cfg = ExperimentConfig::load(&config)?;
+            let cfg = ExperimentConfig::load_with_overrides(&config, &run.overrides)?;
             train(cfg, run, RunMode::EvalOnly)
         }
         Command::Experiment {
             command: ExperimentCommand::Ablation { config, seeds, run },
         } => {
-            let cfg = ExperimentConfig::load(&config)?;
+            let cfg = ExperimentConfig::load_with_overrides(&config, &run.overrides)?;
             ablation(cfg, seeds, run)
         }
         Command::Data {

@@ -302,11 +302,59 @@ impl ExperimentConfig {
         Ok(cfg)
     }
 
+    /// Parses TOML text after applying `key.path=value` overrides (the value in TOML syntax,
+    /// e.g. `mmanet.beta=2.0`, `methods=["sf-md","mmanet"]`, `data.split.seed=3`).
+    pub fn from_toml_with_overrides(text: &str, file: &str, overrides: &[String]) -> Result<Self> {
+        if overrides.is_empty() {
+            return Self::from_toml(text, file);
+        }
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| {
+            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+            CoreError::Parse {
+                file: file.to_string(),
+                line,
+                column: Some(column),
+                message: e.message().to_string(),
+            }
+        })?;
+        for o in overrides {
+            let (key, value) = o
+                .split_once('=')
+                .ok_or_else(|| CoreError::config(o.clone(), "an override is `key.path=value`"))?;
+            let key = key.trim();
+            let parsed: toml::Table = toml::from_str(&format!("v = {}", value.trim()))
+                .or_else(|_| toml::from_str(&format!("v = {:?}", value.trim())))
+                .map_err(|e| {
+                    CoreError::config(key, format!("bad value `{value}`: {}", e.message()))
+                })?;
+            let value = parsed.get("v").cloned().expect("parsed a `v` key");
+            let parts: Vec<&str> = key.split('.').collect();
+            let mut table = &mut doc;
+            for p in &parts[..parts.len() - 1] {
+                table = table
+                    .entry(p.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .ok_or_else(|| CoreError::config(key, format!("`{p}` is not a table")))?;
+            }
+            table.insert(parts[parts.len() - 1].to_string(), value);
+        }
+        let merged =
+            toml::to_string(&doc).map_err(|e| CoreError::config("overrides", e.to_string()))?;
+        Self::from_toml(&merged, &format!("{file} (with --set overrides)"))
+    }
+
     /// Reads and validates a config file. A relative `data.manifest` is resolved against the
     /// config file's folder.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_with_overrides(path, &[])
+    }
+
+    /// [`ExperimentConfig::load`] with `key.path=value` overrides.
+    pub fn load_with_overrides(path: &Path, overrides: &[String]) -> Result<Self> {
         let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
-        let mut cfg = Self::from_toml(&text, &path.display().to_string())?;
+        let mut cfg =
+            Self::from_toml_with_overrides(&text, &path.display().to_string(), overrides)?;
         if let Some(m) = &cfg.data.manifest
             && m.is_relative()
         {
