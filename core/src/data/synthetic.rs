@@ -6,7 +6,7 @@
 //! The cues that separate live from spoof, each scaled by its modality's strength:
 //! * **Depth**: a live face is a 3-D bump (brighter toward the centre); a spoof is flat (a photo
 //!   or a screen);
-//! * **IR**: live skin reflects IR evenly; a spoof (paper, screen) shows stripes;
+//! * **IR**: live skin reflects IR evenly; a spoof (paper, screen) is darker and shows stripes;
 //! * **RGB**: spoofs carry a moiré-like high-frequency pattern and a colour cast.
 //!
 //! Strength 0 removes a modality's cue entirely; 1 makes it obvious.
@@ -142,7 +142,12 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<InMemoryDataset> {
                 let f = face[y * s + x];
                 let inside = f32::from(f > 0.0);
                 let stripes = ((y as f32) * stripe_freq * 1.7 + stripe_phase).sin();
-                let cue = if live { 0.0 } else { cfg.ir_strength * stripes };
+                // spoof material reflects IR less and shows stripes
+                let cue = if live {
+                    0.0
+                } else {
+                    cfg.ir_strength * (0.6 * stripes - 0.4)
+                };
                 ir.push(inside * (level + cue) + cfg.noise * normal(&mut rng));
             }
         }
