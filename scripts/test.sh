@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 cargo fmt --all -- --check
+cargo clippy --release --workspace --all-targets -- -D warnings
 cargo test --release --workspace
 cargo check --release --target wasm32-unknown-unknown -p mmanet-core
 echo "all tests passed"

@@ -11,7 +11,9 @@
 
 use crate::checkpoint::StageCheckpoint;
 use crate::config::{DataSource, ExperimentConfig, Method, StageConfig};
-use crate::data::imagelist::{ImageListDataset, parse_surf_list};
+use crate::data::imagelist::{
+    CefaProtocol, ImageListDataset, ImageSample, cefa_samples, parse_surf_list,
+};
 use crate::data::manifest::{ManifestFormat, load_csv_manifest, read_manifest};
 use crate::data::split::Split;
 use crate::data::{FeatureScaler, MultimodalSource, mfeat, synthetic};
@@ -97,27 +99,50 @@ pub fn prepare_manifest(path: &Path, standardize: bool) -> Result<PreparedData> 
                 scalers,
             })
         }
-        ManifestFormat::CasiaSurf => {
+        ManifestFormat::CasiaSurf | ManifestFormat::Cefa => {
             let images = manifest
                 .images
                 .as_ref()
                 .ok_or_else(|| CoreError::config("images", "missing [images] table"))?;
             let root = base.join(&images.root);
+            let parts: Vec<Vec<ImageSample>> = if manifest.format == ManifestFormat::Cefa {
+                let protocol = images
+                    .cefa_protocol
+                    .clone()
+                    .unwrap_or_else(CefaProtocol::race_prot_rdi_4_5);
+                [&protocol.train, &protocol.dev, &protocol.test]
+                    .into_iter()
+                    .map(|rule| cefa_samples(&root, rule))
+                    .collect::<Result<_>>()?
+            } else {
+                [&images.train_list, &images.val_list, &images.test_list]
+                    .into_iter()
+                    .map(|list| {
+                        let list = list.as_ref().ok_or_else(|| {
+                            CoreError::config("images", "a casia-surf manifest names three lists")
+                        })?;
+                        let list_path = root.join(list);
+                        let text = std::fs::read_to_string(&list_path)
+                            .map_err(|e| CoreError::io(&list_path, e))?;
+                        parse_surf_list(&text, &list_path.display().to_string(), &root)
+                    })
+                    .collect::<Result<_>>()?
+            };
             let mut samples = Vec::new();
             let mut ranges = Vec::new();
-            for list in [&images.train_list, &images.val_list, &images.test_list] {
-                let list_path = root.join(list);
-                let text = std::fs::read_to_string(&list_path)
-                    .map_err(|e| CoreError::io(&list_path, e))?;
-                let part = parse_surf_list(&text, &list_path.display().to_string(), &root)?;
+            for part in parts {
                 let start = samples.len();
                 samples.extend(part);
                 ranges.push((start..samples.len()).collect::<Vec<_>>());
             }
-            let class_names = manifest
-                .class_names
-                .clone()
-                .unwrap_or_else(|| vec!["attack".into(), "bona fide".into()]);
+            // CASIA-SURF: label 1 = real; CeFA: label 0 = real (PAI 1), 1 = attack.
+            let class_names = manifest.class_names.clone().unwrap_or_else(|| {
+                if manifest.format == ManifestFormat::Cefa {
+                    vec!["real".into(), "attack".into()]
+                } else {
+                    vec!["attack".into(), "real".into()]
+                }
+            });
             let ds = ImageListDataset::new(&manifest.name, samples, images, class_names)?;
             let mut ranges = ranges.into_iter();
             let split = Split {
@@ -216,17 +241,36 @@ pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     burn::tensor::read_sync(f)
 }
 
-/// Trains one stage (or reuses/resumes it) and returns its selected model.
+/// What every stage of one experiment run shares.
+pub struct RunContext<'a> {
+    /// The run folder (`<output_dir>/<name>`).
+    pub run_dir: &'a Path,
+    /// The experiment.
+    pub cfg: &'a ExperimentConfig,
+    /// The data.
+    pub data: &'a PreparedData,
+    /// The (plain) compute device.
+    pub device: &'a Device,
+    /// Continue interrupted stages from their checkpoints.
+    pub resume: bool,
+    /// Train, or only load finished stages.
+    pub mode: RunMode,
+}
+
+/// Trains one stage (or reuses/resumes it) and returns its selected model and record.
 pub fn run_stage(
     spec: StageSpec<'_>,
-    run_dir: &Path,
-    cfg: &ExperimentConfig,
-    data: &PreparedData,
-    device: &Device,
-    resume: bool,
-    mode: RunMode,
+    ctx: &RunContext<'_>,
     sink: &mut dyn ProgressSink,
 ) -> Result<(MultimodalNet, StageMeta)> {
+    let RunContext {
+        run_dir,
+        cfg,
+        data,
+        device,
+        resume,
+        mode,
+    } = *ctx;
     let dir = run_dir.join(&spec.name);
     let model_path = dir.join("model.bpk");
     let meta_path = dir.join("meta.json");
@@ -469,22 +513,21 @@ pub fn run_experiment(
         ))
     };
     let mut reports = Vec::new();
+    let ctx = RunContext {
+        run_dir: &run_dir,
+        cfg,
+        data,
+        device,
+        resume,
+        mode,
+    };
 
     let teacher_spec = StageSpec::plain(
         "teacher",
         &cfg.teacher,
         fingerprint(cfg, &cfg.teacher, "teacher"),
     );
-    let (teacher, _) = run_stage(
-        teacher_spec,
-        &run_dir,
-        cfg,
-        data,
-        device,
-        resume,
-        mode,
-        sink,
-    )?;
+    let (teacher, _) = run_stage(teacher_spec, &ctx, sink)?;
     reports.push(eval_on(&teacher, &combos, "Teacher")?);
     let mut mining = Vec::new();
 
@@ -499,7 +542,7 @@ pub fn run_experiment(
                 let bits = c.bit_string(n);
                 let fp = fingerprint(cfg, &stage, &format!("sf/{bits}"));
                 let spec = StageSpec::plain(format!("sf/{bits}"), &stage, fp);
-                let (model, _) = run_stage(spec, &run_dir, cfg, data, device, resume, mode, sink)?;
+                let (model, _) = run_stage(spec, &ctx, sink)?;
                 let report = eval_on(&model, &[c], method.label())?;
                 rows.extend(report.rows);
             }
@@ -516,7 +559,7 @@ pub fn run_experiment(
             continue;
         }
         let spec = method_stage(cfg, method, &teacher, n);
-        let (model, meta) = run_stage(spec, &run_dir, cfg, data, device, resume, mode, sink)?;
+        let (model, meta) = run_stage(spec, &ctx, sink)?;
         reports.push(eval_on(&model, &combos, method.label())?);
         let rounds = mining_reports(&meta);
         if !rounds.is_empty() {

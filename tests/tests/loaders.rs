@@ -250,9 +250,10 @@ fn write_png(path: &Path, w: u32, h: u32, value: u8) {
 fn cfg(size: usize) -> ImageListConfig {
     ImageListConfig {
         root: ".".into(),
-        train_list: "train.txt".into(),
-        val_list: "val.txt".into(),
-        test_list: "test.txt".into(),
+        train_list: Some("train.txt".into()),
+        val_list: Some("val.txt".into()),
+        test_list: Some("test.txt".into()),
+        cefa_protocol: None,
         size,
         train_resize: size + size / 4,
         channels: 3,
@@ -359,4 +360,69 @@ fn cefa_protocol_selects_videos_by_name() {
     assert!(train[0].paths[0].to_string_lossy().contains("profile"));
     let err = cefa_samples(root, &proto.dev).unwrap_err().to_string();
     assert!(err.contains("no CeFA frames"), "{err}");
+}
+
+#[test]
+fn cefa_manifest_builds_the_three_protocol_splits() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("CeFA-Race");
+    // train: EA 5 (real + screen); dev: EA 205 (real); test: AF 305 (real + cloth)
+    for (race, subject, video) in [
+        ("EA", "EA-005", "3_005_1_1_1"),
+        ("EA", "EA-005", "3_005_1_2_4"),
+        ("EA", "EA-205", "3_205_3_1_1"),
+        ("AF", "AF-305", "1_305_1_1_1"),
+        ("AF", "AF-305", "1_305_3_2_2"),
+    ] {
+        for m in ["profile", "depth", "ir"] {
+            write_png(
+                &root.join(format!("{race}/{subject}/{video}/{m}/0001.png")),
+                12,
+                12,
+                60,
+            );
+        }
+    }
+    let manifest = r#"
+name = "cefa"
+format = "cefa"
+[images]
+root = "CeFA-Race"
+size = 8
+train_resize = 10
+"#;
+    let path = dir.path().join("cefa.toml");
+    std::fs::write(&path, manifest).unwrap();
+    let data = prepare_manifest(&path, false).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (
+            data.split.train.len(),
+            data.split.val.len(),
+            data.split.test.len()
+        ),
+        (2, 1, 2)
+    );
+    assert_eq!(data.source.class_names(), ["real", "attack"]);
+    let labels: Vec<usize> = data
+        .split
+        .test
+        .iter()
+        .map(|&i| data.source.label(i))
+        .collect();
+    assert_eq!(
+        labels,
+        [0, 1],
+        "PAI 1 = real = 0, PAI 2 (cloth) = attack = 1"
+    );
+    let batch = make_batch(data.source.as_ref(), &data.split.train, None).unwrap();
+    assert_eq!(batch.shapes[1], vec![2, 3, 8, 8]);
+
+    // a casia-surf manifest without its lists is rejected, naming the field
+    let err = parse_manifest(
+        "name = \"s\"\nformat = \"casia-surf\"\n[images]\nroot = \".\"\n",
+        "s.toml",
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("images.train_list"), "{err}");
 }

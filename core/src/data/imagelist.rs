@@ -26,12 +26,18 @@ pub struct ImageListConfig {
     /// Dataset root, relative to the manifest's folder.
     #[serde(default = "default_root")]
     pub root: PathBuf,
-    /// Training list file, relative to the root.
-    pub train_list: PathBuf,
-    /// Validation list file, relative to the root.
-    pub val_list: PathBuf,
-    /// Test list file, relative to the root.
-    pub test_list: PathBuf,
+    /// CASIA-SURF: training list file, relative to the root.
+    #[serde(default)]
+    pub train_list: Option<PathBuf>,
+    /// CASIA-SURF: validation list file, relative to the root.
+    #[serde(default)]
+    pub val_list: Option<PathBuf>,
+    /// CASIA-SURF: test list file, relative to the root.
+    #[serde(default)]
+    pub test_list: Option<PathBuf>,
+    /// CeFA: the protocol selecting each split's videos (default `race_prot_rdi_4@5`).
+    #[serde(default)]
+    pub cefa_protocol: Option<CefaProtocol>,
     /// Network input side (official: 112).
     #[serde(default = "default_size")]
     pub size: usize,

@@ -24,7 +24,8 @@
 //! seed = 0
 //! ```
 //!
-//! Image datasets in the CASIA-SURF list layout use `format = "casia-surf"`; see
+//! Image datasets use `format = "casia-surf"` (list files) or `format = "cefa"` (the CeFA folder
+//! layout, split by `images.cefa_protocol`, default `race_prot_rdi_4@5`); see
 //! [`super::imagelist`].
 
 use super::InMemoryDataset;
@@ -70,6 +71,8 @@ pub enum ManifestFormat {
     Csv,
     /// CASIA-SURF list files: `rgb depth ir label` per line.
     CasiaSurf,
+    /// The CeFA folder layout, split by a protocol.
+    Cefa,
 }
 
 /// One modality of a CSV manifest.
@@ -114,11 +117,27 @@ pub fn parse_manifest(text: &str, file: &str) -> Result<Manifest> {
             format!("{file}: a CSV manifest needs at least one [[modality]] table"),
         ));
     }
-    if manifest.format == ManifestFormat::CasiaSurf && manifest.images.is_none() {
-        return Err(CoreError::config(
-            "images",
-            format!("{file}: a casia-surf manifest needs an [images] table"),
-        ));
+    if manifest.format != ManifestFormat::Csv {
+        let Some(images) = &manifest.images else {
+            return Err(CoreError::config(
+                "images",
+                format!("{file}: an image manifest needs an [images] table"),
+            ));
+        };
+        if manifest.format == ManifestFormat::CasiaSurf {
+            for (field, v) in [
+                ("images.train_list", &images.train_list),
+                ("images.val_list", &images.val_list),
+                ("images.test_list", &images.test_list),
+            ] {
+                if v.is_none() {
+                    return Err(CoreError::config(
+                        field,
+                        format!("{file}: a casia-surf manifest names its three list files"),
+                    ));
+                }
+            }
+        }
     }
     Ok(manifest)
 }

@@ -128,8 +128,10 @@ impl MlpEncoder {
     }
 }
 
-/// One modality's encoder.
+/// One modality's encoder. (Built once per model, so the size difference between the
+/// variants does not matter; boxing would only complicate the module derive.)
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Encoder {
     /// ResNet-18-SE stem for images.
     Conv(ConvEncoder),
@@ -164,6 +166,7 @@ impl MlpTrunk {
 
 /// The body after fusion: a deployment trunk or a regularization head.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)]
 pub enum Trunk {
     /// ResNet layer3 + layer4 + GAP + linear.
     Conv(ConvTrunk),
