@@ -207,3 +207,28 @@ fn config_errors_name_the_field() {
         .to_string();
     assert!(err.contains("data.manifest"), "{err}");
 }
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick_config(dir.path(), 3);
+    cfg.teacher.lr = 1e30; // guaranteed to blow up
+    cfg.teacher.lr_warmup_epochs = 0;
+    let data = prepare_data(&cfg).unwrap();
+    let err = run_experiment(
+        &cfg,
+        &data,
+        &Device::flex(),
+        false,
+        RunMode::Train,
+        &mut SilentProgress,
+    )
+    .err()
+    .expect("a non-finite loss is an error")
+    .to_string();
+    assert!(
+        err.contains("training stopped") && err.contains("loss became"),
+        "{err}"
+    );
+    assert!(err.contains("epoch"), "names where it happened: {err}");
+}
