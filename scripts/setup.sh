@@ -7,7 +7,11 @@ set -euo pipefail
 if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""
-    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    if [ "$(id -u)" -ne 0 ]; then
+      if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
+        echo "setup: need root (or sudo) to install mesa-vulkan-drivers; the wgpu test will fail without a Vulkan adapter" >&2
+      fi
+    fi
     echo "setup: installing mesa-vulkan-drivers (software Vulkan adapter for the wgpu tests)"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers >/dev/null
