@@ -1,5 +1,6 @@
 //! `mmanet`: train and evaluate incomplete-multimodal models from the command line.
 
+mod bench;
 mod progress;
 
 use anyhow::{Context, Result, bail};
@@ -94,6 +95,11 @@ enum Command {
         #[command(subcommand)]
         command: ExperimentCommand,
     },
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Dataset utilities.
     Data {
         #[command(subcommand)]
@@ -114,6 +120,22 @@ enum ExperimentCommand {
         seeds: usize,
         #[command(flatten)]
         run: RunArgs,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// MAD forward + backward at the classification and segmentation shapes (median per step).
+    Mad {
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
+        /// Shapes to time.
+        #[arg(long, value_enum, default_value = "cls")]
+        shape: bench::BenchShape,
+        /// Timed iterations per case (after one warm-up).
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
     },
 }
 
@@ -185,6 +207,21 @@ fn run() -> Result<()> {
         } => {
             let cfg = ExperimentConfig::load_with_overrides(&config, &run.overrides)?;
             ablation(cfg, seeds, run)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Mad {
+                    device,
+                    shape,
+                    iters,
+                },
+        } => {
+            if iters == 0 {
+                bail!("--iters must be at least 1");
+            }
+            let selected = select_device(device.into())?;
+            println!("device: {}", selected.description);
+            bench::bench_mad(&selected.device, shape, iters)
         }
         Command::Data {
             command: DataCommand::Check { manifest },

@@ -1,0 +1,103 @@
+//! `mmanet bench mad`: times MAD forward + backward (student gradient) on the chosen device, at
+//! the classification shape (B = 64 samples, D = 512·4·4 features) and the dense segmentation
+//! shape (N = 8·30·40 pixel rows, C = 512 channels), and prints the median per iteration.
+//! Today this measures the tensor-operation path, the baseline the fused WGSL kernels will be
+//! compared against in the same run.
+
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use mmanet_core::losses::mad::{MadReduction, dense_mad_loss, mad_loss};
+use std::time::Instant;
+
+/// Which shapes to time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum BenchShape {
+    /// B = 64, D = 8192, 2 classes.
+    Cls,
+    /// N = 9600, C = 512, teacher map 512 channels.
+    Seg,
+    /// Both.
+    All,
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Runs `f` `warmup + iters` times and returns the median seconds of the last `iters`.
+fn time<F: FnMut() -> Result<()>>(warmup: usize, iters: usize, mut f: F) -> Result<f64> {
+    for _ in 0..warmup {
+        f()?;
+    }
+    let mut times = Vec::with_capacity(iters);
+    for _ in 0..iters {
+        let t = Instant::now();
+        f()?;
+        times.push(t.elapsed().as_secs_f64());
+    }
+    Ok(median(times))
+}
+
+/// MAD forward + backward; reads the gradient back so the device work is finished.
+fn step(
+    student: &Tensor<2>,
+    teacher: &Tensor<2>,
+    teacher_logits: &Tensor<2>,
+    dense: bool,
+) -> Result<()> {
+    let s = student.clone().require_grad();
+    let loss = if dense {
+        dense_mad_loss(s.clone(), teacher.clone(), teacher_logits.clone())
+    } else {
+        mad_loss(
+            s.clone(),
+            teacher.clone(),
+            teacher_logits.clone(),
+            MadReduction::Official,
+        )
+    };
+    let grads = loss.backward();
+    let g = s
+        .grad(&grads)
+        .context("no gradient for the student features")?;
+    let probe: f32 = g.sum().into_scalar();
+    anyhow::ensure!(probe.is_finite(), "non-finite gradient");
+    Ok(())
+}
+
+/// Times the requested shapes on `device` and prints a table.
+pub fn bench_mad(device: &Device, shape: BenchShape, iters: usize) -> Result<()> {
+    let device = device.clone().autodiff();
+    device.seed(0);
+    let mut cases = Vec::new();
+    if matches!(shape, BenchShape::Cls | BenchShape::All) {
+        cases.push(("classification", 64usize, 8192usize, 2usize, false));
+    }
+    if matches!(shape, BenchShape::Seg | BenchShape::All) {
+        cases.push(("segmentation", 8 * 30 * 40, 512, 512, true));
+    }
+    println!("| case | rows | features | path | median ms (forward + backward) |");
+    println!("|---|---:|---:|---|---:|");
+    for (name, rows, dim, classes, dense) in cases {
+        let relu = |t: Tensor<2>| t.clamp_min(0.0);
+        let student = relu(Tensor::random(
+            [rows, dim],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ));
+        let teacher = relu(Tensor::random(
+            [rows, dim],
+            Distribution::Normal(0.0, 1.0),
+            &device,
+        ));
+        let logits = Tensor::random([rows, classes], Distribution::Normal(0.0, 2.0), &device);
+        let secs = time(1, iters, || step(&student, &teacher, &logits, dense))?;
+        println!(
+            "| {name} | {rows} | {dim} | tensor ops | {:.3} |",
+            secs * 1e3
+        );
+    }
+    Ok(())
+}
