@@ -2,7 +2,7 @@
 //!
 //! See `configs/*.toml` for complete, commented examples.
 
-use crate::data::manifest::line_col;
+use crate::data::manifest::toml_error;
 use crate::data::split::SplitRule;
 use crate::data::synthetic::SyntheticConfig;
 use crate::dropout::DropoutMode;
@@ -289,15 +289,7 @@ impl Default for EvalConfig {
 impl ExperimentConfig {
     /// Parses TOML text; `file` names it in errors (with line and column).
     pub fn from_toml(text: &str, file: &str) -> Result<Self> {
-        let cfg: ExperimentConfig = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-            CoreError::Parse {
-                file: file.to_string(),
-                line,
-                column: Some(column),
-                message: e.message().to_string(),
-            }
-        })?;
+        let cfg: ExperimentConfig = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -308,15 +300,7 @@ impl ExperimentConfig {
         if overrides.is_empty() {
             return Self::from_toml(text, file);
         }
-        let mut doc: toml::Table = toml::from_str(text).map_err(|e| {
-            let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-            CoreError::Parse {
-                file: file.to_string(),
-                line,
-                column: Some(column),
-                message: e.message().to_string(),
-            }
-        })?;
+        let mut doc: toml::Table = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
         for o in overrides {
             let (key, value) = o
                 .split_once('=')

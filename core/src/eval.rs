@@ -98,7 +98,7 @@ pub async fn evaluate(
         ));
     }
     let labels: Vec<usize> = indices.iter().map(|&i| source.label(i)).collect();
-    let names: Vec<String> = source.modalities().iter().map(|m| m.name.clone()).collect();
+    let names: Vec<String> = source.modality_names();
     let mut rows = Vec::with_capacity(combinations.len());
     for &c in combinations {
         let preds = predict_labels(model, source, indices, c, batch_size, device).await?;

@@ -94,3 +94,42 @@ pub fn golden_files(prefix: &str) -> Vec<String> {
     names.sort();
     names
 }
+
+/// The demo config, shortened to `epochs` per stage (no lr milestones, any epoch selectable),
+/// writing into `out`.
+pub fn quick_demo_config(
+    out: &std::path::Path,
+    epochs: usize,
+) -> mmanet_core::config::ExperimentConfig {
+    let text = include_str!("../../configs/mfeat-demo.toml");
+    let mut cfg =
+        mmanet_core::config::ExperimentConfig::from_toml(text, "mfeat-demo.toml").unwrap();
+    cfg.output_dir = out.to_path_buf();
+    for stage in [&mut cfg.teacher, &mut cfg.student] {
+        stage.epochs = epochs;
+        stage.select_after_epoch = 0;
+        stage.lr_milestones.clear();
+    }
+    cfg
+}
+
+/// Prepares the data of `cfg` and trains everything on the CPU backend.
+pub fn train_on_cpu(
+    cfg: &mmanet_core::config::ExperimentConfig,
+) -> (
+    mmanet_core::pipeline::PreparedData,
+    mmanet_core::pipeline::ExperimentOutcome,
+) {
+    use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
+    let data = prepare_data(cfg).unwrap();
+    let out = run_experiment(
+        cfg,
+        &data,
+        &burn::prelude::Device::flex(),
+        false,
+        RunMode::Train,
+        &mut SilentProgress,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (data, out)
+}

@@ -7,32 +7,14 @@ use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experimen
 
 const DEMO: &str = include_str!("../../configs/mfeat-demo.toml");
 
-fn quick_config(out: &std::path::Path, epochs: usize) -> ExperimentConfig {
-    let mut cfg = ExperimentConfig::from_toml(DEMO, "mfeat-demo.toml").unwrap();
-    cfg.output_dir = out.to_path_buf();
-    for stage in [&mut cfg.teacher, &mut cfg.student] {
-        stage.epochs = epochs;
-        stage.select_after_epoch = 0;
-        stage.lr_milestones.clear();
-    }
-    cfg
-}
+use mmanet_tests::{quick_demo_config as quick_config, train_on_cpu};
 
 #[test]
 fn short_sf_md_run_is_well_above_chance_on_every_combination() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = quick_config(dir.path(), 6);
-    let data = prepare_data(&cfg).unwrap();
+    let (data, out) = train_on_cpu(&cfg);
     let device = Device::flex();
-    let out = run_experiment(
-        &cfg,
-        &data,
-        &device,
-        false,
-        RunMode::Train,
-        &mut SilentProgress,
-    )
-    .unwrap();
     let sfmd = out.reports.iter().find(|r| r.method == "SF-MD").unwrap();
     assert_eq!(sfmd.rows.len(), 7);
     for row in &sfmd.rows {

@@ -5,21 +5,13 @@
 use burn::prelude::*;
 use mmanet_core::config::{ExperimentConfig, Method};
 use mmanet_core::modality::ModalitySet;
-use mmanet_core::pipeline::{
-    RunMode, SilentProgress, prepare_data, run_experiment, weak_set_labels,
-};
+use mmanet_core::pipeline::weak_set_labels;
 
 const DEMO: &str = include_str!("../../configs/mfeat-demo.toml");
 
 fn config(out: &std::path::Path) -> ExperimentConfig {
-    let mut cfg = ExperimentConfig::from_toml(DEMO, "mfeat-demo.toml").unwrap();
-    cfg.output_dir = out.to_path_buf();
+    let mut cfg = mmanet_tests::quick_demo_config(out, 6);
     cfg.methods = vec![Method::SfMd, Method::Sr, Method::Mmanet];
-    for stage in [&mut cfg.teacher, &mut cfg.student] {
-        stage.epochs = 6;
-        stage.select_after_epoch = 0;
-        stage.lr_milestones.clear();
-    }
     cfg.mmanet.warmup_epochs = 3;
     cfg.mmanet.mining_epochs = vec![1, 2];
     cfg
@@ -30,17 +22,8 @@ fn mad_and_mar_switch_on_after_warmup_and_mar_mines_a_weak_set() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     cfg.validate().unwrap();
-    let data = prepare_data(&cfg).unwrap();
+    let (data, out) = mmanet_tests::train_on_cpu(&cfg);
     let device = Device::flex();
-    let out = run_experiment(
-        &cfg,
-        &data,
-        &device,
-        false,
-        RunMode::Train,
-        &mut SilentProgress,
-    )
-    .unwrap();
     let methods: Vec<&str> = out.reports.iter().map(|r| r.method.as_str()).collect();
     assert_eq!(methods, ["Teacher", "SF-MD", "+SR", "MMANet"]);
     for r in &out.reports[1..] {

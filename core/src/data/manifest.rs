@@ -142,6 +142,17 @@ pub fn parse_manifest(text: &str, file: &str) -> Result<Manifest> {
     Ok(manifest)
 }
 
+/// A TOML parse error as a [`CoreError::Parse`] naming `file`, line and column.
+pub fn toml_error(text: &str, file: &str, e: &toml::de::Error) -> CoreError {
+    let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
+    CoreError::Parse {
+        file: file.to_string(),
+        line,
+        column: Some(column),
+        message: e.message().to_string(),
+    }
+}
+
 /// 1-based line and column of byte `offset` in `text`.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];

@@ -98,6 +98,10 @@ pub trait MultimodalSource: Send + Sync {
         augment: Option<&mut StdRng>,
         out: &mut [Vec<f32>],
     ) -> Result<()>;
+    /// The modality names, in index order.
+    fn modality_names(&self) -> Vec<String> {
+        self.modalities().iter().map(|m| m.name.clone()).collect()
+    }
     /// Class names for display (defaults to the label numbers).
     fn class_names(&self) -> Vec<String> {
         (0..self.num_classes()).map(|c| c.to_string()).collect()
