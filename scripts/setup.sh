@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One-time machine set-up for the tests: a software Vulkan adapter for the wgpu tests
-# (Debian's mesa-vulkan-drivers) and the wasm32 target for the browser build check.
+# (Debian's mesa-vulkan-drivers), rustfmt and clippy, and the wasm32 target for the browser
+# build check.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
@@ -21,6 +22,12 @@ if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
 fi
 
 if command -v rustup >/dev/null 2>&1; then
+  for component in rustfmt clippy; do
+    if ! rustup component list --installed | grep -q "^$component"; then
+      echo "setup: adding the $component component"
+      rustup component add "$component"
+    fi
+  done
   if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
     echo "setup: adding the wasm32-unknown-unknown target"
     rustup target add wasm32-unknown-unknown
