@@ -270,12 +270,7 @@ fn train(mut cfg: ExperimentConfig, run: RunArgs, mode: RunMode) -> Result<()> {
     let outcome = run_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?;
     drop(sink);
     println!();
-    let names: Vec<String> = data
-        .source
-        .modalities()
-        .iter()
-        .map(|m| m.name.clone())
-        .collect();
+    let names = data.source.modality_names();
     print_weak_sets(&outcome.mining, &names);
     for table in &outcome.tables {
         println!("\nTest split, {} per combination:\n", table.metric.name());

@@ -548,12 +548,7 @@ pub fn run_experiment(
             }
             reports.push(EvalReport {
                 method: method.label().into(),
-                modalities: data
-                    .source
-                    .modalities()
-                    .iter()
-                    .map(|m| m.name.clone())
-                    .collect(),
+                modalities: data.source.modality_names(),
                 rows,
             });
             continue;
@@ -637,12 +632,7 @@ pub fn run_ablation(
         return Err(CoreError::config("seeds", "run at least one seed"));
     }
     let run_dir = cfg.output_dir.join(&cfg.name);
-    let names: Vec<String> = data
-        .source
-        .modalities()
-        .iter()
-        .map(|m| m.name.clone())
-        .collect();
+    let names = data.source.modality_names();
     let mut all_reports = Vec::with_capacity(seeds);
     let mut weak_sets = Vec::with_capacity(seeds);
     for k in 0..seeds {

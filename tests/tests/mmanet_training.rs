@@ -84,12 +84,7 @@ fn mad_and_mar_switch_on_after_warmup_and_mar_mines_a_weak_set() {
         4,
         "pairs + full"
     );
-    let names: Vec<String> = data
-        .source
-        .modalities()
-        .iter()
-        .map(|m| m.name.clone())
-        .collect();
+    let names = data.source.modality_names();
     let weak = weak_set_labels(mining, &names).expect("a weak set");
     assert_eq!(
         weak.len(),
