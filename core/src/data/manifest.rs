@@ -102,15 +102,7 @@ pub fn read_manifest(path: &Path) -> Result<Manifest> {
 
 /// Parses manifest text; `file` names it in errors.
 pub fn parse_manifest(text: &str, file: &str) -> Result<Manifest> {
-    let manifest: Manifest = toml::from_str(text).map_err(|e| {
-        let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((0, 0));
-        CoreError::Parse {
-            file: file.to_string(),
-            line,
-            column: Some(column),
-            message: e.message().to_string(),
-        }
-    })?;
+    let manifest: Manifest = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
     if manifest.format == ManifestFormat::Csv && manifest.modalities.is_empty() {
         return Err(CoreError::config(
             "modality",
