@@ -27,6 +27,7 @@ pub mod dropout;
 pub mod error;
 pub mod eval;
 pub mod fsutil;
+pub mod kernels;
 pub mod losses;
 pub mod metrics;
 pub mod mmanet;

@@ -12,9 +12,42 @@
 //! `0 · (finite)` = 0 instead of the official code's `0 · log 0` = NaN, and the batch sum is
 //! clamped so an all-confident teacher gives zero weights, not 0/0.
 
+use crate::error::{CoreError, Result};
+use crate::kernels;
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
+
+/// Which implementation computes MAD (`--mad-impl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum MadImpl {
+    /// The WGSL kernels on a wgpu device, tensor ops elsewhere.
+    #[default]
+    Auto,
+    /// The WGSL kernels ([`crate::kernels`]); an error off wgpu.
+    Kernel,
+    /// Plain tensor ops on any backend.
+    Ops,
+}
+
+impl MadImpl {
+    /// Whether MAD on `device` runs the kernels; an error when `Kernel` is asked for off wgpu.
+    pub fn use_kernels(self, device: &Device) -> Result<bool> {
+        let wgpu = kernels::runs_wgsl(device);
+        match self {
+            MadImpl::Auto => Ok(wgpu),
+            MadImpl::Ops => Ok(false),
+            MadImpl::Kernel if wgpu => Ok(true),
+            MadImpl::Kernel => Err(CoreError::Config {
+                field: "mmanet.mad_impl".into(),
+                message:
+                    "`kernel` needs a wgpu device (run with --device wgpu), or use `auto`/`ops`"
+                        .into(),
+            }),
+        }
+    }
+}
 
 /// How the discrepancy matrix is reduced to the MAD loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
@@ -39,9 +72,16 @@ pub fn gram(features: Tensor<2>) -> Tensor<2> {
     features.clone().matmul(features.transpose())
 }
 
-/// Row-wise L2 normalisation with the `max(‖row‖, 1e-12)` guard.
+/// Row-wise L2 normalisation with the `max(‖row‖, 1e-12)` guard, computed as
+/// `sqrt(max(Σ x², 1e-24))` (the same value) so an all-zero row gets a zero gradient through the
+/// norm instead of `0 · ∞` = NaN from the square root's derivative at 0.
 pub fn row_normalize(m: Tensor<2>) -> Tensor<2> {
-    let norm = m.clone().square().sum_dim(1).sqrt().clamp_min(NORM_EPS);
+    let norm = m
+        .clone()
+        .square()
+        .sum_dim(1)
+        .clamp_min(NORM_EPS * NORM_EPS)
+        .sqrt();
     m / norm
 }
 
@@ -119,6 +159,51 @@ pub fn mad_loss(
     reduction: MadReduction,
 ) -> Tensor<1> {
     mad_parts(student, teacher, teacher_logits, reduction).loss
+}
+
+/// The MAD loss `[1]` by the implementation `imp` picks for the tensors' device (the kernels
+/// compute the same value as [`mad_loss`], whose reduction they share).
+pub fn mad_loss_with(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    teacher_logits: Tensor<2>,
+    reduction: MadReduction,
+    imp: MadImpl,
+) -> Result<Tensor<1>> {
+    if !imp.use_kernels(&student.device())? {
+        return Ok(mad_loss(student, teacher, teacher_logits, reduction));
+    }
+    let [b, _] = student.dims();
+    let weights = match reduction {
+        // mean_ij D_ij = Σ_i (1/B²)·Σ_j D_ij: the row-weighted kernel with uniform weights.
+        MadReduction::Sp => Tensor::full([b], 1.0 / (b * b) as f32, &student.device()),
+        _ => kernel_weights(teacher_logits)?,
+    };
+    let row_weighting = reduction != MadReduction::Official;
+    kernels::relation_loss(student, teacher, weights, b, row_weighting).ok_or_else(not_wgpu)
+}
+
+/// Dense (segmentation) MAD by the implementation `imp` picks (see [`dense_mad_loss`]).
+pub fn dense_mad_loss_with(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    teacher_map: Tensor<2>,
+    imp: MadImpl,
+) -> Result<Tensor<1>> {
+    if !imp.use_kernels(&student.device())? {
+        return Ok(dense_mad_loss(student, teacher, teacher_map));
+    }
+    let [n, _] = student.dims();
+    let weights = kernel_weights(teacher_map)?;
+    kernels::relation_loss(student, teacher, weights, n / 2, true).ok_or_else(not_wgpu)
+}
+
+fn kernel_weights(teacher_logits: Tensor<2>) -> Result<Tensor<1>> {
+    kernels::entropy_weights(teacher_logits).ok_or_else(not_wgpu)
+}
+
+fn not_wgpu() -> CoreError {
+    CoreError::Backend("the MAD kernels need tensors on a wgpu device".into())
 }
 
 /// Dense (segmentation) MAD row sums (spec §2): `x` rows are pixels `[N, C]`; the columns are

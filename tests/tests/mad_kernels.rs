@@ -1,0 +1,229 @@
+//! The WGSL MAD kernels against the tensor-op reference on the wgpu backend (a software
+//! Vulkan adapter in CI): forward values and student gradients on random inputs of several
+//! shapes (with zeros and all-zero rows), and every `mad_*` golden case.
+
+use burn::prelude::*;
+use mmanet_core::device::{DeviceChoice, select_device};
+use mmanet_core::losses::mad::{MadImpl, MadReduction, dense_mad_loss_with, mad_loss_with};
+use mmanet_tests::assert_close;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::sync::OnceLock;
+
+const REL: f64 = 1e-5;
+
+/// The wgpu device, initialised once for the whole test binary.
+fn wgpu() -> Device {
+    static DEVICE: OnceLock<Device> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            // SAFETY: set before the first wgpu call; the tests read no environment themselves.
+            unsafe { std::env::set_var("CUBECL_AUTOTUNE_LEVEL", "minimal") };
+            mmanet_core::kernels::poison_outputs(true);
+            select_device(DeviceChoice::Wgpu)
+                .expect("a wgpu adapter is required (install Debian's mesa-vulkan-drivers for a software one)")
+                .device
+        })
+        .clone()
+}
+
+fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.into_data()
+        .try_into_vec_as::<f32>()
+        .unwrap()
+        .into_iter()
+        .map(f64::from)
+        .collect()
+}
+
+/// Random features with some exact zeros and, when `zero_row`, an all-zero first row.
+fn features(rng: &mut StdRng, b: usize, d: usize, zero_row: bool) -> Vec<f32> {
+    let mut v: Vec<f32> = (0..b * d)
+        .map(|_| {
+            if rng.random_bool(0.1) {
+                0.0
+            } else {
+                rng.random_range(-1.0f32..1.0)
+            }
+        })
+        .collect();
+    if zero_row {
+        v[..d].fill(0.0);
+    }
+    v
+}
+
+struct Case {
+    s: Vec<f32>,
+    t: Vec<f32>,
+    z: Vec<f32>,
+    b: usize,
+    d: usize,
+    c: usize,
+}
+
+/// Loss and student gradient of one implementation.
+fn run(
+    case: &Case,
+    device: &Device,
+    imp: MadImpl,
+    reduction: Option<MadReduction>,
+) -> (f64, Vec<f64>) {
+    let ad = device.clone().autodiff();
+    let s = Tensor::<2>::from_data(TensorData::new(case.s.clone(), [case.b, case.d]), &ad)
+        .require_grad();
+    let t = Tensor::<2>::from_data(TensorData::new(case.t.clone(), [case.b, case.d]), &ad);
+    let z = Tensor::<2>::from_data(TensorData::new(case.z.clone(), [case.b, case.c]), &ad);
+    let loss = match reduction {
+        Some(r) => mad_loss_with(s.clone(), t, z, r, imp),
+        None => dense_mad_loss_with(s.clone(), t, z, imp),
+    }
+    .expect("MAD");
+    let grads = loss.backward();
+    let g = s.grad(&grads).expect("student gradient");
+    (host(loss)[0], host(g))
+}
+
+fn compare(case: &Case, device: &Device, reduction: Option<MadReduction>) {
+    let what = format!("B={} D={} C={} {:?}", case.b, case.d, case.c, reduction);
+    let (lk, gk) = run(case, device, MadImpl::Kernel, reduction);
+    let (lo, go) = run(case, device, MadImpl::Ops, reduction);
+    assert!(
+        gk.iter().all(|x| x.is_finite()),
+        "{what}: kernel gradient not finite"
+    );
+    assert!(
+        go.iter().all(|x| x.is_finite()),
+        "{what}: op gradient not finite"
+    );
+    assert_close(&format!("{what}: loss"), &[lk], &[lo], REL);
+    assert_gradients_close(&what, &gk, &go, lo, &case.s);
+}
+
+/// Student gradients agree to `REL` in the relative norm error, against the larger of the
+/// reference's norm and the problem's natural gradient scale `|L|·√(B·D)/‖S‖` (MAD is invariant
+/// to scaling S, so its gradient scales as L/‖S‖). The floor matters only where the exact
+/// gradient is 0 and the reference holds f32 rounding noise (e.g. a normalisation block of one
+/// column, whose relation is ±1 whatever S is); elementwise, every entry must agree within
+/// `REL` of the same scale's per-entry share.
+fn assert_gradients_close(what: &str, got: &[f64], want: &[f64], loss: f64, s: &[f32]) {
+    assert_eq!(got.len(), want.len(), "{what}: gradient length");
+    let norm = |v: &[f64]| v.iter().map(|x| x * x).sum::<f64>().sqrt();
+    let s_norm = s.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
+    let natural = if s_norm > 0.0 {
+        loss.abs() * (s.len() as f64).sqrt() / s_norm
+    } else {
+        0.0
+    };
+    let scale = norm(want).max(natural).max(1e-30);
+    let diff: Vec<f64> = got.iter().zip(want).map(|(g, w)| g - w).collect();
+    assert!(
+        norm(&diff) <= REL * scale,
+        "{what}: student gradient relative error {:.3e} > {REL:e}",
+        norm(&diff) / scale
+    );
+    let entry_scale = want
+        .iter()
+        .fold(0f64, |m, w| m.max(w.abs()))
+        .max(natural / (s.len() as f64).sqrt());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= REL * entry_scale,
+            "{what}: gradient[{i}] kernel {g} vs ops {w}"
+        );
+    }
+}
+
+#[test]
+fn kernels_match_tensor_ops() {
+    let device = wgpu();
+    let mut rng = StdRng::seed_from_u64(7);
+    // Every B with D = 16; D = 1 and D = 8192 (the classification feature size) on a few.
+    let shapes = [
+        (1, 16, 2),
+        (2, 16, 10),
+        (7, 16, 2),
+        (64, 16, 10),
+        (130, 16, 2),
+        (2, 1, 10),
+        (130, 1, 10),
+        (7, 8192, 2),
+        (64, 8192, 10),
+    ];
+    for &(b, d, c) in &shapes {
+        let case = Case {
+            s: features(&mut rng, b, d, b > 2),
+            t: features(&mut rng, b, d, false),
+            z: (0..b * c).map(|_| rng.random_range(-4.0f32..4.0)).collect(),
+            b,
+            d,
+            c,
+        };
+        for r in [
+            MadReduction::Official,
+            MadReduction::Paper,
+            MadReduction::Sp,
+        ] {
+            compare(&case, &device, Some(r));
+        }
+        compare(&case, &device, None);
+    }
+}
+
+/// Every `mad_*` golden case through the kernels: the entropy weights, the three
+/// classification reductions and the dense (segmentation) loss.
+#[test]
+fn kernels_match_golden_vectors() {
+    use mmanet_core::kernels::entropy_weights;
+    use mmanet_tests::golden_checks::rows;
+    use mmanet_tests::{flat_f64, golden, golden_files};
+    let device = wgpu();
+    let cls = golden_files("mad_cls");
+    let seg = golden_files("mad_seg");
+    assert!(cls.len() >= 3 && seg.len() >= 2, "golden MAD cases present");
+    for name in &cls {
+        let g = golden(name);
+        let (i, o) = (&g["inputs"], &g["outputs"]);
+        let (fs, ft, zt) = (
+            rows(&i["fm_s"], &device),
+            rows(&i["fm_t"], &device),
+            rows(&i["logit_t"], &device),
+        );
+        let w = entropy_weights(zt.clone()).expect("wgpu");
+        assert_close(
+            &format!("{name}: weight"),
+            &host(w),
+            &flat_f64(&o["weight"]),
+            REL,
+        );
+        for (r, key) in [
+            (MadReduction::Official, "loss_official"),
+            (MadReduction::Paper, "loss_paper_row_weighted"),
+            (MadReduction::Sp, "sp_loss_mean"),
+        ] {
+            let loss = mad_loss_with(fs.clone(), ft.clone(), zt.clone(), r, MadImpl::Kernel)
+                .expect("kernel");
+            let want = o[key].as_f64().expect("number");
+            assert_close(&format!("{name}: {key}"), &host(loss), &[want], REL);
+        }
+    }
+    for name in &seg {
+        let g = golden(name);
+        let (i, o) = (&g["inputs"], &g["outputs"]);
+        let (xs, xt, zt) = (
+            rows(&i["x_s_rows"], &device),
+            rows(&i["x_t_rows"], &device),
+            rows(&i["logit_t_rows"], &device),
+        );
+        let w = entropy_weights(zt.clone()).expect("wgpu");
+        assert_close(
+            &format!("{name}: weight"),
+            &host(w),
+            &flat_f64(&o["weight"]),
+            REL,
+        );
+        let loss = dense_mad_loss_with(xs, xt, zt, MadImpl::Kernel).expect("kernel");
+        let want = o["loss_official"].as_f64().expect("number");
+        assert_close(&format!("{name}: loss_official"), &host(loss), &[want], REL);
+    }
+}
