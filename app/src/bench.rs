@@ -1,13 +1,15 @@
 //! `mmanet bench mad`: times MAD forward + backward (student gradient) on the chosen device, at
 //! the classification shape (B = 64 samples, D = 512·4·4 features) and the dense segmentation
 //! shape (N = 8·30·40 pixel rows, C = 512 channels), and prints the median per iteration.
-//! Today this measures the tensor-operation path, the baseline the fused WGSL kernels will be
-//! compared against in the same run.
+//! On a wgpu device it times both implementations in the same run — the tensor-op composition
+//! (the baseline) and the hand-written WGSL kernels — and prints their ratio; elsewhere only
+//! the tensor ops run.
 
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use mmanet_core::losses::mad::{MadReduction, dense_mad_loss, mad_loss};
+use mmanet_core::kernels::runs_wgsl;
+use mmanet_core::losses::mad::{MadImpl, MadReduction, dense_mad_loss_with, mad_loss_with};
 use std::time::Instant;
 
 /// Which shapes to time.
@@ -46,17 +48,19 @@ fn step(
     teacher: &Tensor<2>,
     teacher_logits: &Tensor<2>,
     dense: bool,
+    imp: MadImpl,
 ) -> Result<()> {
     let s = student.clone().require_grad();
     let loss = if dense {
-        dense_mad_loss(s.clone(), teacher.clone(), teacher_logits.clone())
+        dense_mad_loss_with(s.clone(), teacher.clone(), teacher_logits.clone(), imp)?
     } else {
-        mad_loss(
+        mad_loss_with(
             s.clone(),
             teacher.clone(),
             teacher_logits.clone(),
             MadReduction::Official,
-        )
+            imp,
+        )?
     };
     let grads = loss.backward();
     let g = s
@@ -78,8 +82,12 @@ pub fn bench_mad(device: &Device, shape: BenchShape, iters: usize) -> Result<()>
     if matches!(shape, BenchShape::Seg | BenchShape::All) {
         cases.push(("segmentation", 8 * 30 * 40, 512, 512, true));
     }
-    println!("| case | rows | features | path | median ms (forward + backward) |");
-    println!("|---|---:|---:|---|---:|");
+    let mut paths = vec![("tensor ops", MadImpl::Ops)];
+    if runs_wgsl(&device) {
+        paths.push(("WGSL kernels", MadImpl::Kernel));
+    }
+    println!("| case | rows | features | path | median ms (forward + backward) | speed-up |");
+    println!("|---|---:|---:|---|---:|---:|");
     for (name, rows, dim, classes, dense) in cases {
         let relu = |t: Tensor<2>| t.clamp_min(0.0);
         let student = relu(Tensor::random(
@@ -93,11 +101,16 @@ pub fn bench_mad(device: &Device, shape: BenchShape, iters: usize) -> Result<()>
             &device,
         ));
         let logits = Tensor::random([rows, classes], Distribution::Normal(0.0, 2.0), &device);
-        let secs = time(1, iters, || step(&student, &teacher, &logits, dense))?;
-        println!(
-            "| {name} | {rows} | {dim} | tensor ops | {:.3} |",
-            secs * 1e3
-        );
+        let mut baseline = None;
+        for &(label, imp) in &paths {
+            let secs = time(1, iters, || step(&student, &teacher, &logits, dense, imp))?;
+            let base = *baseline.get_or_insert(secs);
+            println!(
+                "| {name} | {rows} | {dim} | {label} | {:.3} | {:.2}× |",
+                secs * 1e3,
+                base / secs
+            );
+        }
     }
     Ok(())
 }

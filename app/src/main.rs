@@ -7,6 +7,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::device::{DeviceChoice, SelectedDevice, select_device};
+use mmanet_core::losses::mad::MadImpl;
 use mmanet_core::pipeline::{
     PreparedData, RunMode, prepare_data, prepare_manifest, run_ablation, run_experiment,
     weak_set_labels,
@@ -61,6 +62,30 @@ struct RunArgs {
     /// Override a config value, e.g. `--set mmanet.beta=2.0` (repeatable; TOML values).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
+    /// How MAD is computed [default: the config's `mmanet.mad_impl`, `auto`: the WGSL kernels
+    /// on wgpu, tensor ops elsewhere].
+    #[arg(long, value_enum)]
+    mad_impl: Option<MadImplArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MadImplArg {
+    /// WGSL kernels on a wgpu device, tensor ops elsewhere
+    Auto,
+    /// the WGSL kernels (needs --device wgpu or a GPU)
+    Kernel,
+    /// plain tensor ops
+    Ops,
+}
+
+impl From<MadImplArg> for MadImpl {
+    fn from(m: MadImplArg) -> Self {
+        match m {
+            MadImplArg::Auto => MadImpl::Auto,
+            MadImplArg::Kernel => MadImpl::Kernel,
+            MadImplArg::Ops => MadImpl::Ops,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -233,6 +258,9 @@ fn run() -> Result<()> {
 fn setup(cfg: &mut ExperimentConfig, run: &RunArgs) -> Result<(SelectedDevice, PreparedData)> {
     if let Some(out) = &run.output {
         cfg.output_dir = out.clone();
+    }
+    if let Some(imp) = run.mad_impl {
+        cfg.mmanet.mad_impl = imp.into();
     }
     let selected = select_device(run.device.into())?;
     println!("device: {}", selected.description);

@@ -8,7 +8,7 @@
 //! Total loss `L = CE + α·MAD + β·MAR`.
 
 use crate::error::{CoreError, Result};
-use crate::losses::mad::{MadReduction, mad_loss};
+use crate::losses::mad::{MadImpl, MadReduction, mad_loss, mad_loss_kernels};
 use crate::losses::mar::{
     BankMode, CandidateRule, MarLossMode, MemoryBank, MiningMode, candidates, label_histogram,
     mar_loss, mean_probabilities,
@@ -66,6 +66,11 @@ pub struct MmanetConfig {
     /// Split MAR mines on: `validation` (official) or `training` (paper).
     #[serde(default)]
     pub mining_split: MiningSplit,
+    /// How MAD is computed: `auto` (the WGSL kernels on wgpu, tensor ops elsewhere), `kernel`
+    /// or `ops` (`--mad-impl`). An implementation choice, not part of a run's identity: it is
+    /// left out of the serialized config, so switching it does not invalidate a checkpoint.
+    #[serde(default, skip_serializing)]
+    pub mad_impl: MadImpl,
 }
 
 fn default_alpha() -> f64 {
@@ -94,6 +99,7 @@ impl Default for MmanetConfig {
             bank: BankMode::default(),
             mar_loss: MarLossMode::default(),
             mining_split: MiningSplit::default(),
+            mad_impl: MadImpl::default(),
         }
     }
 }
@@ -138,22 +144,26 @@ impl MmanetConfig {
 pub struct MadTerm {
     teacher: MultimodalNet,
     reduction: MadReduction,
+    imp: MadImpl,
     alpha: f64,
     warmup_epochs: usize,
     name: String,
 }
 
 impl MadTerm {
-    /// MAD with `reduction` (`Sp` gives the SP baseline). `teacher` is put in eval mode.
+    /// MAD with `reduction` (`Sp` gives the SP baseline), computed as `imp` says (check it
+    /// against the device first with [`MadImpl::use_kernels`]). `teacher` is put in eval mode.
     pub fn new(
         teacher: &MultimodalNet,
         reduction: MadReduction,
+        imp: MadImpl,
         alpha: f64,
         warmup_epochs: usize,
     ) -> Self {
         MadTerm {
             teacher: teacher.valid(),
             reduction,
+            imp,
             alpha,
             warmup_epochs,
             name: if reduction == MadReduction::Sp {
@@ -190,12 +200,19 @@ impl LossTerm for MadTerm {
         let device = ctx.output.logits.device().without_autodiff();
         let full = mask_tensor(&vec![ModalitySet::full(n); b], n, &device);
         let t = self.teacher.forward(&inputs, full);
-        Some(mad_loss(
-            ctx.output.features.clone(),
-            t.features,
-            t.logits,
-            self.reduction,
-        ))
+        let student = ctx.output.features.clone();
+        if self.imp != MadImpl::Ops
+            && let Some(loss) = mad_loss_kernels(
+                student.clone(),
+                t.features.clone(),
+                t.logits.clone(),
+                self.reduction,
+            )
+        {
+            return Some(loss);
+        }
+        // Off wgpu (`auto`), or `ops`: `kernel` off wgpu is refused before training starts.
+        Some(mad_loss(student, t.features, t.logits, self.reduction))
     }
 }
 

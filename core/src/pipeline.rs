@@ -452,12 +452,14 @@ fn method_stage<'a>(
         Method::Sp => spec.terms.push(Box::new(MadTerm::new(
             teacher,
             MadReduction::Sp,
+            m.mad_impl,
             m.alpha,
             m.warmup_epochs,
         ))),
         Method::Mad | Method::Sr | Method::Mmanet => spec.terms.push(Box::new(MadTerm::new(
             teacher,
             m.mad,
+            m.mad_impl,
             m.alpha,
             m.warmup_epochs,
         ))),
@@ -495,6 +497,7 @@ pub fn run_experiment(
     mode: RunMode,
     sink: &mut dyn ProgressSink,
 ) -> Result<ExperimentOutcome> {
+    cfg.mmanet.mad_impl.use_kernels(device)?;
     let run_dir = cfg.output_dir.join(&cfg.name);
     let n = data.source.modalities().len();
     let combos = all_combinations(n);
@@ -631,6 +634,7 @@ pub fn run_ablation(
     if seeds == 0 {
         return Err(CoreError::config("seeds", "run at least one seed"));
     }
+    cfg.mmanet.mad_impl.use_kernels(device)?;
     let run_dir = cfg.output_dir.join(&cfg.name);
     let names = data.source.modality_names();
     let mut all_reports = Vec::with_capacity(seeds);

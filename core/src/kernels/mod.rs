@@ -16,6 +16,7 @@ use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{
     Autodiff, AutodiffBackend, Backend, Dispatch, DispatchDevice, backend_extension,
@@ -33,22 +34,25 @@ pub trait MadKernelOps: Backend {
     #[fusion(dtype = logits, shape = first_dim(logits))]
     fn mad_entropy_weights(logits: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// The MAD relation loss `[1]` of `[N, D]` student and teacher features and `[N]` weights.
-    #[fusion(dtype = student, shape = scalar_shape())]
-    fn mad_relation_loss(
+    /// The MAD relation forward pass for `[N, D]` student and teacher features and `[N]`
+    /// weights: the loss `[1]`, the Gram pair `[2, N, N]` (student, teacher) and the per-row
+    /// block sums of squares of the Grams `[N, 4]`; the last two feed [`Self::mad_relation_grad`].
+    #[fusion(meta = relation_meta)]
+    fn mad_relation_forward(
         student: FloatTensor<Self>,
         teacher: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         half: usize,
         row_weighting: bool,
-    ) -> FloatTensor<Self>;
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
-    /// The gradient `[N, D]` of [`Self::mad_relation_loss`] with respect to the student,
-    /// scaled by the upstream gradient `grad` `[1]`.
+    /// The gradient `[N, D]` of the MAD relation loss with respect to the student, scaled by
+    /// the upstream gradient `grad` `[1]`, from the forward pass's Gram pair and sums of squares.
     #[fusion(dtype = student, shape = student)]
     fn mad_relation_grad(
         student: FloatTensor<Self>,
-        teacher: FloatTensor<Self>,
+        gram: FloatTensor<Self>,
+        sumsq: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         half: usize,
@@ -61,24 +65,47 @@ fn first_dim(shape: &Shape) -> Shape {
     Shape::new([shape[0]])
 }
 
-/// `[1]` (the fusion shape of the loss).
-fn scalar_shape() -> Shape {
-    Shape::new([1])
+/// The fusion metadata of [`MadKernelOps::mad_relation_forward`]'s three outputs.
+fn relation_meta(
+    student: &TensorSpec,
+    _teacher: &TensorSpec,
+    _weights: &TensorSpec,
+    _half: &usize,
+    _row_weighting: &bool,
+) -> (TensorSpec, TensorSpec, TensorSpec) {
+    let n = student.shape[0];
+    let dtype = student.dtype;
+    (
+        TensorSpec::new(Shape::new([1]), dtype),
+        TensorSpec::new(Shape::new([2, n, n]), dtype),
+        TensorSpec::new(Shape::new([n, 4]), dtype),
+    )
 }
 
-/// The backward pass of [`MadKernelOps::mad_relation_loss`]: one parent (the student).
+/// The backward pass of [`MadKernelOps::mad_relation_forward`]: one parent (the student).
 #[derive(Debug)]
 struct RelationBackward;
 
+/// What the backward pass keeps: the student, the Gram pair, the sums of squares, the
+/// weights, `half` and `row_weighting`.
+type RelationState<B> = (
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    FloatTensor<B>,
+    usize,
+    bool,
+);
+
 impl<B: Backend + MadKernelOps> Backward<B, 1> for RelationBackward {
-    type State = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>, usize, bool);
+    type State = RelationState<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [student_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (student, teacher, weights, half, row_weighting) = ops.state;
+        let (student, gram, sumsq, weights, half, row_weighting) = ops.state;
         if let Some(node) = student_node {
-            let ds = B::mad_relation_grad(student, teacher, weights, grad, half, row_weighting);
+            let ds = B::mad_relation_grad(student, gram, sumsq, weights, grad, half, row_weighting);
             grads.register::<B>(node.id, ds);
         }
     }
@@ -90,44 +117,39 @@ impl<B: Backend + MadKernelOps, C: CheckpointStrategy> MadKernelOps for Autodiff
         Self::from_inner(B::mad_entropy_weights(Self::inner(logits)))
     }
 
-    fn mad_relation_loss(
+    fn mad_relation_forward(
         student: FloatTensor<Self>,
         teacher: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         half: usize,
         row_weighting: bool,
-    ) -> FloatTensor<Self> {
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let teacher = Self::inner(teacher);
         let weights = Self::inner(weights);
-        match RelationBackward
+        let s = student.primitive().clone();
+        let (loss, gram, sumsq) =
+            B::mad_relation_forward(s.clone(), teacher, weights.clone(), half, row_weighting);
+        let constants = (
+            Self::from_inner(gram.clone()),
+            Self::from_inner(sumsq.clone()),
+        );
+        let loss = match RelationBackward
             .prepare::<C>([student.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                let s = student.primitive().clone();
-                let loss = B::mad_relation_loss(
-                    s.clone(),
-                    teacher.clone(),
-                    weights.clone(),
-                    half,
-                    row_weighting,
-                );
-                prep.finish((s, teacher, weights, half, row_weighting), loss)
+                prep.finish((s, gram, sumsq, weights, half, row_weighting), loss)
             }
-            OpsKind::UnTracked(prep) => prep.finish(B::mad_relation_loss(
-                student.into_primitive(),
-                teacher,
-                weights,
-                half,
-                row_weighting,
-            )),
-        }
+            OpsKind::UnTracked(prep) => prep.finish(loss),
+        };
+        (loss, constants.0, constants.1)
     }
 
     fn mad_relation_grad(
         student: FloatTensor<Self>,
-        teacher: FloatTensor<Self>,
+        gram: FloatTensor<Self>,
+        sumsq: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         half: usize,
@@ -136,7 +158,8 @@ impl<B: Backend + MadKernelOps, C: CheckpointStrategy> MadKernelOps for Autodiff
         // Second-order gradients are not supported: the result is a constant.
         Self::from_inner(B::mad_relation_grad(
             Self::inner(student),
-            Self::inner(teacher),
+            Self::inner(gram),
+            Self::inner(sumsq),
             Self::inner(weights),
             Self::inner(grad),
             half,
@@ -187,7 +210,7 @@ pub fn relation_loss(
     if !runs_wgsl(&student.device()) {
         return None;
     }
-    let loss = <Dispatch as MadKernelOps>::mad_relation_loss(
+    let (loss, _gram, _sumsq) = <Dispatch as MadKernelOps>::mad_relation_forward(
         student.into_dispatch(),
         teacher.detach().into_dispatch(),
         weights.detach().into_dispatch(),

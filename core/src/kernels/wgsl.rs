@@ -41,8 +41,7 @@ macro_rules! shader {
     };
 }
 
-/// Workgroup shapes; they must equal each shader's `@workgroup_size`.
-const TILE_2D: (u32, u32) = (16, 16);
+/// Workgroup size of the per-row and per-element kernels; it must equal their `@workgroup_size`.
 const ROW_1D: u32 = 256;
 /// WebGPU's smallest guaranteed `maxComputeWorkgroupsPerDimension`.
 const MAX_GROUPS: usize = 65535;
@@ -96,8 +95,27 @@ fn launch(like: &CubeTensor, shader: Shader, dim: CubeDim, count: CubeCount, buf
     );
 }
 
-fn tiles(len: usize) -> u32 {
-    len.div_ceil(TILE_2D.0 as usize) as u32
+/// Output tile of the Gram and gradient-matmul kernels: 16 rows × 64 columns (64 threads).
+const TILE_ROWS: usize = 16;
+const TILE_COLS: usize = 64;
+/// Split-K aims for at least this many Gram workgroups, and gives each split at least
+/// `MIN_SPLIT_LEN` terms of the dot products.
+const TARGET_GROUPS: usize = 64;
+const MIN_SPLIT_LEN: usize = 256;
+
+/// `n` rounded up to the 64-column tile: the padded width of the transposed features and of
+/// the symmetrised gradient.
+fn padded(n: usize) -> usize {
+    n.div_ceil(TILE_COLS) * TILE_COLS
+}
+
+/// The dispatch of a 16 × 64 tiled kernel over a `rows × cols` output.
+fn tiled(rows: usize, cols: usize, z: usize) -> CubeCount {
+    CubeCount::Static(
+        cols.div_ceil(TILE_COLS) as u32,
+        rows.div_ceil(TILE_ROWS) as u32,
+        z as u32,
+    )
 }
 
 /// One workgroup per row, spread over (x, y) to stay under the per-dimension limit.
@@ -107,64 +125,76 @@ fn per_row(rows: usize) -> CubeCount {
     CubeCount::Static(x.max(1), y.max(1), 1)
 }
 
+/// One 256-thread workgroup per 256 elements, spread over (x, y).
+fn per_element(len: usize) -> CubeCount {
+    per_row(len.div_ceil(ROW_1D as usize))
+}
+
 fn tile_dim() -> CubeDim {
-    CubeDim::new_2d(TILE_2D.0, TILE_2D.1)
+    CubeDim::new_1d(TILE_COLS as u32)
 }
 
-/// The forward passes shared by the loss and its gradient: Gram matrices `[2, N, N]`, per-row
-/// losses `[N]` and per-row block sums of squares `[N, 4]`.
-struct Relation {
-    gram: CubeTensor,
-    row_loss: CubeTensor,
-    sumsq: CubeTensor,
-    rows_info: Handle,
+/// How many splits of D the Gram kernel uses and how long each is.
+fn split_k(n: usize, d: usize) -> (usize, usize) {
+    let tiles = n.div_ceil(TILE_COLS) * n.div_ceil(TILE_ROWS);
+    let wanted = TARGET_GROUPS.div_ceil(2 * tiles);
+    let splits = wanted.min(d.div_ceil(MIN_SPLIT_LEN)).max(1);
+    let len = d.div_ceil(splits).max(1);
+    (d.div_ceil(len).max(1), len)
 }
 
-fn relation(
-    student: &CubeTensor,
-    teacher: &CubeTensor,
-    weights: &CubeTensor,
-    half: usize,
-    row_weighting: bool,
-) -> Relation {
+/// The Gram pair `[2, N, N]` of the student and the teacher.
+fn gram_pair(student: &CubeTensor, teacher: &CubeTensor) -> CubeTensor {
     let [n, d] = student.meta.shape().dims::<2>();
-    assert_eq!(teacher.meta.shape().dims::<2>(), [n, d], "teacher shape");
-    assert_eq!(weights.meta.shape().dims::<1>(), [n], "weights shape");
-    let gram = empty(student, Shape::new([2, n, n]));
+    let (splits, split_len) = split_k(n, d);
+    let np = padded(n);
+    let transposed = empty(student, Shape::new([2, d, np]));
+    launch(
+        student,
+        shader!("mad_transpose"),
+        CubeDim::new_1d(ROW_1D),
+        per_element(2 * np * d),
+        vec![
+            student.handle.clone(),
+            teacher.handle.clone(),
+            transposed.handle.clone(),
+            info(student, &[n, d, np]),
+        ],
+    );
+    let parts = empty(student, Shape::new([splits * 2, n, n]));
     launch(
         student,
         shader!("mad_gram"),
         tile_dim(),
-        CubeCount::Static(tiles(n), tiles(n), 1),
+        tiled(n, n, 2 * splits),
         vec![
-            student.handle.clone(),
-            teacher.handle.clone(),
-            gram.handle.clone(),
-            info(student, &[n, d]),
+            transposed.handle.clone(),
+            parts.handle.clone(),
+            info(student, &[n, d, split_len, np]),
         ],
     );
-    let row_loss = empty(student, Shape::new([n]));
-    let sumsq = empty(student, Shape::new([n, 4]));
-    let rows_info = info(student, &[n, d, half.min(n), usize::from(row_weighting)]);
+    if splits == 1 {
+        return parts;
+    }
+    let len = 2 * n * n;
+    let gram = empty(student, Shape::new([2, n, n]));
     launch(
         student,
-        shader!("mad_rows"),
+        shader!("mad_gram_reduce"),
         CubeDim::new_1d(ROW_1D),
-        per_row(n),
+        per_element(len),
         vec![
+            parts.handle.clone(),
             gram.handle.clone(),
-            weights.handle.clone(),
-            row_loss.handle.clone(),
-            sumsq.handle.clone(),
-            rows_info.clone(),
+            info(student, &[len, splits]),
         ],
     );
-    Relation {
-        gram,
-        row_loss,
-        sumsq,
-        rows_info,
-    }
+    gram
+}
+
+fn rows_info(like: &CubeTensor, half: usize, row_weighting: bool) -> Handle {
+    let [n, d] = like.meta.shape().dims::<2>();
+    info(like, &[n, d, half.min(n), usize::from(row_weighting)])
 }
 
 impl MadKernelOps for CubeBackend {
@@ -186,18 +216,35 @@ impl MadKernelOps for CubeBackend {
         out
     }
 
-    fn mad_relation_loss(
+    fn mad_relation_forward(
         student: CubeTensor,
         teacher: CubeTensor,
         weights: CubeTensor,
         half: usize,
         row_weighting: bool,
-    ) -> CubeTensor {
+    ) -> (CubeTensor, CubeTensor, CubeTensor) {
         let student = f32_input(student, "student features");
         let teacher = f32_input(teacher, "teacher features");
         let weights = f32_input(weights, "weights");
-        let n = student.meta.shape()[0];
-        let parts = relation(&student, &teacher, &weights, half, row_weighting);
+        let [n, d] = student.meta.shape().dims::<2>();
+        assert_eq!(teacher.meta.shape().dims::<2>(), [n, d], "teacher shape");
+        assert_eq!(weights.meta.shape().dims::<1>(), [n], "weights shape");
+        let gram = gram_pair(&student, &teacher);
+        let row_loss = empty(&student, Shape::new([n]));
+        let sumsq = empty(&student, Shape::new([n, 4]));
+        launch(
+            &student,
+            shader!("mad_rows"),
+            CubeDim::new_1d(ROW_1D),
+            per_row(n),
+            vec![
+                gram.handle.clone(),
+                weights.handle.clone(),
+                row_loss.handle.clone(),
+                sumsq.handle.clone(),
+                rows_info(&student, half, row_weighting),
+            ],
+        );
         let loss = empty(&student, Shape::new([1]));
         launch(
             &student,
@@ -205,28 +252,29 @@ impl MadKernelOps for CubeBackend {
             CubeDim::new_1d(ROW_1D),
             CubeCount::Static(1, 1, 1),
             vec![
-                parts.row_loss.handle.clone(),
+                row_loss.handle.clone(),
                 loss.handle.clone(),
                 info(&student, &[n]),
             ],
         );
-        loss
+        (loss, gram, sumsq)
     }
 
     fn mad_relation_grad(
         student: CubeTensor,
-        teacher: CubeTensor,
+        gram: CubeTensor,
+        sumsq: CubeTensor,
         weights: CubeTensor,
         grad: CubeTensor,
         half: usize,
         row_weighting: bool,
     ) -> CubeTensor {
         let student = f32_input(student, "student features");
-        let teacher = f32_input(teacher, "teacher features");
+        let gram = f32_input(gram, "Gram pair");
+        let sumsq = f32_input(sumsq, "sums of squares");
         let weights = f32_input(weights, "weights");
         let grad = f32_input(grad, "upstream gradient");
         let [n, d] = student.meta.shape().dims::<2>();
-        let parts = relation(&student, &teacher, &weights, half, row_weighting);
         let gram_grad = empty(&student, Shape::new([n, n]));
         launch(
             &student,
@@ -234,12 +282,25 @@ impl MadKernelOps for CubeBackend {
             CubeDim::new_1d(ROW_1D),
             per_row(n),
             vec![
-                parts.gram.handle.clone(),
+                gram.handle.clone(),
                 weights.handle.clone(),
-                parts.sumsq.handle.clone(),
+                sumsq.handle.clone(),
                 grad.handle.clone(),
                 gram_grad.handle.clone(),
-                parts.rows_info.clone(),
+                rows_info(&student, half, row_weighting),
+            ],
+        );
+        let np = padded(n);
+        let sym = empty(&student, Shape::new([n, np]));
+        launch(
+            &student,
+            shader!("mad_grad_sym"),
+            CubeDim::new_1d(ROW_1D),
+            per_element(n * np),
+            vec![
+                gram_grad.handle.clone(),
+                sym.handle.clone(),
+                info(&student, &[n, np]),
             ],
         );
         let ds = empty(&student, Shape::new([n, d]));
@@ -247,12 +308,12 @@ impl MadKernelOps for CubeBackend {
             &student,
             shader!("mad_grad_matmul"),
             tile_dim(),
-            CubeCount::Static(tiles(d), tiles(n), 1),
+            tiled(n, d, 1),
             vec![
-                gram_grad.handle.clone(),
+                sym.handle.clone(),
                 student.handle.clone(),
                 ds.handle.clone(),
-                info(&student, &[n, d]),
+                info(&student, &[n, d, np]),
             ],
         );
         ds

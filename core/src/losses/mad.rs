@@ -173,14 +173,24 @@ pub fn mad_loss_with(
     if !imp.use_kernels(&student.device())? {
         return Ok(mad_loss(student, teacher, teacher_logits, reduction));
     }
+    mad_loss_kernels(student, teacher, teacher_logits, reduction).ok_or_else(not_wgpu)
+}
+
+/// The MAD loss `[1]` by the WGSL kernels; `None` when the tensors are not on wgpu.
+pub fn mad_loss_kernels(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    teacher_logits: Tensor<2>,
+    reduction: MadReduction,
+) -> Option<Tensor<1>> {
     let [b, _] = student.dims();
     let weights = match reduction {
         // mean_ij D_ij = Σ_i (1/B²)·Σ_j D_ij: the row-weighted kernel with uniform weights.
         MadReduction::Sp => Tensor::full([b], 1.0 / (b * b) as f32, &student.device()),
-        _ => kernel_weights(teacher_logits)?,
+        _ => kernels::entropy_weights(teacher_logits)?,
     };
     let row_weighting = reduction != MadReduction::Official;
-    kernels::relation_loss(student, teacher, weights, b, row_weighting).ok_or_else(not_wgpu)
+    kernels::relation_loss(student, teacher, weights, b, row_weighting)
 }
 
 /// Dense (segmentation) MAD by the implementation `imp` picks (see [`dense_mad_loss`]).
@@ -194,12 +204,8 @@ pub fn dense_mad_loss_with(
         return Ok(dense_mad_loss(student, teacher, teacher_map));
     }
     let [n, _] = student.dims();
-    let weights = kernel_weights(teacher_map)?;
+    let weights = kernels::entropy_weights(teacher_map).ok_or_else(not_wgpu)?;
     kernels::relation_loss(student, teacher, weights, n / 2, true).ok_or_else(not_wgpu)
-}
-
-fn kernel_weights(teacher_logits: Tensor<2>) -> Result<Tensor<1>> {
-    kernels::entropy_weights(teacher_logits).ok_or_else(not_wgpu)
 }
 
 fn not_wgpu() -> CoreError {
