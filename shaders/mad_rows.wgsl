@@ -1,23 +1,22 @@
-// MAD relation, step 2: row norms, relations, squared discrepancy and the weighted row sums.
+// MAD relation (after the Gram matrices, which Burn's matmul computes): row norms, relations,
+// squared discrepancy and the weighted row sums, fused in one pass per row.
 //
-// Inputs : g     [2, N, N] f32 (mad_gram.wgsl: g[0] student Gram, g[1] teacher Gram)
+// Inputs : gs    [N, N] f32, the student Gram S·Sᵀ; gt [N, N] f32, the teacher Gram T·Tᵀ
 //          w     [N] f32 sample weights (teacher entropy over its batch sum)
 //          info  [4] u32 = [N, D, H, MODE]; columns j < H form block 0, j ≥ H block 1 (H = N for
 //                the classification relation: one block; H = ⌊N/2⌋ for the dense variant); each
 //                row is normalised on each block separately. MODE 0: weight w[j] (official column
 //                weighting), MODE 1: weight w[i] (paper / dense row weighting).
-// Outputs: row_loss [N] f32 = Σ_j (Aˢ_ij − Aᵗ_ij)²·weight, with A = G_ij / max(‖G_i,block(j)‖, 1e-12)
-//          sumsq    [N, 4] f32 = Σ G² per row: (student block 0, student block 1,
-//                   teacher block 0, teacher block 1), for the backward pass
+// Output : row_loss [N] f32 = Σ_j (Aˢ_ij − Aᵗ_ij)²·weight, with A = G_ij / max(‖G_i,block(j)‖, 1e-12)
 // Layout : one workgroup per row i = wid.x + wid.y·65535 (rows past N return at once);
 //          its 256 threads stride over the columns and tree-reduce in workgroup memory.
 // Workgroup size: 256 × 1 × 1.
 // Every binding is declared read_write: cubecl may place small buffers in one shared page, and
 // wgpu rejects a dispatch that binds one buffer both read-only and read-write.
-@group(0) @binding(0) var<storage, read_write> g: array<f32>;
-@group(0) @binding(1) var<storage, read_write> w: array<f32>;
-@group(0) @binding(2) var<storage, read_write> row_loss: array<f32>;
-@group(0) @binding(3) var<storage, read_write> sumsq: array<f32>;
+@group(0) @binding(0) var<storage, read_write> gs: array<f32>;
+@group(0) @binding(1) var<storage, read_write> gt: array<f32>;
+@group(0) @binding(2) var<storage, read_write> w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> row_loss: array<f32>;
 @group(0) @binding(4) var<storage, read_write> info: array<u32>;
 
 const WG: u32 = 256u;
@@ -45,12 +44,11 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         return;
     }
     let row = i * n;
-    let teacher = n * n + row;
 
     var acc = vec4<f32>(0.0);
     for (var j = lid; j < n; j += WG) {
-        let a = g[row + j];
-        let b = g[teacher + j];
+        let a = gs[row + j];
+        let b = gt[row + j];
         if (j < h) {
             acc.x += a * a;
             acc.z += b * b;
@@ -71,7 +69,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
         let second = j >= h;
         let ns = select(norms.x, norms.y, second);
         let nt = select(norms.z, norms.w, second);
-        let diff = g[row + j] / ns - g[teacher + j] / nt;
+        let diff = gs[row + j] / ns - gt[row + j] / nt;
         let weight = select(w[j], w[i], mode == 1u);
         loss += diff * diff * weight;
     }
@@ -80,9 +78,5 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     reduce(lid);
     if (lid == 0u) {
         row_loss[i] = partial[0].x;
-        sumsq[i * 4u] = sums.x;
-        sumsq[i * 4u + 1u] = sums.y;
-        sumsq[i * 4u + 2u] = sums.z;
-        sumsq[i * 4u + 3u] = sums.w;
     }
 }

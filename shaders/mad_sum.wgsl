@@ -1,4 +1,4 @@
-// MAD relation, step 3: the loss, the sum of the per-row losses.
+// MAD relation, last step: the loss, the sum of the per-row losses.
 //
 // Inputs : x    [L] f32 (mad_rows.wgsl's row_loss)
 //          info [1] u32 = [L]

@@ -28,7 +28,8 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-/// Runs `f` `warmup + iters` times and returns the median seconds of the last `iters`.
+/// Runs `f` `warmup + iters` times and returns the median seconds of the last `iters` (the
+/// warm-up covers shader compilation and autotuning, which on wgpu can span several calls).
 fn time<F: FnMut() -> Result<()>>(warmup: usize, iters: usize, mut f: F) -> Result<f64> {
     for _ in 0..warmup {
         f()?;
@@ -72,7 +73,7 @@ fn step(
 }
 
 /// Times the requested shapes on `device` and prints a table.
-pub fn bench_mad(device: &Device, shape: BenchShape, iters: usize) -> Result<()> {
+pub fn bench_mad(device: &Device, shape: BenchShape, warmup: usize, iters: usize) -> Result<()> {
     let device = device.clone().autodiff();
     device.seed(0);
     let mut cases = Vec::new();
@@ -103,7 +104,9 @@ pub fn bench_mad(device: &Device, shape: BenchShape, iters: usize) -> Result<()>
         let logits = Tensor::random([rows, classes], Distribution::Normal(0.0, 2.0), &device);
         let mut baseline = None;
         for &(label, imp) in &paths {
-            let secs = time(1, iters, || step(&student, &teacher, &logits, dense, imp))?;
+            let secs = time(warmup, iters, || {
+                step(&student, &teacher, &logits, dense, imp)
+            })?;
             let base = *baseline.get_or_insert(secs);
             println!(
                 "| {name} | {rows} | {dim} | {label} | {:.3} | {:.2}× |",

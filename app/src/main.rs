@@ -158,7 +158,10 @@ enum BenchCommand {
         /// Shapes to time.
         #[arg(long, value_enum, default_value = "cls")]
         shape: bench::BenchShape,
-        /// Timed iterations per case (after one warm-up).
+        /// Untimed iterations per case first (shader compilation, autotuning).
+        #[arg(long, default_value_t = 5)]
+        warmup: usize,
+        /// Timed iterations per case.
         #[arg(long, default_value_t = 10)]
         iters: usize,
     },
@@ -238,6 +241,7 @@ fn run() -> Result<()> {
                 BenchCommand::Mad {
                     device,
                     shape,
+                    warmup,
                     iters,
                 },
         } => {
@@ -246,7 +250,7 @@ fn run() -> Result<()> {
             }
             let selected = select_device(device.into())?;
             println!("device: {}", selected.description);
-            bench::bench_mad(&selected.device, shape, iters)
+            bench::bench_mad(&selected.device, shape, warmup, iters)
         }
         Command::Data {
             command: DataCommand::Check { manifest },

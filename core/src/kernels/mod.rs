@@ -35,8 +35,8 @@ pub trait MadKernelOps: Backend {
     fn mad_entropy_weights(logits: FloatTensor<Self>) -> FloatTensor<Self>;
 
     /// The MAD relation forward pass for `[N, D]` student and teacher features and `[N]`
-    /// weights: the loss `[1]`, the Gram pair `[2, N, N]` (student, teacher) and the per-row
-    /// block sums of squares of the Grams `[N, 4]`; the last two feed [`Self::mad_relation_grad`].
+    /// weights: the loss `[1]` and the student and teacher Grams `[N, N]`, which feed
+    /// [`Self::mad_relation_grad`].
     #[fusion(meta = relation_meta)]
     fn mad_relation_forward(
         student: FloatTensor<Self>,
@@ -47,12 +47,12 @@ pub trait MadKernelOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradient `[N, D]` of the MAD relation loss with respect to the student, scaled by
-    /// the upstream gradient `grad` `[1]`, from the forward pass's Gram pair and sums of squares.
+    /// the upstream gradient `grad` `[1]`, from the forward pass's Grams.
     #[fusion(dtype = student, shape = student)]
     fn mad_relation_grad(
         student: FloatTensor<Self>,
-        gram: FloatTensor<Self>,
-        sumsq: FloatTensor<Self>,
+        gram_s: FloatTensor<Self>,
+        gram_t: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         half: usize,
@@ -65,6 +65,10 @@ fn first_dim(shape: &Shape) -> Shape {
     Shape::new([shape[0]])
 }
 
+/// [`MadKernelOps::mad_relation_forward`]'s outputs: the loss, the student Gram, the teacher
+/// Gram (the trait spells the tuple out: the extension macro reads it syntactically).
+pub type RelationOutputs<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+
 /// The fusion metadata of [`MadKernelOps::mad_relation_forward`]'s three outputs.
 fn relation_meta(
     student: &TensorSpec,
@@ -75,19 +79,16 @@ fn relation_meta(
 ) -> (TensorSpec, TensorSpec, TensorSpec) {
     let n = student.shape[0];
     let dtype = student.dtype;
-    (
-        TensorSpec::new(Shape::new([1]), dtype),
-        TensorSpec::new(Shape::new([2, n, n]), dtype),
-        TensorSpec::new(Shape::new([n, 4]), dtype),
-    )
+    let gram = TensorSpec::new(Shape::new([n, n]), dtype);
+    (TensorSpec::new(Shape::new([1]), dtype), gram.clone(), gram)
 }
 
 /// The backward pass of [`MadKernelOps::mad_relation_forward`]: one parent (the student).
 #[derive(Debug)]
 struct RelationBackward;
 
-/// What the backward pass keeps: the student, the Gram pair, the sums of squares, the
-/// weights, `half` and `row_weighting`.
+/// What the backward pass keeps: the student, the two Grams, the weights, `half` and
+/// `row_weighting`.
 type RelationState<B> = (
     FloatTensor<B>,
     FloatTensor<B>,
@@ -103,9 +104,10 @@ impl<B: Backend + MadKernelOps> Backward<B, 1> for RelationBackward {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [student_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (student, gram, sumsq, weights, half, row_weighting) = ops.state;
+        let (student, gram_s, gram_t, weights, half, row_weighting) = ops.state;
         if let Some(node) = student_node {
-            let ds = B::mad_relation_grad(student, gram, sumsq, weights, grad, half, row_weighting);
+            let ds =
+                B::mad_relation_grad(student, gram_s, gram_t, weights, grad, half, row_weighting);
             grads.register::<B>(node.id, ds);
         }
     }
@@ -148,8 +150,8 @@ impl<B: Backend + MadKernelOps, C: CheckpointStrategy> MadKernelOps for Autodiff
 
     fn mad_relation_grad(
         student: FloatTensor<Self>,
-        gram: FloatTensor<Self>,
-        sumsq: FloatTensor<Self>,
+        gram_s: FloatTensor<Self>,
+        gram_t: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         half: usize,
@@ -158,8 +160,8 @@ impl<B: Backend + MadKernelOps, C: CheckpointStrategy> MadKernelOps for Autodiff
         // Second-order gradients are not supported: the result is a constant.
         Self::from_inner(B::mad_relation_grad(
             Self::inner(student),
-            Self::inner(gram),
-            Self::inner(sumsq),
+            Self::inner(gram_s),
+            Self::inner(gram_t),
             Self::inner(weights),
             Self::inner(grad),
             half,
@@ -210,7 +212,7 @@ pub fn relation_loss(
     if !runs_wgsl(&student.device()) {
         return None;
     }
-    let (loss, _gram, _sumsq) = <Dispatch as MadKernelOps>::mad_relation_forward(
+    let (loss, _gram_s, _gram_t) = <Dispatch as MadKernelOps>::mad_relation_forward(
         student.into_dispatch(),
         teacher.detach().into_dispatch(),
         weights.detach().into_dispatch(),
