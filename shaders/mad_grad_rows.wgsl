@@ -1,15 +1,16 @@
 // MAD backward, step 1: the gradient of the loss with respect to the student Gram matrix, Ĝ.
 //
-// Inputs : gs    [N, N] f32 student Gram, gt [N, N] f32 teacher Gram, w [N] f32 weights,
+// Inputs : gs    [ROWS, N] f32 rows ROW0.. of the student Gram, gt the same of the teacher
+//          Gram, w [N] f32 weights,
 //          grad  [1] f32 upstream gradient of the loss,
-//          info  [4] u32 = [N, D, H, MODE] (as mad_rows.wgsl)
-// Output : gg    [N, N] f32, Ĝ_ij = ∂L/∂Gˢ_ij (every element written)
+//          info  [6] u32 = [N, D, H, MODE, ROW0, ROWS] (as mad_rows.wgsl)
+// Output : gg    [ROWS, N] f32, Ĝ_ij = ∂L/∂Gˢ_ij for the block's rows (every element written)
 // Math   : with n = ‖Gˢ_i,block(j)‖ guarded by 1e-12, Aˢ = Gˢ/n, P_ij = 2·grad·weight_ij·(Aˢ_ij − Aᵗ_ij)
 //          and c_i,b = Σ_{j∈b} P_ij·Aˢ_ij:  Ĝ_ij = (P_ij − c_i,b·Aˢ_ij) / n when the norm is not
 //          clamped, P_ij / 1e-12 when it is (the guard then passes no gradient to the norm).
 //          The teacher side and the weights are constants. The norms are recomputed exactly as
 //          mad_rows.wgsl computes them (same reduction order, so the same values).
-// Layout : one workgroup per row i = wid.x + wid.y·65535; 256 threads stride over columns:
+// Layout : one workgroup per block row wid.x + wid.y·65535; 256 threads stride over columns:
 //          pass 1 the block norms, pass 2 the c_i,b, pass 3 writes the row of Ĝ.
 // Workgroup size: 256 × 1 × 1.
 // Every binding is declared read_write: cubecl may place small buffers in one shared page, and
@@ -40,11 +41,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n = info[0];
     let h = info[2];
     let mode = info[3];
-    let i = wid.x + wid.y * 65535u;
-    if (i >= n) {
+    let local = wid.x + wid.y * 65535u;
+    if (local >= info[5]) {
         return;
     }
-    let row = i * n;
+    let i = info[4] + local; // the sample's row in the batch
+    let row = local * n;     // its row in this block of the Grams
 
     var acc = vec4<f32>(0.0);
     for (var j = lid; j < n; j += WG) {

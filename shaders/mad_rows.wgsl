@@ -1,14 +1,15 @@
 // MAD relation (after the Gram matrices, which Burn's matmul computes): row norms, relations,
 // squared discrepancy and the weighted row sums, fused in one pass per row.
 //
-// Inputs : gs    [N, N] f32, the student Gram S·Sᵀ; gt [N, N] f32, the teacher Gram T·Tᵀ
+// Inputs : gs    [ROWS, N] f32, rows ROW0.. of the student Gram S·Sᵀ; gt the same of T·Tᵀ
 //          w     [N] f32 sample weights (teacher entropy over its batch sum)
-//          info  [4] u32 = [N, D, H, MODE]; columns j < H form block 0, j ≥ H block 1 (H = N for
+//          info  [6] u32 = [N, D, H, MODE, ROW0, ROWS]; columns j < H form block 0, j ≥ H block 1 (H = N for
 //                the classification relation: one block; H = ⌊N/2⌋ for the dense variant); each
 //                row is normalised on each block separately. MODE 0: weight w[j] (official column
-//                weighting), MODE 1: weight w[i] (paper / dense row weighting).
-// Output : row_loss [N] f32 = Σ_j (Aˢ_ij − Aᵗ_ij)²·weight, with A = G_ij / max(‖G_i,block(j)‖, 1e-12)
-// Layout : one workgroup per row i = wid.x + wid.y·65535 (rows past N return at once);
+//                weighting), MODE 1: weight w[i] (paper / dense row weighting). The Gram inputs
+//                hold batch rows ROW0..ROW0+ROWS (all N columns): large batches go in blocks.
+// Output : row_loss [N] f32, rows ROW0..ROW0+ROWS written: Σ_j (Aˢ_ij − Aᵗ_ij)²·weight, with A = G_ij / max(‖G_i,block(j)‖, 1e-12)
+// Layout : one workgroup per block row wid.x + wid.y·65535 (rows past ROWS return at once);
 //          its 256 threads stride over the columns and tree-reduce in workgroup memory.
 // Workgroup size: 256 × 1 × 1.
 // Every binding is declared read_write: cubecl may place small buffers in one shared page, and
@@ -39,11 +40,12 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let n = info[0];
     let h = info[2];
     let mode = info[3];
-    let i = wid.x + wid.y * 65535u;
-    if (i >= n) {
+    let local = wid.x + wid.y * 65535u;
+    if (local >= info[5]) {
         return;
     }
-    let row = i * n;
+    let i = info[4] + local; // the sample's row in the batch
+    let row = local * n;     // its row in this block of the Grams
 
     var acc = vec4<f32>(0.0);
     for (var j = lid; j < n; j += WG) {

@@ -97,3 +97,15 @@ fn segmentation_mining_matches_golden() {
     let combos = mmanet_tests::flat_f64(&g["combos"]);
     assert_eq!(&combos[weak * 2..weak * 2 + 2], &want[..]);
 }
+
+/// `--mad-impl kernel` off wgpu is a config error that names the field; `auto` and `ops` fall
+/// back to tensor ops on the CPU backend.
+#[test]
+fn kernel_mad_impl_needs_wgpu() {
+    use mmanet_core::losses::mad::MadImpl;
+    let cpu = Device::flex();
+    let err = MadImpl::Kernel.use_kernels(&cpu).unwrap_err().to_string();
+    assert!(err.contains("mmanet.mad_impl"), "{err}");
+    assert!(!MadImpl::Auto.use_kernels(&cpu).unwrap());
+    assert!(!MadImpl::Ops.use_kernels(&cpu).unwrap());
+}

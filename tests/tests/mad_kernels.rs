@@ -227,3 +227,34 @@ fn kernels_match_golden_vectors() {
         assert_close(&format!("{name}: loss_official"), &host(loss), &[want], REL);
     }
 }
+
+/// The kernels' backward node chains into the rest of the graph: features made by a tracked
+/// linear map `S = X·W` give the same `∂L/∂W` through the kernels as through tensor ops.
+#[test]
+fn kernel_gradient_flows_into_the_graph() {
+    let device = wgpu();
+    let mut rng = StdRng::seed_from_u64(3);
+    let (b, k, d, c) = (12, 5, 24, 3);
+    let x: Vec<f32> = (0..b * k).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let w: Vec<f32> = (0..k * d).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    let t: Vec<f32> = features(&mut rng, b, d, false);
+    let z: Vec<f32> = (0..b * c).map(|_| rng.random_range(-3.0f32..3.0)).collect();
+    let grad_w = |imp: MadImpl| {
+        let ad = device.clone().autodiff();
+        let x = Tensor::<2>::from_data(TensorData::new(x.clone(), [b, k]), &ad);
+        let w = Tensor::<2>::from_data(TensorData::new(w.clone(), [k, d]), &ad).require_grad();
+        let t = Tensor::<2>::from_data(TensorData::new(t.clone(), [b, d]), &ad);
+        let z = Tensor::<2>::from_data(TensorData::new(z.clone(), [b, c]), &ad);
+        let s = x.matmul(w.clone()).tanh();
+        let loss = mad_loss_with(s, t, z, MadReduction::Official, imp).expect("MAD");
+        let grads = loss.backward();
+        (
+            host(loss)[0],
+            host(w.grad(&grads).expect("weight gradient")),
+        )
+    };
+    let (lk, gk) = grad_w(MadImpl::Kernel);
+    let (lo, go) = grad_w(MadImpl::Ops);
+    assert_close("chained loss", &[lk], &[lo], REL);
+    mmanet_tests::assert_close_matrix("∂L/∂W", &gk, &go, REL);
+}

@@ -22,12 +22,38 @@ use burn::backend::{
     Autodiff, AutodiffBackend, Backend, Dispatch, DispatchDevice, backend_extension,
 };
 use burn::prelude::*;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
-/// The MAD kernels as a Burn backend extension. `half` is the first column of the second
-/// normalisation block (`N` for the classification relation, `⌊N/2⌋` for the dense one);
-/// `row_weighting` picks `w_i` (paper / dense) instead of `w_j` (official) as the weight of
-/// element `(i, j)`.
+/// How the relation is normalised and weighted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RelationLayout {
+    /// The first column of the second normalisation block: `N` for the classification relation
+    /// (one block), `⌊N/2⌋` for the dense (segmentation) one.
+    pub half: usize,
+    /// Weight element `(i, j)` by `w_i` (paper, dense) instead of `w_j` (official).
+    pub row_weighting: bool,
+}
+
+/// Default largest Gram block the kernels allocate, 64 MiB: half of WebGPU's default
+/// `maxStorageBufferBindingSize`, so large batches (the dense relation over every pixel) run
+/// in row blocks instead of failing to allocate.
+pub const MAX_GRAM_BLOCK_BYTES: usize = 64 << 20;
+
+static GRAM_BLOCK_BYTES: AtomicUsize = AtomicUsize::new(MAX_GRAM_BLOCK_BYTES);
+
+/// Changes the largest Gram block (tests use a small one to exercise the blocked path). Set it
+/// before any kernel runs: the backward pass of a loss must see the value its forward saw.
+pub fn set_max_gram_block_bytes(bytes: usize) {
+    GRAM_BLOCK_BYTES.store(bytes.max(1), Ordering::Relaxed);
+}
+
+/// Rows per Gram block for a batch of `n` rows (all `n` when the whole Gram fits).
+pub fn gram_block_rows(n: usize) -> usize {
+    let row_bytes = n.max(1) * core::mem::size_of::<f32>();
+    (GRAM_BLOCK_BYTES.load(Ordering::Relaxed) / row_bytes).clamp(1, n.max(1))
+}
+
+/// The MAD kernels as a Burn backend extension.
 #[backend_extension(Cube, Fusion, Autodiff)]
 pub trait MadKernelOps: Backend {
     /// Teacher entropy weights: `[N, K]` logits → `[N]` entropies over their sum.
@@ -42,8 +68,7 @@ pub trait MadKernelOps: Backend {
         student: FloatTensor<Self>,
         teacher: FloatTensor<Self>,
         weights: FloatTensor<Self>,
-        half: usize,
-        row_weighting: bool,
+        layout: RelationLayout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 
     /// The gradient `[N, D]` of the MAD relation loss with respect to the student, scaled by
@@ -51,12 +76,12 @@ pub trait MadKernelOps: Backend {
     #[fusion(dtype = student, shape = student)]
     fn mad_relation_grad(
         student: FloatTensor<Self>,
+        teacher: FloatTensor<Self>,
         gram_s: FloatTensor<Self>,
         gram_t: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        half: usize,
-        row_weighting: bool,
+        layout: RelationLayout,
     ) -> FloatTensor<Self>;
 }
 
@@ -74,12 +99,13 @@ fn relation_meta(
     student: &TensorSpec,
     _teacher: &TensorSpec,
     _weights: &TensorSpec,
-    _half: &usize,
-    _row_weighting: &bool,
+    _layout: &RelationLayout,
 ) -> (TensorSpec, TensorSpec, TensorSpec) {
     let n = student.shape[0];
     let dtype = student.dtype;
-    let gram = TensorSpec::new(Shape::new([n, n]), dtype);
+    // The Grams are kept only when they fit in one block (1×1 placeholders otherwise).
+    let side = if gram_block_rows(n) >= n { n } else { 1 };
+    let gram = TensorSpec::new(Shape::new([side, side]), dtype);
     (TensorSpec::new(Shape::new([1]), dtype), gram.clone(), gram)
 }
 
@@ -87,15 +113,15 @@ fn relation_meta(
 #[derive(Debug)]
 struct RelationBackward;
 
-/// What the backward pass keeps: the student, the two Grams, the weights, `half` and
-/// `row_weighting`.
+/// What the backward pass keeps: the student, the teacher, the two Grams, the weights and the
+/// layout.
 type RelationState<B> = (
     FloatTensor<B>,
     FloatTensor<B>,
     FloatTensor<B>,
     FloatTensor<B>,
-    usize,
-    bool,
+    FloatTensor<B>,
+    RelationLayout,
 );
 
 impl<B: Backend + MadKernelOps> Backward<B, 1> for RelationBackward {
@@ -104,10 +130,9 @@ impl<B: Backend + MadKernelOps> Backward<B, 1> for RelationBackward {
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [student_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (student, gram_s, gram_t, weights, half, row_weighting) = ops.state;
+        let (student, teacher, gram_s, gram_t, weights, layout) = ops.state;
         if let Some(node) = student_node {
-            let ds =
-                B::mad_relation_grad(student, gram_s, gram_t, weights, grad, half, row_weighting);
+            let ds = B::mad_relation_grad(student, teacher, gram_s, gram_t, weights, grad, layout);
             grads.register::<B>(node.id, ds);
         }
     }
@@ -123,17 +148,16 @@ impl<B: Backend + MadKernelOps, C: CheckpointStrategy> MadKernelOps for Autodiff
         student: FloatTensor<Self>,
         teacher: FloatTensor<Self>,
         weights: FloatTensor<Self>,
-        half: usize,
-        row_weighting: bool,
+        layout: RelationLayout,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
         let teacher = Self::inner(teacher);
         let weights = Self::inner(weights);
         let s = student.primitive().clone();
-        let (loss, gram, sumsq) =
-            B::mad_relation_forward(s.clone(), teacher, weights.clone(), half, row_weighting);
+        let (loss, gram_s, gram_t) =
+            B::mad_relation_forward(s.clone(), teacher.clone(), weights.clone(), layout);
         let constants = (
-            Self::from_inner(gram.clone()),
-            Self::from_inner(sumsq.clone()),
+            Self::from_inner(gram_s.clone()),
+            Self::from_inner(gram_t.clone()),
         );
         let loss = match RelationBackward
             .prepare::<C>([student.node()])
@@ -141,7 +165,7 @@ impl<B: Backend + MadKernelOps, C: CheckpointStrategy> MadKernelOps for Autodiff
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                prep.finish((s, gram, sumsq, weights, half, row_weighting), loss)
+                prep.finish((s, teacher, gram_s, gram_t, weights, layout), loss)
             }
             OpsKind::UnTracked(prep) => prep.finish(loss),
         };
@@ -150,22 +174,22 @@ impl<B: Backend + MadKernelOps, C: CheckpointStrategy> MadKernelOps for Autodiff
 
     fn mad_relation_grad(
         student: FloatTensor<Self>,
+        teacher: FloatTensor<Self>,
         gram_s: FloatTensor<Self>,
         gram_t: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         grad: FloatTensor<Self>,
-        half: usize,
-        row_weighting: bool,
+        layout: RelationLayout,
     ) -> FloatTensor<Self> {
         // Second-order gradients are not supported: the result is a constant.
         Self::from_inner(B::mad_relation_grad(
             Self::inner(student),
+            Self::inner(teacher),
             Self::inner(gram_s),
             Self::inner(gram_t),
             Self::inner(weights),
             Self::inner(grad),
-            half,
-            row_weighting,
+            layout,
         ))
     }
 }
@@ -201,13 +225,12 @@ pub fn entropy_weights(teacher_logits: Tensor<2>) -> Option<Tensor<1>> {
 }
 
 /// The MAD relation loss `[1]` by the relation kernels (differentiable in `student`); `None`
-/// off wgpu. `half` and `row_weighting` as in [`MadKernelOps`].
+/// off wgpu.
 pub fn relation_loss(
     student: Tensor<2>,
     teacher: Tensor<2>,
     weights: Tensor<1>,
-    half: usize,
-    row_weighting: bool,
+    layout: RelationLayout,
 ) -> Option<Tensor<1>> {
     if !runs_wgsl(&student.device()) {
         return None;
@@ -216,8 +239,7 @@ pub fn relation_loss(
         student.into_dispatch(),
         teacher.detach().into_dispatch(),
         weights.detach().into_dispatch(),
-        half,
-        row_weighting,
+        layout,
     );
     Some(Tensor::from_dispatch(loss))
 }

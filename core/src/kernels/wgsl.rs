@@ -8,7 +8,7 @@
 //! products — norms, relations, discrepancy, weighting, the reductions, the entropy weights and
 //! the Gram gradient — is WGSL, one pass per row.
 
-use super::{MadKernelOps, RelationOutputs};
+use super::{MadKernelOps, RelationLayout, RelationOutputs};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::wgpu::{
     CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
@@ -16,7 +16,9 @@ use burn::backend::wgpu::{
 use burn::cubecl::prelude::KernelId;
 use burn::cubecl::server::{Handle, KernelArguments};
 use burn::cubecl::{CubeCount, CubeDim};
+use burn::tensor::Slice;
 use burn::tensor::{DType, Shape};
+use core::ops::Range;
 use core::sync::atomic::Ordering;
 
 /// A WGSL source from `shaders/`, named for the compilation cache.
@@ -114,15 +116,74 @@ fn per_element(len: usize) -> CubeCount {
     per_row(len.div_ceil(WORKGROUP as usize))
 }
 
-/// `X·Xᵀ` by Burn's matmul, made contiguous for the row kernels.
-fn gram(x: &CubeTensor) -> CubeTensor {
+/// Rows `rows` of `X·Xᵀ` (`[rows, N]`) by Burn's matmul, contiguous for the row kernels.
+fn gram_rows(x: &CubeTensor, rows: &Range<usize>) -> CubeTensor {
+    let block = rows_of(x, rows);
     let xt = CubeBackend::float_transpose(x.clone());
-    into_contiguous(CubeBackend::float_matmul(x.clone(), xt))
+    into_contiguous(CubeBackend::float_matmul(block, xt))
 }
 
-fn rows_info(like: &CubeTensor, half: usize, row_weighting: bool) -> Handle {
+/// Rows `rows` of a `[N, D]` tensor.
+fn rows_of(x: &CubeTensor, rows: &Range<usize>) -> CubeTensor {
+    if rows.start == 0 && rows.end == x.meta.shape()[0] {
+        return x.clone();
+    }
+    CubeBackend::float_slice(x.clone(), &[Slice::from(rows.clone()), Slice::from(..)])
+}
+
+/// The row blocks the Grams are computed in (see [`super::gram_block_rows`]).
+fn blocks(n: usize) -> Vec<Range<usize>> {
+    let step = super::gram_block_rows(n);
+    (0..n).step_by(step).map(|r| r..(r + step).min(n)).collect()
+}
+
+fn rows_info(like: &CubeTensor, layout: RelationLayout, rows: &Range<usize>) -> Handle {
     let [n, d] = like.meta.shape().dims::<2>();
-    info(like, &[n, d, half.min(n), usize::from(row_weighting)])
+    info(
+        like,
+        &[
+            n,
+            d,
+            layout.half.min(n),
+            usize::from(layout.row_weighting),
+            rows.start,
+            rows.len(),
+        ],
+    )
+}
+
+/// The tensors the Gram gradient reads.
+struct GradInputs<'a> {
+    student: &'a CubeTensor,
+    weights: &'a CubeTensor,
+    grad: &'a CubeTensor,
+    layout: RelationLayout,
+}
+
+/// `Ĝ` for the rows `rows` (`[rows, N]`) from those rows of the two Grams.
+fn gram_grad_rows(
+    inputs: &GradInputs<'_>,
+    gram_s: &CubeTensor,
+    gram_t: &CubeTensor,
+    rows: &Range<usize>,
+) -> CubeTensor {
+    let student = inputs.student;
+    let n = student.meta.shape()[0];
+    let gg = empty(student, Shape::new([rows.len(), n]));
+    launch(
+        student,
+        shader!("mad_grad_rows"),
+        per_row(rows.len()),
+        vec![
+            gram_s.handle.clone(),
+            gram_t.handle.clone(),
+            inputs.weights.handle.clone(),
+            inputs.grad.handle.clone(),
+            gg.handle.clone(),
+            rows_info(student, inputs.layout, rows),
+        ],
+    );
+    gg
 }
 
 impl MadKernelOps for CubeBackend {
@@ -147,8 +208,7 @@ impl MadKernelOps for CubeBackend {
         student: CubeTensor,
         teacher: CubeTensor,
         weights: CubeTensor,
-        half: usize,
-        row_weighting: bool,
+        layout: RelationLayout,
     ) -> RelationOutputs<Self> {
         let student = f32_input(student, "student features");
         let teacher = f32_input(teacher, "teacher features");
@@ -156,21 +216,27 @@ impl MadKernelOps for CubeBackend {
         let [n, d] = student.meta.shape().dims::<2>();
         assert_eq!(teacher.meta.shape().dims::<2>(), [n, d], "teacher shape");
         assert_eq!(weights.meta.shape().dims::<1>(), [n], "weights shape");
-        let gram_s = gram(&student);
-        let gram_t = gram(&teacher);
         let row_loss = empty(&student, Shape::new([n]));
-        launch(
-            &student,
-            shader!("mad_rows"),
-            per_row(n),
-            vec![
-                gram_s.handle.clone(),
-                gram_t.handle.clone(),
-                weights.handle.clone(),
-                row_loss.handle.clone(),
-                rows_info(&student, half, row_weighting),
-            ],
-        );
+        let mut kept = None;
+        for rows in blocks(n) {
+            let gram_s = gram_rows(&student, &rows);
+            let gram_t = gram_rows(&teacher, &rows);
+            launch(
+                &student,
+                shader!("mad_rows"),
+                per_row(rows.len()),
+                vec![
+                    gram_s.handle.clone(),
+                    gram_t.handle.clone(),
+                    weights.handle.clone(),
+                    row_loss.handle.clone(),
+                    rows_info(&student, layout, &rows),
+                ],
+            );
+            if rows.len() == n {
+                kept = Some((gram_s, gram_t));
+            }
+        }
         let loss = empty(&student, Shape::new([1]));
         launch(
             &student,
@@ -182,49 +248,72 @@ impl MadKernelOps for CubeBackend {
                 info(&student, &[n]),
             ],
         );
+        // One block: the Grams go to the backward pass. Several: they are recomputed there
+        // block by block, and 1×1 placeholders stand in.
+        let (gram_s, gram_t) = kept.unwrap_or_else(|| {
+            let placeholder = || empty(&student, Shape::new([1, 1]));
+            (placeholder(), placeholder())
+        });
         (loss, gram_s, gram_t)
     }
 
     fn mad_relation_grad(
         student: CubeTensor,
+        teacher: CubeTensor,
         gram_s: CubeTensor,
         gram_t: CubeTensor,
         weights: CubeTensor,
         grad: CubeTensor,
-        half: usize,
-        row_weighting: bool,
+        layout: RelationLayout,
     ) -> CubeTensor {
         let student = f32_input(student, "student features");
-        let gram_s = f32_input(gram_s, "student Gram");
-        let gram_t = f32_input(gram_t, "teacher Gram");
         let weights = f32_input(weights, "weights");
         let grad = f32_input(grad, "upstream gradient");
+        let inputs = GradInputs {
+            student: &student,
+            weights: &weights,
+            grad: &grad,
+            layout,
+        };
         let n = student.meta.shape()[0];
-        let gram_grad = empty(&student, Shape::new([n, n]));
-        launch(
-            &student,
-            shader!("mad_grad_rows"),
-            per_row(n),
-            vec![
-                gram_s.handle.clone(),
-                gram_t.handle.clone(),
-                weights.handle.clone(),
-                grad.handle.clone(),
-                gram_grad.handle.clone(),
-                rows_info(&student, half, row_weighting),
-            ],
-        );
-        let sym = empty(&student, Shape::new([n, n]));
-        launch(
-            &student,
-            shader!("mad_grad_sym"),
-            per_element(n * n),
-            vec![
-                gram_grad.handle.clone(),
-                sym.handle.clone(),
-                info(&student, &[n]),
-            ],
-        );
-        CubeBackend::float_matmul(sym, student)
+        let blocks = blocks(n);
+        if blocks.len() == 1 {
+            // ∂L/∂S = (Ĝ + Ĝᵀ)·S, from the Grams the forward pass kept.
+            let gram_s = f32_input(gram_s, "student Gram");
+            let gram_t = f32_input(gram_t, "teacher Gram");
+            let gg = gram_grad_rows(&inputs, &gram_s, &gram_t, &blocks[0]);
+            let sym = empty(&student, Shape::new([n, n]));
+            launch(
+                &student,
+                shader!("mad_grad_sym"),
+                per_element(n * n),
+                vec![gg.handle.clone(), sym.handle.clone(), info(&student, &[n])],
+            );
+            return CubeBackend::float_matmul(sym, student);
+        }
+        // Block by block, recomputing the Gram rows: ∂L/∂S = Ĝ·S + Ĝᵀ·S
+        // = cat_b(Ĝ_b·S) + Σ_b Ĝ_bᵀ·S_b.
+        let teacher = f32_input(teacher, "teacher features");
+        let mut direct = Vec::with_capacity(blocks.len());
+        let mut mirrored: Option<CubeTensor> = None;
+        for rows in &blocks {
+            let gs = gram_rows(&student, rows);
+            let gt = gram_rows(&teacher, rows);
+            let gg = gram_grad_rows(&inputs, &gs, &gt, rows);
+            direct.push(CubeBackend::float_matmul(gg.clone(), student.clone()));
+            let part = CubeBackend::float_matmul(
+                CubeBackend::float_transpose(gg),
+                rows_of(&student, rows),
+            );
+            mirrored = Some(match mirrored {
+                None => part,
+                Some(sum) => CubeBackend::float_add(sum, part),
+            });
+        }
+        let direct = CubeBackend::float_cat(direct, 0);
+        match mirrored {
+            Some(m) => CubeBackend::float_add(direct, m),
+            None => direct,
+        }
     }
 }

@@ -189,8 +189,11 @@ pub fn mad_loss_kernels(
         MadReduction::Sp => Tensor::full([b], 1.0 / (b * b) as f32, &student.device()),
         _ => kernels::entropy_weights(teacher_logits)?,
     };
-    let row_weighting = reduction != MadReduction::Official;
-    kernels::relation_loss(student, teacher, weights, b, row_weighting)
+    let layout = kernels::RelationLayout {
+        half: b,
+        row_weighting: reduction != MadReduction::Official,
+    };
+    kernels::relation_loss(student, teacher, weights, layout)
 }
 
 /// Dense (segmentation) MAD by the implementation `imp` picks (see [`dense_mad_loss`]).
@@ -205,7 +208,11 @@ pub fn dense_mad_loss_with(
     }
     let [n, _] = student.dims();
     let weights = kernels::entropy_weights(teacher_map).ok_or_else(not_wgpu)?;
-    kernels::relation_loss(student, teacher, weights, n / 2, true).ok_or_else(not_wgpu)
+    let layout = kernels::RelationLayout {
+        half: n / 2,
+        row_weighting: true,
+    };
+    kernels::relation_loss(student, teacher, weights, layout).ok_or_else(not_wgpu)
 }
 
 fn not_wgpu() -> CoreError {
