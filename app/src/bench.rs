@@ -67,9 +67,22 @@ fn step(
     let g = s
         .grad(&grads)
         .context("no gradient for the student features")?;
-    let probe: f32 = g.sum().into_scalar();
+    let probe: f32 = g
+        .sum()
+        .try_into_scalar()
+        .map_err(|e| anyhow::anyhow!("{}", last_line(&e.to_string())))?;
     anyhow::ensure!(probe.is_finite(), "non-finite gradient");
     Ok(())
+}
+
+/// The last non-empty line of a multi-line error (its innermost cause).
+fn last_line(message: &str) -> &str {
+    message
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or(message)
 }
 
 /// Times the requested shapes on `device` and prints a table.
@@ -83,11 +96,15 @@ pub fn bench_mad(device: &Device, shape: BenchShape, warmup: usize, iters: usize
     if matches!(shape, BenchShape::Seg | BenchShape::All) {
         cases.push(("segmentation", 8 * 30 * 40, 512, 512, true));
     }
-    let mut paths = vec![("tensor ops", MadImpl::Ops)];
+    // The kernels run first: a failed allocation in the op path can leave the device unusable.
+    let mut paths = Vec::new();
     if runs_wgsl(&device) {
         paths.push(("WGSL kernels", MadImpl::Kernel));
     }
-    println!("| case | rows | features | path | median ms (forward + backward) | speed-up |");
+    paths.push(("tensor ops", MadImpl::Ops));
+    println!(
+        "| case | rows | features | path | median ms (forward + backward) | speed-up vs tensor ops |"
+    );
     println!("|---|---:|---:|---|---:|---:|");
     for (name, rows, dim, classes, dense) in cases {
         let relu = |t: Tensor<2>| t.clamp_min(0.0);
@@ -102,17 +119,30 @@ pub fn bench_mad(device: &Device, shape: BenchShape, warmup: usize, iters: usize
             &device,
         ));
         let logits = Tensor::random([rows, classes], Distribution::Normal(0.0, 2.0), &device);
-        let mut baseline = None;
-        for &(label, imp) in &paths {
-            let secs = time(warmup, iters, || {
-                step(&student, &teacher, &logits, dense, imp)
-            })?;
-            let base = *baseline.get_or_insert(secs);
-            println!(
-                "| {name} | {rows} | {dim} | {label} | {:.3} | {:.2}× |",
-                secs * 1e3,
-                base / secs
-            );
+        let results: Vec<(&str, Result<f64>)> = paths
+            .iter()
+            .map(|&(label, imp)| {
+                let secs = time(warmup, iters, || {
+                    step(&student, &teacher, &logits, dense, imp)
+                });
+                (label, secs)
+            })
+            .collect();
+        let baseline = results
+            .iter()
+            .find(|(label, _)| *label == "tensor ops")
+            .and_then(|(_, r)| r.as_ref().ok().copied());
+        for (label, result) in &results {
+            match result {
+                Ok(secs) => {
+                    let ratio = baseline.map_or("—".to_string(), |b| format!("{:.2}×", b / secs));
+                    println!(
+                        "| {name} | {rows} | {dim} | {label} | {:.3} | {ratio} |",
+                        secs * 1e3
+                    );
+                }
+                Err(e) => println!("| {name} | {rows} | {dim} | {label} | failed: {e} | — |"),
+            }
         }
     }
     Ok(())

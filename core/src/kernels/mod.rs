@@ -3,8 +3,10 @@
 //! The shaders live in the workspace's `shaders/` folder. They are plugged into Burn as a
 //! backend extension ([`MadKernelOps`]): the `CubeBackend` implementation launches them
 //! ([`wgsl`]), the `Fusion` wrapper is generated, and the `Autodiff` implementation below
-//! registers a hand-written backward pass (the student gradient, also WGSL) so the kernels
-//! take part in training like any other op.
+//! registers a hand-written backward pass so the kernels take part in training like any other
+//! op. When the student is tracked, the forward pass computes the loss and the student
+//! gradient together (the gradient kernels run while the Gram rows are at hand) and the
+//! backward pass only scales that gradient by the upstream gradient.
 //!
 //! Callers use the `Tensor`-level functions ([`entropy_weights`], [`relation_loss`]); they
 //! return `None` when the tensors are not on a wgpu device, and the caller falls back to the
@@ -41,8 +43,7 @@ pub const MAX_GRAM_BLOCK_BYTES: usize = 64 << 20;
 
 static GRAM_BLOCK_BYTES: AtomicUsize = AtomicUsize::new(MAX_GRAM_BLOCK_BYTES);
 
-/// Changes the largest Gram block (tests use a small one to exercise the blocked path). Set it
-/// before any kernel runs: the backward pass of a loss must see the value its forward saw.
+/// Changes the largest Gram block (tests use a small one to exercise the blocked path).
 pub fn set_max_gram_block_bytes(bytes: usize) {
     GRAM_BLOCK_BYTES.store(bytes.max(1), Ordering::Relaxed);
 }
@@ -60,29 +61,25 @@ pub trait MadKernelOps: Backend {
     #[fusion(dtype = logits, shape = first_dim(logits))]
     fn mad_entropy_weights(logits: FloatTensor<Self>) -> FloatTensor<Self>;
 
-    /// The MAD relation forward pass for `[N, D]` student and teacher features and `[N]`
-    /// weights: the loss `[1]` and the student and teacher Grams `[N, N]`, which feed
-    /// [`Self::mad_relation_grad`].
-    #[fusion(meta = relation_meta)]
-    fn mad_relation_forward(
+    /// The MAD relation loss `[1]` of `[N, D]` student and teacher features and `[N]` weights.
+    #[fusion(dtype = student, shape = scalar_shape())]
+    fn mad_relation_loss(
         student: FloatTensor<Self>,
         teacher: FloatTensor<Self>,
         weights: FloatTensor<Self>,
-        layout: RelationLayout,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
-
-    /// The gradient `[N, D]` of the MAD relation loss with respect to the student, scaled by
-    /// the upstream gradient `grad` `[1]`, from the forward pass's Grams.
-    #[fusion(dtype = student, shape = student)]
-    fn mad_relation_grad(
-        student: FloatTensor<Self>,
-        teacher: FloatTensor<Self>,
-        gram_s: FloatTensor<Self>,
-        gram_t: FloatTensor<Self>,
-        weights: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
         layout: RelationLayout,
     ) -> FloatTensor<Self>;
+
+    /// The loss `[1]` and its gradient `[N, D]` with respect to the student (for an upstream
+    /// gradient of 1), in one pass: the backward then only scales the gradient, and nothing
+    /// of size `N × N` has to be kept between the two.
+    #[fusion(meta = loss_and_grad_meta)]
+    fn mad_relation_loss_and_grad(
+        student: FloatTensor<Self>,
+        teacher: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        layout: RelationLayout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
 /// `[N]` for an `[N, …]` input (the fusion shape of the entropy weights).
@@ -90,50 +87,40 @@ fn first_dim(shape: &Shape) -> Shape {
     Shape::new([shape[0]])
 }
 
-/// [`MadKernelOps::mad_relation_forward`]'s outputs: the loss, the student Gram, the teacher
-/// Gram (the trait spells the tuple out: the extension macro reads it syntactically).
-pub type RelationOutputs<B> = (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>);
+/// `[1]` (the fusion shape of the loss).
+fn scalar_shape() -> Shape {
+    Shape::new([1])
+}
 
-/// The fusion metadata of [`MadKernelOps::mad_relation_forward`]'s three outputs.
-fn relation_meta(
+/// The fusion metadata of [`MadKernelOps::mad_relation_loss_and_grad`]: the loss and a
+/// gradient shaped like the student.
+fn loss_and_grad_meta(
     student: &TensorSpec,
     _teacher: &TensorSpec,
     _weights: &TensorSpec,
     _layout: &RelationLayout,
-) -> (TensorSpec, TensorSpec, TensorSpec) {
-    let n = student.shape[0];
-    let dtype = student.dtype;
-    // The Grams are kept only when they fit in one block (1×1 placeholders otherwise).
-    let side = if gram_block_rows(n) >= n { n } else { 1 };
-    let gram = TensorSpec::new(Shape::new([side, side]), dtype);
-    (TensorSpec::new(Shape::new([1]), dtype), gram.clone(), gram)
+) -> (TensorSpec, TensorSpec) {
+    (
+        TensorSpec::new(scalar_shape(), student.dtype),
+        student.clone(),
+    )
 }
 
-/// The backward pass of [`MadKernelOps::mad_relation_forward`]: one parent (the student).
+/// The backward pass of the relation loss: one parent (the student); its state is the
+/// student gradient for an upstream gradient of 1.
 #[derive(Debug)]
 struct RelationBackward;
 
-/// What the backward pass keeps: the student, the teacher, the two Grams, the weights and the
-/// layout.
-type RelationState<B> = (
-    FloatTensor<B>,
-    FloatTensor<B>,
-    FloatTensor<B>,
-    FloatTensor<B>,
-    FloatTensor<B>,
-    RelationLayout,
-);
-
 impl<B: Backend + MadKernelOps> Backward<B, 1> for RelationBackward {
-    type State = RelationState<B>;
+    type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
         let [student_node] = ops.parents;
         let grad = grads.consume::<B>(&ops.node);
-        let (student, teacher, gram_s, gram_t, weights, layout) = ops.state;
         if let Some(node) = student_node {
-            let ds = B::mad_relation_grad(student, teacher, gram_s, gram_t, weights, grad, layout);
-            grads.register::<B>(node.id, ds);
+            let unit_grad = ops.state;
+            let scale = B::float_reshape(grad, Shape::new([1, 1]));
+            grads.register::<B>(node.id, B::float_mul(unit_grad, scale));
         }
     }
 }
@@ -144,53 +131,51 @@ impl<B: Backend + MadKernelOps, C: CheckpointStrategy> MadKernelOps for Autodiff
         Self::from_inner(B::mad_entropy_weights(Self::inner(logits)))
     }
 
-    fn mad_relation_forward(
+    fn mad_relation_loss(
         student: FloatTensor<Self>,
         teacher: FloatTensor<Self>,
         weights: FloatTensor<Self>,
         layout: RelationLayout,
-    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+    ) -> FloatTensor<Self> {
         let teacher = Self::inner(teacher);
         let weights = Self::inner(weights);
-        let s = student.primitive().clone();
-        let (loss, gram_s, gram_t) =
-            B::mad_relation_forward(s.clone(), teacher.clone(), weights.clone(), layout);
-        let constants = (
-            Self::from_inner(gram_s.clone()),
-            Self::from_inner(gram_t.clone()),
-        );
-        let loss = match RelationBackward
+        match RelationBackward
             .prepare::<C>([student.node()])
             .compute_bound()
             .stateful()
         {
             OpsKind::Tracked(prep) => {
-                prep.finish((s, teacher, gram_s, gram_t, weights, layout), loss)
+                let (loss, unit_grad) = B::mad_relation_loss_and_grad(
+                    student.into_primitive(),
+                    teacher,
+                    weights,
+                    layout,
+                );
+                prep.finish(unit_grad, loss)
             }
-            OpsKind::UnTracked(prep) => prep.finish(loss),
-        };
-        (loss, constants.0, constants.1)
+            OpsKind::UnTracked(prep) => prep.finish(B::mad_relation_loss(
+                student.into_primitive(),
+                teacher,
+                weights,
+                layout,
+            )),
+        }
     }
 
-    fn mad_relation_grad(
+    fn mad_relation_loss_and_grad(
         student: FloatTensor<Self>,
         teacher: FloatTensor<Self>,
-        gram_s: FloatTensor<Self>,
-        gram_t: FloatTensor<Self>,
         weights: FloatTensor<Self>,
-        grad: FloatTensor<Self>,
         layout: RelationLayout,
-    ) -> FloatTensor<Self> {
-        // Second-order gradients are not supported: the result is a constant.
-        Self::from_inner(B::mad_relation_grad(
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        // Both outputs are constants here (no second-order gradients).
+        let (loss, grad) = B::mad_relation_loss_and_grad(
             Self::inner(student),
             Self::inner(teacher),
-            Self::inner(gram_s),
-            Self::inner(gram_t),
             Self::inner(weights),
-            Self::inner(grad),
             layout,
-        ))
+        );
+        (Self::from_inner(loss), Self::from_inner(grad))
     }
 }
 
@@ -235,7 +220,7 @@ pub fn relation_loss(
     if !runs_wgsl(&student.device()) {
         return None;
     }
-    let (loss, _gram_s, _gram_t) = <Dispatch as MadKernelOps>::mad_relation_forward(
+    let loss = <Dispatch as MadKernelOps>::mad_relation_loss(
         student.into_dispatch(),
         teacher.detach().into_dispatch(),
         weights.detach().into_dispatch(),

@@ -8,7 +8,7 @@
 //! products — norms, relations, discrepancy, weighting, the reductions, the entropy weights and
 //! the Gram gradient — is WGSL, one pass per row.
 
-use super::{MadKernelOps, RelationLayout, RelationOutputs};
+use super::{MadKernelOps, RelationLayout};
 use burn::backend::ops::FloatTensorOps;
 use burn::backend::wgpu::{
     CubeBackend, CubeTensor, KernelSource, SourceKernel, SourceTemplate, into_contiguous,
@@ -65,7 +65,7 @@ fn f32_input(tensor: CubeTensor, what: &str) -> CubeTensor {
     into_contiguous(tensor)
 }
 
-fn info(like: &CubeTensor, values: &[usize]) -> Handle {
+fn info_of(like: &CubeTensor, values: &[usize]) -> Handle {
     let bytes: Vec<u8> = values
         .iter()
         .flat_map(|&v| {
@@ -139,7 +139,7 @@ fn blocks(n: usize) -> Vec<Range<usize>> {
 
 fn rows_info(like: &CubeTensor, layout: RelationLayout, rows: &Range<usize>) -> Handle {
     let [n, d] = like.meta.shape().dims::<2>();
-    info(
+    info_of(
         like,
         &[
             n,
@@ -152,38 +152,136 @@ fn rows_info(like: &CubeTensor, layout: RelationLayout, rows: &Range<usize>) -> 
     )
 }
 
-/// The tensors the Gram gradient reads.
-struct GradInputs<'a> {
-    student: &'a CubeTensor,
-    weights: &'a CubeTensor,
-    grad: &'a CubeTensor,
+/// The tensors every relation pass reads, contiguous f32.
+struct RelationInputs {
+    student: CubeTensor,
+    teacher: CubeTensor,
+    weights: CubeTensor,
     layout: RelationLayout,
 }
 
-/// `Ĝ` for the rows `rows` (`[rows, N]`) from those rows of the two Grams.
-fn gram_grad_rows(
-    inputs: &GradInputs<'_>,
-    gram_s: &CubeTensor,
-    gram_t: &CubeTensor,
-    rows: &Range<usize>,
-) -> CubeTensor {
-    let student = inputs.student;
-    let n = student.meta.shape()[0];
-    let gg = empty(student, Shape::new([rows.len(), n]));
-    launch(
-        student,
-        shader!("mad_grad_rows"),
-        per_row(rows.len()),
-        vec![
-            gram_s.handle.clone(),
-            gram_t.handle.clone(),
-            inputs.weights.handle.clone(),
-            inputs.grad.handle.clone(),
-            gg.handle.clone(),
-            rows_info(student, inputs.layout, rows),
-        ],
-    );
-    gg
+impl RelationInputs {
+    fn new(
+        student: CubeTensor,
+        teacher: CubeTensor,
+        weights: CubeTensor,
+        layout: RelationLayout,
+    ) -> Self {
+        let student = f32_input(student, "student features");
+        let teacher = f32_input(teacher, "teacher features");
+        let weights = f32_input(weights, "weights");
+        let [n, d] = student.meta.shape().dims::<2>();
+        assert_eq!(teacher.meta.shape().dims::<2>(), [n, d], "teacher shape");
+        assert_eq!(weights.meta.shape().dims::<1>(), [n], "weights shape");
+        RelationInputs {
+            student,
+            teacher,
+            weights,
+            layout,
+        }
+    }
+
+    /// The loss `[1]`, and with `with_grad` the student gradient `[N, D]` for an upstream
+    /// gradient of 1. The Grams are computed (and dropped) one row block at a time.
+    fn run(&self, with_grad: bool) -> (CubeTensor, Option<CubeTensor>) {
+        let student = &self.student;
+        let n = student.meta.shape()[0];
+        let blocks = blocks(n);
+        let row_loss = empty(student, Shape::new([n]));
+        let unit = with_grad.then(|| {
+            let one = 1f32.to_le_bytes();
+            CubeTensor::new_contiguous(
+                student.client.clone(),
+                student.device.clone(),
+                Shape::new([1]),
+                student.client.create_from_slice(&one),
+                DType::F32,
+            )
+        });
+        let mut direct = Vec::new();
+        let mut mirrored: Option<CubeTensor> = None;
+        for rows in &blocks {
+            let gram_s = gram_rows(student, rows);
+            let gram_t = gram_rows(&self.teacher, rows);
+            let info = rows_info(student, self.layout, rows);
+            launch(
+                student,
+                shader!("mad_rows"),
+                per_row(rows.len()),
+                vec![
+                    gram_s.handle.clone(),
+                    gram_t.handle.clone(),
+                    self.weights.handle.clone(),
+                    row_loss.handle.clone(),
+                    info.clone(),
+                ],
+            );
+            let Some(unit) = &unit else { continue };
+            let gg = empty(student, Shape::new([rows.len(), n]));
+            launch(
+                student,
+                shader!("mad_grad_rows"),
+                per_row(rows.len()),
+                vec![
+                    gram_s.handle.clone(),
+                    gram_t.handle.clone(),
+                    self.weights.handle.clone(),
+                    unit.handle.clone(),
+                    gg.handle.clone(),
+                    info,
+                ],
+            );
+            if blocks.len() == 1 {
+                // ∂L/∂S = (Ĝ + Ĝᵀ)·S
+                let sym = empty(student, Shape::new([n, n]));
+                launch(
+                    student,
+                    shader!("mad_grad_sym"),
+                    per_element(n * n),
+                    vec![
+                        gg.handle.clone(),
+                        sym.handle.clone(),
+                        info_of(student, &[n]),
+                    ],
+                );
+                direct.push(CubeBackend::float_matmul(sym, student.clone()));
+            } else {
+                // ∂L/∂S = Ĝ·S + Ĝᵀ·S = cat_b(Ĝ_b·S) + Σ_b Ĝ_bᵀ·S_b
+                direct.push(CubeBackend::float_matmul(gg.clone(), student.clone()));
+                let part = CubeBackend::float_matmul(
+                    CubeBackend::float_transpose(gg),
+                    rows_of(student, rows),
+                );
+                mirrored = Some(match mirrored {
+                    None => part,
+                    Some(sum) => CubeBackend::float_add(sum, part),
+                });
+            }
+        }
+        let loss = empty(student, Shape::new([1]));
+        launch(
+            student,
+            shader!("mad_sum"),
+            CubeCount::Static(1, 1, 1),
+            vec![
+                row_loss.handle.clone(),
+                loss.handle.clone(),
+                info_of(student, &[n]),
+            ],
+        );
+        let grad = with_grad.then(|| {
+            let direct = if direct.len() == 1 {
+                direct.remove(0)
+            } else {
+                CubeBackend::float_cat(direct, 0)
+            };
+            match mirrored {
+                Some(m) => CubeBackend::float_add(direct, m),
+                None => direct,
+            }
+        });
+        (loss, grad)
+    }
 }
 
 impl MadKernelOps for CubeBackend {
@@ -198,122 +296,31 @@ impl MadKernelOps for CubeBackend {
             vec![
                 logits.handle.clone(),
                 out.handle.clone(),
-                info(&logits, &[n, k]),
+                info_of(&logits, &[n, k]),
             ],
         );
         out
     }
 
-    fn mad_relation_forward(
+    fn mad_relation_loss(
         student: CubeTensor,
         teacher: CubeTensor,
         weights: CubeTensor,
-        layout: RelationLayout,
-    ) -> RelationOutputs<Self> {
-        let student = f32_input(student, "student features");
-        let teacher = f32_input(teacher, "teacher features");
-        let weights = f32_input(weights, "weights");
-        let [n, d] = student.meta.shape().dims::<2>();
-        assert_eq!(teacher.meta.shape().dims::<2>(), [n, d], "teacher shape");
-        assert_eq!(weights.meta.shape().dims::<1>(), [n], "weights shape");
-        let row_loss = empty(&student, Shape::new([n]));
-        let mut kept = None;
-        for rows in blocks(n) {
-            let gram_s = gram_rows(&student, &rows);
-            let gram_t = gram_rows(&teacher, &rows);
-            launch(
-                &student,
-                shader!("mad_rows"),
-                per_row(rows.len()),
-                vec![
-                    gram_s.handle.clone(),
-                    gram_t.handle.clone(),
-                    weights.handle.clone(),
-                    row_loss.handle.clone(),
-                    rows_info(&student, layout, &rows),
-                ],
-            );
-            if rows.len() == n {
-                kept = Some((gram_s, gram_t));
-            }
-        }
-        let loss = empty(&student, Shape::new([1]));
-        launch(
-            &student,
-            shader!("mad_sum"),
-            CubeCount::Static(1, 1, 1),
-            vec![
-                row_loss.handle.clone(),
-                loss.handle.clone(),
-                info(&student, &[n]),
-            ],
-        );
-        // One block: the Grams go to the backward pass. Several: they are recomputed there
-        // block by block, and 1×1 placeholders stand in.
-        let (gram_s, gram_t) = kept.unwrap_or_else(|| {
-            let placeholder = || empty(&student, Shape::new([1, 1]));
-            (placeholder(), placeholder())
-        });
-        (loss, gram_s, gram_t)
-    }
-
-    fn mad_relation_grad(
-        student: CubeTensor,
-        teacher: CubeTensor,
-        gram_s: CubeTensor,
-        gram_t: CubeTensor,
-        weights: CubeTensor,
-        grad: CubeTensor,
         layout: RelationLayout,
     ) -> CubeTensor {
-        let student = f32_input(student, "student features");
-        let weights = f32_input(weights, "weights");
-        let grad = f32_input(grad, "upstream gradient");
-        let inputs = GradInputs {
-            student: &student,
-            weights: &weights,
-            grad: &grad,
-            layout,
-        };
-        let n = student.meta.shape()[0];
-        let blocks = blocks(n);
-        if blocks.len() == 1 {
-            // ∂L/∂S = (Ĝ + Ĝᵀ)·S, from the Grams the forward pass kept.
-            let gram_s = f32_input(gram_s, "student Gram");
-            let gram_t = f32_input(gram_t, "teacher Gram");
-            let gg = gram_grad_rows(&inputs, &gram_s, &gram_t, &blocks[0]);
-            let sym = empty(&student, Shape::new([n, n]));
-            launch(
-                &student,
-                shader!("mad_grad_sym"),
-                per_element(n * n),
-                vec![gg.handle.clone(), sym.handle.clone(), info(&student, &[n])],
-            );
-            return CubeBackend::float_matmul(sym, student);
-        }
-        // Block by block, recomputing the Gram rows: ∂L/∂S = Ĝ·S + Ĝᵀ·S
-        // = cat_b(Ĝ_b·S) + Σ_b Ĝ_bᵀ·S_b.
-        let teacher = f32_input(teacher, "teacher features");
-        let mut direct = Vec::with_capacity(blocks.len());
-        let mut mirrored: Option<CubeTensor> = None;
-        for rows in &blocks {
-            let gs = gram_rows(&student, rows);
-            let gt = gram_rows(&teacher, rows);
-            let gg = gram_grad_rows(&inputs, &gs, &gt, rows);
-            direct.push(CubeBackend::float_matmul(gg.clone(), student.clone()));
-            let part = CubeBackend::float_matmul(
-                CubeBackend::float_transpose(gg),
-                rows_of(&student, rows),
-            );
-            mirrored = Some(match mirrored {
-                None => part,
-                Some(sum) => CubeBackend::float_add(sum, part),
-            });
-        }
-        let direct = CubeBackend::float_cat(direct, 0);
-        match mirrored {
-            Some(m) => CubeBackend::float_add(direct, m),
-            None => direct,
-        }
+        RelationInputs::new(student, teacher, weights, layout)
+            .run(false)
+            .0
+    }
+
+    fn mad_relation_loss_and_grad(
+        student: CubeTensor,
+        teacher: CubeTensor,
+        weights: CubeTensor,
+        layout: RelationLayout,
+    ) -> (CubeTensor, CubeTensor) {
+        let (loss, grad) = RelationInputs::new(student, teacher, weights, layout).run(true);
+        let grad = grad.expect("run(true) returns the gradient");
+        (loss, grad)
     }
 }
