@@ -75,13 +75,19 @@ fn step(
     Ok(())
 }
 
-/// The last non-empty line of a multi-line error (its innermost cause).
+/// The innermost cause of a multi-line device error: its last line that is not a backtrace
+/// note.
 fn last_line(message: &str) -> &str {
     message
         .lines()
         .rev()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
+        .map(|l| l.trim().trim_end_matches(')'))
+        .find(|l| {
+            !l.is_empty()
+                && !l.contains("backtrace")
+                && !l.starts_with("Asked at")
+                && !l.starts_with("Caused by")
+        })
         .unwrap_or(message)
 }
 
