@@ -325,7 +325,21 @@ impl ExperimentConfig {
         }
         let merged =
             toml::to_string(&doc).map_err(|e| CoreError::config("overrides", e.to_string()))?;
-        Self::from_toml(&merged, &format!("{file} (with --set overrides)"))
+        let cfg: ExperimentConfig = toml::from_str(&merged).map_err(|e| {
+            // A bad value from `--set` is reported under its key, not under a line of the
+            // merged document the user never sees.
+            let key = e.span().and_then(|span| dotted_key_at(&merged, span.start));
+            match key.filter(|k| {
+                overrides
+                    .iter()
+                    .any(|o| o.trim_start().starts_with(k.as_str()))
+            }) {
+                Some(k) => CoreError::config(k, format!("bad --set value: {}", e.message())),
+                None => toml_error(&merged, &format!("{file} (with --set overrides)"), &e),
+            }
+        })?;
+        cfg.validate()?;
+        Ok(cfg)
     }
 
     /// Reads and validates a config file. A relative `data.manifest` is resolved against the
@@ -380,4 +394,24 @@ impl ExperimentConfig {
         }
         Ok(())
     }
+}
+
+/// The dotted key (`table.key`) of the `key = value` line holding byte `offset` of a TOML
+/// document written by `toml::to_string` (tables as `[a.b]` headers).
+fn dotted_key_at(text: &str, offset: usize) -> Option<String> {
+    let start = text[..offset.min(text.len())]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let line = text[start..].lines().next()?;
+    let key = line.split_once('=')?.0.trim();
+    let table = text[..start].lines().rev().find_map(|l| {
+        l.trim()
+            .strip_prefix('[')?
+            .strip_suffix(']')
+            .map(str::to_string)
+    });
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
 }
