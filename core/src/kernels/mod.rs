@@ -24,6 +24,7 @@ use burn::backend::{
     Autodiff, AutodiffBackend, Backend, Dispatch, DispatchDevice, backend_extension,
 };
 use burn::prelude::*;
+use burn::tensor::DType;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// How the relation is normalised and weighted.
@@ -198,9 +199,10 @@ pub fn runs_wgsl(device: &Device) -> bool {
     }
 }
 
-/// MAD sample weights from the teacher logits `[N, K]` by the entropy kernel; `None` off wgpu.
+/// MAD sample weights from the teacher logits `[N, K]` by the entropy kernel; `None` off wgpu
+/// or for a dtype other than f32 (the kernels are f32).
 pub fn entropy_weights(teacher_logits: Tensor<2>) -> Option<Tensor<1>> {
-    if !runs_wgsl(&teacher_logits.device()) {
+    if !runs_wgsl(&teacher_logits.device()) || teacher_logits.dtype() != DType::F32 {
         return None;
     }
     let logits = teacher_logits.detach().into_dispatch();
@@ -210,14 +212,16 @@ pub fn entropy_weights(teacher_logits: Tensor<2>) -> Option<Tensor<1>> {
 }
 
 /// The MAD relation loss `[1]` by the relation kernels (differentiable in `student`); `None`
-/// off wgpu.
+/// off wgpu or for a dtype other than f32.
 pub fn relation_loss(
     student: Tensor<2>,
     teacher: Tensor<2>,
     weights: Tensor<1>,
     layout: RelationLayout,
 ) -> Option<Tensor<1>> {
-    if !runs_wgsl(&student.device()) {
+    let f32_inputs = [&student, &teacher].iter().all(|t| t.dtype() == DType::F32)
+        && weights.dtype() == DType::F32;
+    if !runs_wgsl(&student.device()) || !f32_inputs {
         return None;
     }
     let loss = <Dispatch as MadKernelOps>::mad_relation_loss(

@@ -216,7 +216,7 @@ pub fn dense_mad_loss_with(
 }
 
 fn not_wgpu() -> CoreError {
-    CoreError::Backend("the MAD kernels need tensors on a wgpu device".into())
+    CoreError::Backend("the MAD kernels need f32 tensors on a wgpu device".into())
 }
 
 /// Dense (segmentation) MAD row sums (spec §2): `x` rows are pixels `[N, C]`; the columns are
