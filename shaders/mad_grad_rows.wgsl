@@ -22,19 +22,7 @@
 @group(0) @binding(4) var<storage, read_write> gg: array<f32>;
 @group(0) @binding(5) var<storage, read_write> info: array<u32>;
 
-const WG: u32 = 256u;
-const EPS_SQ: f32 = 1e-24;
-
-var<workgroup> partial: array<vec4<f32>, 256>;
-
-fn reduce(lid: u32) {
-    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
-        if (lid < stride) {
-            partial[lid] += partial[lid + stride];
-        }
-        workgroupBarrier();
-    }
-}
+// WG, EPS_SQ, `partial`, reduce() and block_sums_of_squares() come from mad_rows_common.wgsl.
 
 @compute @workgroup_size(256, 1, 1)
 fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
@@ -48,23 +36,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let i = info[4] + local; // the sample's row in the batch
     let row = local * n;     // its row in this block of the Grams
 
-    var acc = vec4<f32>(0.0);
-    for (var j = lid; j < n; j += WG) {
-        let a = gs[row + j];
-        let b = gt[row + j];
-        if (j < h) {
-            acc.x += a * a;
-            acc.z += b * b;
-        } else {
-            acc.y += a * a;
-            acc.w += b * b;
-        }
-    }
-    partial[lid] = acc;
-    workgroupBarrier();
-    reduce(lid);
-    let sq = partial[0];
-    workgroupBarrier();
+    let sq = block_sums_of_squares(row, n, h, lid);
     let norms = sqrt(max(sq, vec4<f32>(EPS_SQ)));
     let scale = 2.0 * grad[0];
 

@@ -41,7 +41,8 @@ pub fn rows(v: &Value, device: &Device) -> Tensor<2> {
     Tensor::from_data(TensorData::new(values, [b, d]), device)
 }
 
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+/// A tensor's values read back as f64.
+pub fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.into_data()
         .try_into_vec_as::<f32>()
         .unwrap()

@@ -6,6 +6,7 @@ use burn::prelude::*;
 use mmanet_core::device::{DeviceChoice, select_device};
 use mmanet_core::losses::mad::{MadImpl, MadReduction, dense_mad_loss_with, mad_loss_with};
 use mmanet_tests::assert_close;
+use mmanet_tests::golden_checks::host;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::OnceLock;
@@ -25,15 +26,6 @@ fn wgpu() -> Device {
                 .device
         })
         .clone()
-}
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
 }
 
 /// Random features with some exact zeros and, when `zero_row`, an all-zero first row.

@@ -6,18 +6,10 @@ use burn::prelude::*;
 use mmanet_core::device::{DeviceChoice, select_device};
 use mmanet_core::kernels::{gram_block_rows, poison_outputs, set_max_gram_block_bytes};
 use mmanet_core::losses::mad::{MadImpl, MadReduction, dense_mad_loss_with, mad_loss_with};
+use mmanet_tests::golden_checks::host;
 use mmanet_tests::{assert_close, assert_close_matrix};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-
-fn host<const D: usize>(t: Tensor<D>) -> Vec<f64> {
-    t.into_data()
-        .try_into_vec_as::<f32>()
-        .unwrap()
-        .into_iter()
-        .map(f64::from)
-        .collect()
-}
 
 #[test]
 fn blocked_kernels_match_tensor_ops() {

@@ -21,15 +21,21 @@ use burn::tensor::{DType, Shape};
 use core::ops::Range;
 use core::sync::atomic::Ordering;
 
-/// A WGSL source from `shaders/`, named for the compilation cache.
+/// A WGSL source from `shaders/` (plus an optional shared part appended to it), named for the
+/// compilation cache.
 struct Shader {
     name: &'static str,
     text: &'static str,
+    common: Option<&'static str>,
 }
 
 impl KernelSource for Shader {
     fn source(&self) -> SourceTemplate {
-        SourceTemplate::new(self.text)
+        let source = SourceTemplate::new(self.text);
+        match self.common {
+            Some(common) => source.add_template(common),
+            None => source,
+        }
     }
 
     fn id(&self) -> KernelId {
@@ -46,6 +52,14 @@ macro_rules! shader {
         Shader {
             name: $name,
             text: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
+            common: None,
+        }
+    };
+    ($name:literal + $common:literal) => {
+        Shader {
+            name: $name,
+            text: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
+            common: Some(include_str!(concat!("../../../shaders/", $common, ".wgsl"))),
         }
     };
 }
@@ -206,7 +220,7 @@ impl RelationInputs {
             let info = rows_info(student, self.layout, rows);
             launch(
                 student,
-                shader!("mad_rows"),
+                shader!("mad_rows" + "mad_rows_common"),
                 per_row(rows.len()),
                 vec![
                     gram_s.handle.clone(),
@@ -220,7 +234,7 @@ impl RelationInputs {
             let gg = empty(student, Shape::new([rows.len(), n]));
             launch(
                 student,
-                shader!("mad_grad_rows"),
+                shader!("mad_grad_rows" + "mad_rows_common"),
                 per_row(rows.len()),
                 vec![
                     gram_s.handle.clone(),
