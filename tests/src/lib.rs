@@ -133,3 +133,47 @@ pub fn train_on_cpu(
     .unwrap_or_else(|e| panic!("{e}"));
     (data, out)
 }
+
+/// Random MAD inputs of one shape: student and teacher features `[b, d]`, teacher logits `[b, c]`.
+pub struct MadCase {
+    /// Student features, row-major.
+    pub s: Vec<f32>,
+    /// Teacher features, row-major.
+    pub t: Vec<f32>,
+    /// Teacher logits, row-major.
+    pub z: Vec<f32>,
+    /// Rows (samples or pixels).
+    pub b: usize,
+    /// Feature size.
+    pub d: usize,
+    /// Classes.
+    pub c: usize,
+}
+
+impl MadCase {
+    /// The MAD loss and the student gradient by `imp` on `device` (autodiff added here);
+    /// `reduction` `None` is the dense (segmentation) variant.
+    pub fn loss_and_grad(
+        &self,
+        device: &burn::prelude::Device,
+        imp: mmanet_core::losses::mad::MadImpl,
+        reduction: Option<mmanet_core::losses::mad::MadReduction>,
+    ) -> (f64, Vec<f64>) {
+        use burn::prelude::*;
+        use mmanet_core::losses::mad::{dense_mad_loss_with, mad_loss_with};
+        let ad = device.clone().autodiff();
+        let rows = |v: &[f32], cols: usize| {
+            Tensor::<2>::from_data(TensorData::new(v.to_vec(), [self.b, cols]), &ad)
+        };
+        let s = rows(&self.s, self.d).require_grad();
+        let (t, z) = (rows(&self.t, self.d), rows(&self.z, self.c));
+        let loss = match reduction {
+            Some(r) => mad_loss_with(s.clone(), t, z, r, imp),
+            None => dense_mad_loss_with(s.clone(), t, z, imp),
+        }
+        .expect("MAD");
+        let grads = loss.backward();
+        let g = s.grad(&grads).expect("student gradient");
+        (golden_checks::host(loss)[0], golden_checks::host(g))
+    }
+}

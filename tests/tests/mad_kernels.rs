@@ -5,8 +5,8 @@
 use burn::prelude::*;
 use mmanet_core::device::{DeviceChoice, select_device};
 use mmanet_core::losses::mad::{MadImpl, MadReduction, dense_mad_loss_with, mad_loss_with};
-use mmanet_tests::assert_close;
 use mmanet_tests::golden_checks::host;
+use mmanet_tests::{MadCase, assert_close};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::sync::OnceLock;
@@ -45,41 +45,10 @@ fn features(rng: &mut StdRng, b: usize, d: usize, zero_row: bool) -> Vec<f32> {
     v
 }
 
-struct Case {
-    s: Vec<f32>,
-    t: Vec<f32>,
-    z: Vec<f32>,
-    b: usize,
-    d: usize,
-    c: usize,
-}
-
-/// Loss and student gradient of one implementation.
-fn run(
-    case: &Case,
-    device: &Device,
-    imp: MadImpl,
-    reduction: Option<MadReduction>,
-) -> (f64, Vec<f64>) {
-    let ad = device.clone().autodiff();
-    let s = Tensor::<2>::from_data(TensorData::new(case.s.clone(), [case.b, case.d]), &ad)
-        .require_grad();
-    let t = Tensor::<2>::from_data(TensorData::new(case.t.clone(), [case.b, case.d]), &ad);
-    let z = Tensor::<2>::from_data(TensorData::new(case.z.clone(), [case.b, case.c]), &ad);
-    let loss = match reduction {
-        Some(r) => mad_loss_with(s.clone(), t, z, r, imp),
-        None => dense_mad_loss_with(s.clone(), t, z, imp),
-    }
-    .expect("MAD");
-    let grads = loss.backward();
-    let g = s.grad(&grads).expect("student gradient");
-    (host(loss)[0], host(g))
-}
-
-fn compare(case: &Case, device: &Device, reduction: Option<MadReduction>) {
+fn compare(case: &MadCase, device: &Device, reduction: Option<MadReduction>) {
     let what = format!("B={} D={} C={} {:?}", case.b, case.d, case.c, reduction);
-    let (lk, gk) = run(case, device, MadImpl::Kernel, reduction);
-    let (lo, go) = run(case, device, MadImpl::Ops, reduction);
+    let (lk, gk) = case.loss_and_grad(device, MadImpl::Kernel, reduction);
+    let (lo, go) = case.loss_and_grad(device, MadImpl::Ops, reduction);
     assert!(
         gk.iter().all(|x| x.is_finite()),
         "{what}: kernel gradient not finite"
@@ -143,7 +112,7 @@ fn kernels_match_tensor_ops() {
         (64, 8192, 10),
     ];
     for &(b, d, c) in &shapes {
-        let case = Case {
+        let case = MadCase {
             s: features(&mut rng, b, d, b > 2),
             t: features(&mut rng, b, d, false),
             z: (0..b * c).map(|_| rng.random_range(-4.0f32..4.0)).collect(),
