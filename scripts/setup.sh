@@ -1,23 +1,29 @@
 #!/usr/bin/env bash
 # One-time machine set-up for the tests: a software Vulkan adapter for the wgpu tests
-# (Debian's mesa-vulkan-drivers), rustfmt and clippy, and the wasm32 target for the browser
-# build check.
+# (Debian's mesa-vulkan-drivers), Xvfb for the desktop-app window test, rustfmt and clippy,
+# and the wasm32 target for the browser build check.
 # Safe to run again: it only installs what is missing.
 set -euo pipefail
 
-if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+# Debian packages: a software Vulkan adapter for the wgpu tests (mesa-vulkan-drivers) and a
+# virtual X display for the desktop-app test (xvfb, xauth for xvfb-run).
+missing=()
+ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1 || missing+=(mesa-vulkan-drivers)
+command -v xvfb-run >/dev/null 2>&1 || missing+=(xvfb)
+command -v xauth >/dev/null 2>&1 || missing+=(xauth)
+if [ ${#missing[@]} -gt 0 ]; then
   if command -v apt-get >/dev/null 2>&1; then
     SUDO=""
     if [ "$(id -u)" -ne 0 ]; then
       if command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else
-        echo "setup: need root (or sudo) to install mesa-vulkan-drivers; the wgpu test will fail without a Vulkan adapter" >&2
+        echo "setup: need root (or sudo) to install ${missing[*]}; the wgpu and window tests will fail without them" >&2
       fi
     fi
-    echo "setup: installing mesa-vulkan-drivers (software Vulkan adapter for the wgpu tests)"
+    echo "setup: installing ${missing[*]}"
     $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq mesa-vulkan-drivers >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "setup: no apt-get; install a Vulkan driver (e.g. mesa lavapipe) yourself" >&2
+    echo "setup: no apt-get; install a Vulkan driver (e.g. mesa lavapipe) and Xvfb yourself" >&2
   fi
 fi
 

@@ -1,6 +1,7 @@
 //! `mmanet`: train and evaluate incomplete-multimodal models from the command line.
 
 mod bench;
+mod gui;
 mod progress;
 
 use anyhow::{Context, Result, bail};
@@ -24,8 +25,9 @@ const DEMO_CONFIG: &str = include_str!("../../configs/mfeat-demo.toml");
     about = "MMANet incomplete multimodal learning (CVPR 2023) on Burn"
 )]
 struct Cli {
+    /// What to do; with none, the desktop app opens (when there is a display).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -130,6 +132,22 @@ enum Command {
         #[command(subcommand)]
         command: DataCommand,
     },
+    /// The desktop app: choose data, train, watch the mining, toggle modalities.
+    Gui {
+        /// Click through a tiny run (mfeat, SF-MD and MMANet), save a screenshot of every
+        /// panel and exit; non-zero exit status when a step fails (used by the tests).
+        #[arg(long)]
+        demo_script: bool,
+        /// Folder for the demo script's screenshots.
+        #[arg(long, default_value = "screenshots")]
+        screenshot_dir: PathBuf,
+        /// Epochs of each stage in the demo script.
+        #[arg(long, default_value_t = 4)]
+        script_epochs: usize,
+        /// Output folder of the demo script's run.
+        #[arg(long, default_value = "runs")]
+        script_output: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -192,9 +210,31 @@ fn main() {
     }
 }
 
+/// Whether a window can be opened (a display server on Linux and the BSDs; always elsewhere).
+fn has_display() -> bool {
+    if cfg!(any(
+        target_os = "linux",
+        target_os = "freebsd",
+        target_os = "openbsd"
+    )) {
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some()
+    } else {
+        true
+    }
+}
+
 fn run() -> Result<()> {
     let cli = Cli::parse();
-    match cli.command {
+    let Some(command) = cli.command else {
+        if has_display() {
+            return gui::run(None);
+        }
+        use clap::CommandFactory;
+        Cli::command().print_help()?;
+        println!("\n(no display found: `mmanet gui` needs one; the other commands work without)");
+        return Ok(());
+    };
+    match command {
         Command::Demo { run, epochs } => {
             let mut cfg = ExperimentConfig::from_toml_with_overrides(
                 DEMO_CONFIG,
@@ -202,16 +242,7 @@ fn run() -> Result<()> {
                 &run.overrides,
             )?;
             if let Some(e) = epochs {
-                if e == 0 {
-                    bail!("--epochs must be at least 1");
-                }
-                cfg.teacher.epochs = e;
-                cfg.student.epochs = e;
-                cfg.teacher.select_after_epoch = cfg.teacher.select_after_epoch.min(e - 1);
-                cfg.student.select_after_epoch = cfg.student.select_after_epoch.min(e - 1);
-                cfg.teacher.lr_milestones.retain(|m| *m < e);
-                cfg.student.lr_milestones.retain(|m| *m < e);
-                cfg.validate().context("--epochs")?;
+                cfg.set_epochs(e).context("--epochs")?;
             }
             println!(
                 "{}",
@@ -255,6 +286,26 @@ fn run() -> Result<()> {
         Command::Data {
             command: DataCommand::Check { manifest },
         } => data_check(manifest),
+        Command::Gui {
+            demo_script,
+            screenshot_dir,
+            script_epochs,
+            script_output,
+        } => {
+            if !has_display() {
+                bail!("no display: set DISPLAY (X11) or WAYLAND_DISPLAY, or run under xvfb-run");
+            }
+            if demo_script && script_epochs < 2 {
+                bail!("--script-epochs must be at least 2 (MMANet needs a warm-up epoch)");
+            }
+            let script = demo_script.then(|| gui::ScriptOptions {
+                screenshot_dir,
+                output_dir: script_output,
+                epochs: script_epochs,
+                timeout: std::time::Duration::from_secs(900),
+            });
+            gui::run(script)
+        }
     }
 }
 

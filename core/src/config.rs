@@ -362,6 +362,20 @@ impl ExperimentConfig {
         Ok(cfg)
     }
 
+    /// Sets both stages to `epochs` epochs (a quick look at a preset), pulling each stage's
+    /// selection start and learning-rate milestones inside the shorter run, then validates.
+    pub fn set_epochs(&mut self, epochs: usize) -> Result<()> {
+        if epochs == 0 {
+            return Err(CoreError::config("epochs", "must be at least 1"));
+        }
+        for stage in [&mut self.teacher, &mut self.student] {
+            stage.epochs = epochs;
+            stage.select_after_epoch = stage.select_after_epoch.min(epochs - 1);
+            stage.lr_milestones.retain(|m| *m < epochs);
+        }
+        self.validate()
+    }
+
     /// Checks values and cross-field consistency.
     pub fn validate(&self) -> Result<()> {
         if self.name.trim().is_empty() {

@@ -55,6 +55,12 @@ pub enum CoreError {
     /// The compute backend failed (no adapter, readback failure).
     #[error("backend: {0}")]
     Backend(String),
+    /// The user stopped the run; the last epoch's checkpoint is kept for resuming.
+    #[error("stopped by the user during `{stage}` (resume continues from the last finished epoch)")]
+    Cancelled {
+        /// The stage that was running.
+        stage: String,
+    },
 }
 
 /// Result with [`CoreError`].

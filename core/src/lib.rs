@@ -14,6 +14,7 @@
 //! * [`schedule`] — learning-rate schedules; [`config`] — TOML experiment configs;
 //! * [`checkpoint`], [`fsutil`] — atomic checkpoint and result files;
 //! * [`pipeline`] — the whole experiment on native targets (teacher, students, tables);
+//! * [`runs`] — reading a trained run folder back (config, reports, histories, models, mining);
 //! * [`device`] — choosing wgpu or the CPU backend at run time.
 //!
 //! The library builds for `wasm32-unknown-unknown`; every device read in the training and
@@ -35,6 +36,7 @@ pub mod modality;
 pub mod model;
 pub mod pipeline;
 pub mod report;
+pub mod runs;
 pub mod schedule;
 pub mod train;
 

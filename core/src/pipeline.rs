@@ -32,6 +32,9 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// The copy of the experiment config every trained run folder holds.
+pub const RUN_CONFIG_FILE: &str = "config.toml";
+
 /// A dataset with its split, ready for training.
 #[derive(Clone)]
 pub struct PreparedData {
@@ -173,6 +176,11 @@ pub trait ProgressSink {
     fn event(&mut self, stage: &str, event: &TrainEvent);
     /// A line of information.
     fn message(&mut self, text: &str);
+    /// Asked before every training step: `true` stops the run with [`CoreError::Cancelled`]
+    /// (the stage's last epoch checkpoint stays on disk, so `--resume` continues from it).
+    fn cancelled(&mut self) -> bool {
+        false
+    }
 }
 
 /// A sink that ignores everything.
@@ -367,6 +375,11 @@ pub fn run_stage(
         trainer.progress().epochs_done,
     );
     loop {
+        if sink.cancelled() {
+            return Err(CoreError::Cancelled {
+                stage: spec.name.clone(),
+            });
+        }
         let event = block_on(trainer.step())?;
         sink.event(&spec.name, &event);
         match event {
@@ -515,6 +528,12 @@ pub fn run_experiment(
             name,
         ))
     };
+    if mode == RunMode::Train {
+        // The run folder describes itself: `mmanet gui` and the runs loader read this back.
+        let text = toml::to_string(cfg)
+            .map_err(|e| CoreError::config("config", format!("cannot encode: {e}")))?;
+        write_atomic(&run_dir.join(RUN_CONFIG_FILE), text.as_bytes())?;
+    }
     let mut reports = Vec::new();
     let ctx = RunContext {
         run_dir: &run_dir,

@@ -1,0 +1,213 @@
+//! The data panel: choose mfeat, the synthetic generator (with its cue-strength sliders) or a
+//! manifest file (dialog or drag and drop); counts per split and class; a sample gallery.
+
+use super::MmanetApp;
+use super::draw;
+use super::settings::{DataChoice, Preset};
+use eframe::egui::{self, RichText};
+
+/// Which split and page the gallery shows.
+#[derive(Default)]
+pub struct GalleryState {
+    /// 0 train, 1 val, 2 test.
+    pub split: usize,
+    /// Page (of [`GALLERY_PAGE`] samples).
+    pub page: usize,
+}
+
+/// Samples per gallery page.
+pub const GALLERY_PAGE: usize = 12;
+
+impl MmanetApp {
+    pub(super) fn data_panel(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::left("data_source")
+            .resizable(true)
+            .default_size(300.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.data_source(ui));
+            });
+        egui::CentralPanel::default().show(ui, |ui| {
+            egui::ScrollArea::vertical().show(ui, |ui| self.data_overview(ui));
+        });
+    }
+
+    fn data_source(&mut self, ui: &mut egui::Ui) {
+        ui.heading("Source");
+        let before = self.settings.data;
+        for choice in [
+            DataChoice::Mfeat,
+            DataChoice::Synthetic,
+            DataChoice::Manifest,
+        ] {
+            ui.radio_value(&mut self.settings.data, choice, choice.label());
+        }
+        let mut reload = false;
+        if self.settings.data != before {
+            self.settings.preset = Preset::for_data(self.settings.data);
+            reload = self.settings.data != DataChoice::Manifest || self.settings.manifest.is_some();
+        }
+        ui.add_space(6.0);
+        match self.settings.data {
+            DataChoice::Mfeat => {
+                ui.label(
+                    "2,000 handwritten digits seen through three views: pix (pixels), fou \
+                     (Fourier coefficients), mor (6 morphological features, a weak view).",
+                );
+                ui.label(
+                    RichText::new(
+                        "UCI Multiple Features, R. P. W. Duin — CC BY 4.0 (see core/data/mfeat/README.md)",
+                    )
+                    .small()
+                    .weak(),
+                );
+            }
+            DataChoice::Synthetic => {
+                let s = &mut self.settings.synthetic;
+                ui.label("Face anti-spoofing images: live vs spoof, with a cue of adjustable strength in each modality.");
+                let mut changed = false;
+                egui::Grid::new("synthetic").num_columns(2).show(ui, |ui| {
+                    for (name, v) in [
+                        ("RGB cue", &mut s.rgb_strength),
+                        ("Depth cue", &mut s.depth_strength),
+                        ("IR cue", &mut s.ir_strength),
+                        ("noise σ", &mut s.noise),
+                    ] {
+                        ui.label(name);
+                        changed |= ui.add(egui::Slider::new(v, 0.0..=1.0)).drag_stopped();
+                        ui.end_row();
+                    }
+                    ui.label("samples");
+                    changed |= ui
+                        .add(egui::Slider::new(&mut s.samples, 100..=4000))
+                        .drag_stopped();
+                    ui.end_row();
+                    ui.label("image side");
+                    changed |= ui
+                        .add(egui::Slider::new(&mut s.size, 16..=64))
+                        .drag_stopped();
+                    ui.end_row();
+                    ui.label("seed");
+                    changed |= ui.add(egui::DragValue::new(&mut s.seed)).changed();
+                    ui.end_row();
+                });
+                reload |= changed;
+            }
+            DataChoice::Manifest => {
+                ui.label("A dataset manifest (TOML): CSV views, or CASIA-SURF / CeFA image lists. Drop the file on the window or:");
+                if ui.button("Open manifest…").clicked()
+                    && let Some(path) = rfd::FileDialog::new()
+                        .add_filter("manifest", &["toml"])
+                        .pick_file()
+                {
+                    self.settings.manifest = Some(path);
+                    reload = true;
+                }
+                if let Some(p) = &self.settings.manifest {
+                    ui.label(RichText::new(p.display().to_string()).monospace().small());
+                }
+            }
+        }
+        ui.add_space(6.0);
+        if ui.button("⟳ Load").clicked() {
+            reload = true;
+        }
+        if reload {
+            self.load_data();
+        }
+        if let Some(e) = &self.session.data_error {
+            ui.add_space(6.0);
+            ui.colored_label(ui.visuals().error_fg_color, e);
+        }
+    }
+
+    fn data_overview(&mut self, ui: &mut egui::Ui) {
+        let (Some(summary), Some(data)) = (&self.session.data_summary, &self.session.data) else {
+            ui.label("No data loaded.");
+            return;
+        };
+        ui.heading(&summary.name);
+        ui.label(format!("modalities: {}", summary.modalities.join(" · ")));
+        ui.add_space(4.0);
+        egui::CollapsingHeader::new("samples per split and class")
+            .default_open(true)
+            .show(ui, |ui| {
+                egui::Grid::new("counts").striped(true).show(ui, |ui| {
+                    ui.label("");
+                    for c in &summary.classes {
+                        ui.label(RichText::new(c).small());
+                    }
+                    ui.label(RichText::new("total").strong());
+                    ui.end_row();
+                    for (k, name) in ["train", "val", "test"].iter().enumerate() {
+                        ui.label(*name);
+                        for n in &summary.counts[k] {
+                            ui.label(n.to_string());
+                        }
+                        ui.label(
+                            RichText::new(summary.counts[k].iter().sum::<usize>().to_string())
+                                .strong(),
+                        );
+                        ui.end_row();
+                    }
+                });
+            });
+        ui.add_space(8.0);
+        let splits = [&data.split.train, &data.split.val, &data.split.test];
+        ui.horizontal(|ui| {
+            ui.label("Gallery:");
+            for (k, name) in ["train", "val", "test"].iter().enumerate() {
+                if ui
+                    .selectable_label(self.gallery.split == k, *name)
+                    .clicked()
+                {
+                    self.gallery.split = k;
+                    self.gallery.page = 0;
+                }
+            }
+            let pages = splits[self.gallery.split]
+                .len()
+                .div_ceil(GALLERY_PAGE)
+                .max(1);
+            self.gallery.page = self.gallery.page.min(pages - 1);
+            if ui.button("◀").clicked() {
+                self.gallery.page = self.gallery.page.saturating_sub(1);
+            }
+            ui.label(format!("page {} / {pages}", self.gallery.page + 1));
+            if ui.button("▶").clicked() {
+                self.gallery.page = (self.gallery.page + 1).min(pages - 1);
+            }
+        });
+        let indices = splits[self.gallery.split];
+        let start = self.gallery.page * GALLERY_PAGE;
+        let classes = &summary.classes;
+        let source = data.source.clone();
+        egui::Grid::new("gallery")
+            .num_columns(3)
+            .spacing([18.0, 12.0])
+            .show(ui, |ui| {
+                for (k, &i) in indices.iter().skip(start).take(GALLERY_PAGE).enumerate() {
+                    ui.vertical(|ui| {
+                        let label = source.label(i);
+                        ui.label(
+                            RichText::new(format!(
+                                "#{i} · {}",
+                                classes.get(label).cloned().unwrap_or_default()
+                            ))
+                            .small(),
+                        );
+                        draw::sample_modalities(
+                            ui,
+                            &mut self.textures,
+                            source.as_ref(),
+                            i,
+                            None,
+                            48.0,
+                        );
+                    });
+                    if k % 3 == 2 {
+                        ui.end_row();
+                    }
+                }
+            });
+    }
+}

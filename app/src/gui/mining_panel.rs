@@ -1,0 +1,255 @@
+//! The mining panel (the picture behind the paper's Fig. 5): per warm-up mining round, each
+//! candidate combination's prediction distribution and its KL to the full combination, the
+//! accumulated memory bank, and the weak set MAR chose.
+
+use super::MmanetApp;
+use eframe::egui::{self, Color32, RichText, Vec2};
+use egui_plot::{Bar, BarChart, Legend, Plot};
+use mmanet_core::losses::mar::weak_set_of;
+use mmanet_core::modality::ModalitySet;
+use mmanet_core::runs::MiningTrace;
+
+/// Colour of the weak combinations.
+const WEAK: Color32 = Color32::from_rgb(220, 80, 70);
+/// Colour of this round's KL bars.
+const KL_COLOR: Color32 = Color32::from_rgb(150, 150, 160);
+/// Colour of the other bank bars.
+const BANK_COLOR: Color32 = Color32::from_rgb(70, 130, 200);
+
+impl MmanetApp {
+    pub(super) fn mining_panel(&mut self, ui: &mut egui::Ui) {
+        let mined: Vec<(String, MiningTrace)> = self
+            .session
+            .stages
+            .iter()
+            .filter_map(|s| Some((s.name.clone(), s.mining()?)))
+            .collect();
+        if mined.is_empty() {
+            ui.label(
+                "No mining yet. Train MMANet (Training panel): during its warm-up epochs MAR \
+                 measures how far each candidate combination's predictions are from the full \
+                 combination's, accumulates that in a memory bank, and picks the weakest.",
+            );
+            return;
+        }
+        let names = self
+            .session
+            .data
+            .as_ref()
+            .map(|d| d.source.modality_names())
+            .unwrap_or_default();
+        let classes = self
+            .session
+            .data_summary
+            .as_ref()
+            .map(|d| d.classes.clone())
+            .unwrap_or_default();
+        let shown = self
+            .mining_stage
+            .clone()
+            .filter(|n| mined.iter().any(|(m, _)| m == n))
+            .unwrap_or_else(|| mined[0].0.clone());
+        if mined.len() > 1 {
+            ui.horizontal(|ui| {
+                ui.label("stage:");
+                for (n, _) in &mined {
+                    if ui.selectable_label(*n == shown, n).clicked() {
+                        self.mining_stage = Some(n.clone());
+                    }
+                }
+            });
+        }
+        let Some((_, trace)) = mined.iter().find(|(n, _)| *n == shown) else {
+            return;
+        };
+        let label = |s: &ModalitySet| s.short_label(&names);
+        match (&trace.weak_set, trace.chosen_after_epoch) {
+            (Some(weak), Some(epoch)) => {
+                let chosen = weak.first().map(label).unwrap_or_default();
+                ui.label(
+                    RichText::new(format!(
+                        "Weak set chosen after epoch {epoch}: {} (the candidate with the largest bank value, {chosen}, and its sub-combinations) — the regularization head trains on these.",
+                        weak.iter().map(label).collect::<Vec<_>>().join(", ")
+                    ))
+                    .strong(),
+                );
+            }
+            _ => {
+                ui.label(format!(
+                    "Mining: {} round(s) so far; the weak set is chosen at the end of the warm-up.",
+                    trace.rounds.len()
+                ));
+            }
+        }
+        if trace.rounds.is_empty() {
+            return;
+        }
+        let last = trace.rounds.len() - 1;
+        if self.mining_round > last {
+            self.mining_round = last;
+        }
+        ui.horizontal(|ui| {
+            ui.label("mining round:");
+            for (k, r) in trace.rounds.iter().enumerate() {
+                if ui
+                    .selectable_label(self.mining_round == k, format!("after epoch {}", r.epoch))
+                    .clicked()
+                {
+                    self.mining_round = k;
+                }
+            }
+        });
+        let round = &trace.rounds[self.mining_round];
+        let weak: Vec<ModalitySet> = trace.weak_set.clone().unwrap_or_default();
+        let top = trace
+            .weak_set
+            .as_ref()
+            .and_then(|w| w.first().copied())
+            .or_else(|| {
+                // not chosen yet: the current leader of the bank
+                round
+                    .bank
+                    .iter()
+                    .enumerate()
+                    .max_by(|a, b| a.1.total_cmp(b.1))
+                    .map(|(k, _)| round.combinations[k])
+            });
+        let leader_set = top.map(weak_set_of).unwrap_or_default();
+        let candidates = &round.combinations[..round.combinations.len() - 1];
+        let x_labels: Vec<String> = candidates.iter().map(label).collect();
+
+        let avail = ui.available_height();
+        ui.columns(2, |cols| {
+            let ui = &mut cols[0];
+            ui.label(
+                RichText::new("KL to the full combination, this round · memory bank").strong(),
+            );
+            let kl: Vec<Bar> = round
+                .kl
+                .iter()
+                .enumerate()
+                .map(|(k, v)| {
+                    Bar::new(k as f64 - 0.18, *v)
+                        .width(0.34)
+                        .name(&x_labels[k])
+                        .fill(KL_COLOR)
+                })
+                .collect();
+            let bank: Vec<Bar> = round
+                .bank
+                .iter()
+                .enumerate()
+                .map(|(k, v)| {
+                    let bar = Bar::new(k as f64 + 0.18, *v).width(0.34).name(&x_labels[k]);
+                    bar.fill(if leader_set.contains(&candidates[k]) {
+                        WEAK
+                    } else {
+                        BANK_COLOR
+                    })
+                })
+                .collect();
+            let labels = x_labels.clone();
+            Plot::new("mining_bank")
+                .height((avail * 0.55).max(180.0))
+                .legend(Legend::default())
+                .allow_drag(false)
+                .allow_zoom(false)
+                .allow_scroll(false)
+                .include_y(0.0)
+                .x_axis_formatter(move |mark, _| {
+                    let k = mark.value.round();
+                    if (mark.value - k).abs() < 1e-6 && k >= 0.0 {
+                        labels.get(k as usize).cloned().unwrap_or_default()
+                    } else {
+                        String::new()
+                    }
+                })
+                .show(ui, |p| {
+                    p.bar_chart(BarChart::new("KL this round", kl).color(KL_COLOR));
+                    p.bar_chart(BarChart::new("bank (Σ over rounds)", bank).color(BANK_COLOR));
+                });
+            ui.label(
+                RichText::new("red: the weak combination (largest bank) and its subsets")
+                    .small()
+                    .color(WEAK),
+            );
+
+            let ui = &mut cols[1];
+            ui.label(RichText::new("prediction distribution per combination").strong());
+            ui.label(
+                RichText::new(
+                    "share of validation samples predicted as each class (official mining)",
+                )
+                .small()
+                .weak(),
+            );
+            egui::Grid::new("distributions")
+                .num_columns(2)
+                .spacing([8.0, 6.0])
+                .show(ui, |ui| {
+                    for (k, set) in round.combinations.iter().enumerate() {
+                        let full = k + 1 == round.combinations.len();
+                        let mut text = RichText::new(if full {
+                            format!("{} (full)", label(set))
+                        } else {
+                            format!("{}  KL {:.2e}", label(set), round.kl[k])
+                        })
+                        .small()
+                        .monospace();
+                        if leader_set.contains(set) {
+                            text = text.color(WEAK);
+                        }
+                        ui.label(text);
+                        distribution_bars(ui, &round.distributions[k], classes.len());
+                        ui.end_row();
+                    }
+                });
+        });
+        if !weak.is_empty() && !trace.final_bank.is_empty() {
+            ui.add_space(6.0);
+            ui.label(
+                RichText::new(format!(
+                    "final bank: {}",
+                    trace
+                        .candidates
+                        .iter()
+                        .zip(&trace.final_bank)
+                        .map(|(c, v)| format!("{} {v:.3e}", label(c)))
+                        .collect::<Vec<_>>()
+                        .join(" · ")
+                ))
+                .small()
+                .monospace(),
+            );
+        }
+    }
+}
+
+/// A class distribution as a row of small vertical bars.
+fn distribution_bars(ui: &mut egui::Ui, dist: &[f64], classes: usize) {
+    let n = dist.len().max(classes).max(1);
+    let size = Vec2::new((n as f32 * 14.0).clamp(60.0, 240.0), 28.0);
+    let (rect, response) = ui.allocate_exact_size(size, egui::Sense::hover());
+    let painter = ui.painter_at(rect);
+    painter.rect_filled(rect, 2.0, ui.visuals().extreme_bg_color);
+    let max = dist.iter().cloned().fold(1e-9, f64::max);
+    let w = rect.width() / n as f32;
+    for (k, v) in dist.iter().enumerate() {
+        let h = (v / max) as f32 * (rect.height() - 2.0);
+        painter.rect_filled(
+            egui::Rect::from_min_max(
+                egui::pos2(rect.left() + k as f32 * w + 1.0, rect.bottom() - h),
+                egui::pos2(rect.left() + (k + 1) as f32 * w - 1.0, rect.bottom()),
+            ),
+            1.0,
+            ui.visuals().selection.bg_fill,
+        );
+    }
+    response.on_hover_text(
+        dist.iter()
+            .enumerate()
+            .map(|(k, v)| format!("class {k}: {:.1}%", v * 100.0))
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+}

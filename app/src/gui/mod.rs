@@ -1,0 +1,586 @@
+//! `mmanet gui`: the desktop app (eframe). Five panels — Data, Training, Mining, Explorer,
+//! Runs — over one [`MmanetApp`]; training and inference run on worker threads
+//! ([`training_job`], [`predictor`]) that report through channels, so the window never waits.
+
+mod data_panel;
+mod draw;
+mod explorer_panel;
+mod mining_panel;
+mod predictor;
+mod runs_panel;
+mod script;
+mod session;
+mod settings;
+mod training_job;
+mod training_panel;
+
+#[cfg(test)]
+mod tests;
+
+use anyhow::{Result, anyhow};
+use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
+use mmanet_core::modality::ModalitySet;
+use mmanet_core::pipeline::prepare_data;
+use mmanet_core::runs::RunRecord;
+use predictor::{Predictor, PredictorReply, PredictorRequest, explorer_models};
+use session::{RunStatus, Session};
+use settings::Settings;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use training_job::TrainingJob;
+
+pub use script::ScriptOptions;
+
+/// Start a run.
+pub const SHORTCUT_START: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
+/// Pause or resume the run.
+pub const SHORTCUT_PAUSE: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::P);
+/// Stop the run.
+pub const SHORTCUT_STOP: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Period);
+
+/// The panels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Tab {
+    /// Choose and look at the data.
+    Data,
+    /// Configure, start and watch training.
+    Training,
+    /// MAR's weak-combination mining.
+    Mining,
+    /// Toggle modalities on a test sample.
+    Explorer,
+    /// Saved runs: open, export, compare.
+    Runs,
+}
+
+impl Tab {
+    const ALL: [Tab; 5] = [
+        Tab::Data,
+        Tab::Training,
+        Tab::Mining,
+        Tab::Explorer,
+        Tab::Runs,
+    ];
+
+    fn label(self) -> &'static str {
+        match self {
+            Tab::Data => "📂 Data",
+            Tab::Training => "🏋 Training",
+            Tab::Mining => "⛏ Mining",
+            Tab::Explorer => "🔍 Explorer",
+            Tab::Runs => "🗄 Runs",
+        }
+    }
+}
+
+/// The inference explorer's selection and answers.
+#[derive(Default)]
+pub struct ExplorerState {
+    /// Position in the test split.
+    pub position: usize,
+    /// Which modalities are switched on.
+    pub present: Vec<bool>,
+    /// The run whose models are loaded (or loading).
+    pub models_of: Option<PathBuf>,
+    /// Loaded model labels, or why loading failed.
+    pub models: Option<Result<Vec<String>, String>>,
+    /// The last request sent: (sample, combination).
+    pub requested: Option<(usize, ModalitySet)>,
+    /// The answer to it.
+    pub prediction: Option<predictor::PredictorReply>,
+}
+
+/// The app.
+pub struct MmanetApp {
+    /// Remembered settings.
+    pub settings: Settings,
+    /// The panel on show.
+    pub tab: Tab,
+    /// This launch's state.
+    pub session: Session,
+    /// The explorer.
+    pub explorer: ExplorerState,
+    /// The runs panel.
+    pub runs: runs_panel::RunsState,
+    job: Option<TrainingJob>,
+    predictor: Option<Predictor>,
+    textures: draw::TextureCache,
+    data_key: Option<String>,
+    gallery: data_panel::GalleryState,
+    plot_stage: Option<String>,
+    mining_stage: Option<String>,
+    mining_round: usize,
+    last_run: Option<(String, Settings)>,
+    notice: Option<String>,
+    script: Option<script::DemoScript>,
+    wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Persisted {
+    settings: Settings,
+    tab: Tab,
+}
+
+impl MmanetApp {
+    /// A new app; `wake` asks for a repaint (from worker threads).
+    pub fn new(settings: Settings, tab: Tab, wake: Arc<dyn Fn() + Send + Sync>) -> Self {
+        let mut app = MmanetApp {
+            settings,
+            tab,
+            session: Session::default(),
+            explorer: ExplorerState::default(),
+            runs: runs_panel::RunsState::default(),
+            job: None,
+            predictor: None,
+            textures: draw::TextureCache::default(),
+            data_key: None,
+            gallery: data_panel::GalleryState::default(),
+            plot_stage: None,
+            mining_stage: None,
+            mining_round: 0,
+            last_run: None,
+            notice: None,
+            script: None,
+            wake,
+        };
+        app.load_data();
+        app
+    }
+
+    /// (Re)loads the data the settings name; errors are kept for the data panel.
+    pub fn load_data(&mut self) {
+        let cfg = match self.settings.data_config() {
+            Ok(c) => c,
+            Err(e) => {
+                self.session.data_error = Some(format!("{e:#}"));
+                return;
+            }
+        };
+        let key = serde_json::to_string(&cfg.data).unwrap_or_default();
+        match prepare_data(&cfg) {
+            Ok(data) => {
+                self.textures.clear();
+                self.explorer.present = vec![true; data.source.modalities().len()];
+                self.explorer.position = 0;
+                self.gallery = data_panel::GalleryState::default();
+                self.session.set_data(data);
+                self.data_key = Some(key);
+            }
+            Err(e) => {
+                self.session.data_error = Some(e.to_string());
+                self.data_key = None;
+            }
+        }
+    }
+
+    fn data_is_current(&self) -> bool {
+        self.settings
+            .data_config()
+            .ok()
+            .map(|c| serde_json::to_string(&c.data).unwrap_or_default())
+            == self.data_key
+    }
+
+    /// Starts a new run with the current settings (or continues the last stopped one).
+    pub fn start_training(&mut self, resume: bool) {
+        if self.session.status.is_active() {
+            return;
+        }
+        if !self.data_is_current() {
+            self.load_data();
+        }
+        let Some(data) = self.session.data.clone() else {
+            self.notice = Some("load the data first (Data panel)".into());
+            return;
+        };
+        let (name, settings) = match (&self.last_run, resume) {
+            (Some((name, s)), true) => (name.clone(), s.clone()),
+            _ => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                (
+                    settings::run_name(self.settings.data, now),
+                    self.settings.clone(),
+                )
+            }
+        };
+        let cfg = match settings.experiment_config(&name) {
+            Ok(c) => c,
+            Err(e) => {
+                self.notice = Some(format!("cannot start: {e}"));
+                return;
+            }
+        };
+        let wake = self.wake.clone();
+        match TrainingJob::start(cfg, data, settings.device, resume, move || wake()) {
+            Ok(job) => {
+                self.session.begin_run();
+                self.notice = None;
+                self.plot_stage = None;
+                self.job = Some(job);
+                self.last_run = Some((name, settings));
+            }
+            Err(e) => self.notice = Some(format!("cannot start the training thread: {e}")),
+        }
+    }
+
+    /// Pauses or resumes the run.
+    pub fn toggle_pause(&mut self) {
+        if let Some(job) = &self.job
+            && !job.is_stopping()
+        {
+            let paused = !job.is_paused();
+            job.set_paused(paused);
+            self.session.status = if paused {
+                RunStatus::Paused
+            } else {
+                RunStatus::Running
+            };
+        }
+    }
+
+    /// Stops the run after its current step.
+    pub fn stop_training(&mut self) {
+        if let Some(job) = &self.job {
+            job.stop();
+            job.set_paused(false);
+            self.session.status = RunStatus::Stopping;
+        }
+    }
+
+    /// Whether a stopped run can be continued.
+    pub fn can_resume(&self) -> bool {
+        matches!(self.session.status, RunStatus::Stopped(_)) && self.last_run.is_some()
+    }
+
+    /// Shows a run folder in the mining, explorer and runs panels and loads its models.
+    pub fn open_run(&mut self, dir: &Path) {
+        let record = match RunRecord::load(dir) {
+            Ok(r) => r,
+            Err(e) => {
+                self.notice = Some(format!("cannot open the run: {e}"));
+                return;
+            }
+        };
+        // The explorer needs the run's own data and split.
+        let key = serde_json::to_string(&record.config.data).unwrap_or_default();
+        if self.data_key.as_deref() != Some(key.as_str()) {
+            match prepare_data(&record.config) {
+                Ok(data) => {
+                    self.textures.clear();
+                    self.explorer.present = vec![true; data.source.modalities().len()];
+                    self.explorer.position = 0;
+                    self.session.set_data(data);
+                    self.data_key = Some(key);
+                }
+                Err(e) => {
+                    self.notice = Some(format!("cannot load the run's data: {e}"));
+                    return;
+                }
+            }
+        }
+        let cfg = record.config.clone();
+        if let Err(e) = self.session.show_run(record) {
+            self.notice = Some(format!("cannot show the run: {e}"));
+            return;
+        }
+        self.mining_stage = None;
+        self.mining_round = usize::MAX;
+        if let Some(data) = self.session.data.clone() {
+            self.explorer.models_of = Some(dir.to_path_buf());
+            self.explorer.models = None;
+            self.explorer.prediction = None;
+            self.explorer.requested = None;
+            let models = explorer_models(&cfg);
+            self.ask_predictor(PredictorRequest::Load {
+                run_dir: dir.to_path_buf(),
+                cfg: Box::new(cfg),
+                data,
+                models,
+            });
+        }
+        self.runs.rescan = true;
+    }
+
+    /// Sends a request to the explorer's worker, starting it on first use.
+    fn ask_predictor(&mut self, request: PredictorRequest) {
+        if self.predictor.is_none() {
+            let wake = self.wake.clone();
+            match Predictor::start(move || wake()) {
+                Ok(p) => self.predictor = Some(p),
+                Err(e) => {
+                    self.notice = Some(format!("cannot start the explorer thread: {e}"));
+                    return;
+                }
+            }
+        }
+        if let Some(p) = &self.predictor {
+            p.send(request);
+        }
+    }
+
+    /// Asks for the explorer's prediction when the sample or the switches changed.
+    pub fn request_prediction(&mut self) {
+        let Some(data) = &self.session.data else {
+            return;
+        };
+        let Some(&sample) = data.split.test.get(self.explorer.position) else {
+            return;
+        };
+        let set = ModalitySet::from_mask(&self.explorer.present);
+        if self.explorer.requested == Some((sample, set)) {
+            return;
+        }
+        self.explorer.requested = Some((sample, set));
+        if matches!(self.explorer.models, Some(Ok(_))) {
+            self.ask_predictor(PredictorRequest::Predict { sample, set });
+        }
+    }
+
+    /// Applies what the workers reported since the last frame.
+    fn poll_workers(&mut self) {
+        let events = self.job.as_ref().map(|j| j.poll()).unwrap_or_default();
+        for event in events {
+            if let Some(dir) = self.session.apply(event) {
+                self.open_run(&dir);
+            }
+        }
+        if self.job.is_some() && !self.session.status.is_active() {
+            self.job = None;
+        }
+        let replies = self
+            .predictor
+            .as_ref()
+            .map(|p| p.poll())
+            .unwrap_or_default();
+        for reply in replies {
+            match reply {
+                PredictorReply::Loaded(r) => {
+                    let ok = r.is_ok();
+                    self.explorer.models = Some(r);
+                    if ok {
+                        // ask again for what is on show, now that models are there
+                        self.explorer.requested = None;
+                        self.request_prediction();
+                    }
+                }
+                PredictorReply::Prediction { sample, set, .. }
+                    if self.explorer.requested == Some((sample, set)) =>
+                {
+                    self.explorer.prediction = Some(reply);
+                }
+                PredictorReply::Prediction { .. } => {}
+            }
+        }
+    }
+
+    fn shortcuts(&mut self, ctx: &egui::Context) {
+        if ctx.input_mut(|i| i.consume_shortcut(&SHORTCUT_START)) {
+            self.start_training(false);
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&SHORTCUT_PAUSE)) {
+            self.toggle_pause();
+        }
+        if ctx.input_mut(|i| i.consume_shortcut(&SHORTCUT_STOP)) {
+            self.stop_training();
+        }
+    }
+
+    fn top_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.heading("MMANet");
+            ui.separator();
+            for tab in Tab::ALL {
+                ui.selectable_value(&mut self.tab, tab, tab.label());
+            }
+            ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
+                egui::widgets::global_theme_preference_buttons(ui);
+                self.run_buttons(ui);
+            });
+        });
+    }
+
+    /// Start / pause / stop, shown in the top bar and on the training panel.
+    fn run_buttons(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        let active = self.session.status.is_active();
+        if active {
+            if ui
+                .button("⏹ Stop")
+                .on_hover_text(ctx.format_shortcut(&SHORTCUT_STOP))
+                .clicked()
+            {
+                self.stop_training();
+            }
+            let paused = self.session.status == RunStatus::Paused;
+            if ui
+                .button(if paused { "▶ Resume" } else { "⏸ Pause" })
+                .on_hover_text(ctx.format_shortcut(&SHORTCUT_PAUSE))
+                .clicked()
+            {
+                self.toggle_pause();
+            }
+        } else {
+            if self.can_resume()
+                && ui
+                    .button("⏩ Continue")
+                    .on_hover_text("continue the stopped run from its last finished epoch")
+                    .clicked()
+            {
+                self.start_training(true);
+            }
+            if ui
+                .button("▶ Start")
+                .on_hover_text(format!(
+                    "train the teacher and the chosen methods ({})",
+                    ctx.format_shortcut(&SHORTCUT_START)
+                ))
+                .clicked()
+            {
+                self.start_training(false);
+            }
+        }
+    }
+
+    fn status_bar(&mut self, ui: &mut egui::Ui) {
+        ui.horizontal(|ui| {
+            ui.label(self.session.status.describe());
+            if let Some(stage) = self.session.current_stage() {
+                ui.separator();
+                let epoch = stage.steps.last().map_or(0, |s| s.epoch + 1);
+                ui.add(
+                    egui::ProgressBar::new(stage.fraction())
+                        .desired_width(180.0)
+                        .text(format!("{} · epoch {epoch}/{}", stage.name, stage.epochs)),
+                );
+            }
+            if let Some(d) = &self.session.device {
+                ui.separator();
+                ui.label(egui::RichText::new(d).small());
+            }
+        });
+    }
+
+    /// One frame of the whole window (also driven by the tests).
+    pub fn frame(&mut self, ui: &mut egui::Ui) {
+        let ctx = ui.ctx().clone();
+        self.poll_workers();
+        self.shortcuts(&ctx);
+        self.dropped_files(&ctx);
+        if let Some(mut script) = self.script.take() {
+            let keep = script.step(self, &ctx);
+            if keep {
+                self.script = Some(script);
+            }
+        }
+        egui::Panel::top("top_bar").show(ui, |ui| self.top_bar(ui));
+        egui::Panel::bottom("status_bar").show(ui, |ui| self.status_bar(ui));
+        egui::CentralPanel::default().show(ui, |ui| {
+            if let Some(n) = self.notice.clone() {
+                ui.horizontal(|ui| {
+                    ui.colored_label(ui.visuals().warn_fg_color, n);
+                    if ui.small_button("✖").clicked() {
+                        self.notice = None;
+                    }
+                });
+                ui.separator();
+            }
+            match self.tab {
+                Tab::Data => self.data_panel(ui),
+                Tab::Training => self.training_panel(ui),
+                Tab::Mining => self.mining_panel(ui),
+                Tab::Explorer => self.explorer_panel(ui),
+                Tab::Runs => self.runs_panel(ui),
+            }
+        });
+        if self.session.status.is_active() {
+            ctx.request_repaint_after(std::time::Duration::from_millis(250));
+        }
+    }
+
+    fn dropped_files(&mut self, ctx: &egui::Context) {
+        let dropped: Vec<PathBuf> = ctx.input(|i| {
+            i.raw
+                .dropped_files
+                .iter()
+                .map(|f| f.path().to_path_buf())
+                .filter(|p| !p.as_os_str().is_empty())
+                .collect()
+        });
+        if let Some(path) = dropped.into_iter().next() {
+            if path.is_dir() {
+                self.open_run(&path);
+                self.tab = Tab::Runs;
+            } else {
+                self.settings.data = settings::DataChoice::Manifest;
+                self.settings.manifest = Some(path);
+                self.load_data();
+                self.tab = Tab::Data;
+            }
+        }
+    }
+}
+
+impl eframe::App for MmanetApp {
+    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+        self.frame(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        if self.script.is_none() {
+            eframe::set_value(
+                storage,
+                eframe::APP_KEY,
+                &Persisted {
+                    settings: self.settings.clone(),
+                    tab: self.tab,
+                },
+            );
+        }
+    }
+}
+
+/// Opens the window and runs until it is closed. With a script, clicks through a tiny run,
+/// saves screenshots and exits (non-zero when the script fails).
+pub fn run(script: Option<ScriptOptions>) -> Result<()> {
+    let scripted = script.is_some();
+    let options = eframe::NativeOptions {
+        viewport: egui::ViewportBuilder::default()
+            .with_title("MMANet — incomplete multimodal learning")
+            .with_inner_size([1280.0, 800.0])
+            .with_min_inner_size([960.0, 600.0])
+            .with_drag_and_drop(true),
+        // A scripted run neither reads nor writes the user's remembered state.
+        persist_window: !scripted,
+        ..Default::default()
+    };
+    let outcome = script::ScriptOutcome::default();
+    let outcome_in_app = outcome.clone();
+    eframe::run_native(
+        "mmanet",
+        options,
+        Box::new(move |cc| {
+            let ctx = cc.egui_ctx.clone();
+            let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
+            let persisted: Option<Persisted> = if scripted {
+                None
+            } else {
+                cc.storage
+                    .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
+            };
+            let (settings, tab) = persisted
+                .map(|p| (p.settings, p.tab))
+                .unwrap_or((Settings::default(), Tab::Data));
+            let mut app = MmanetApp::new(settings, tab, wake);
+            if let Some(opts) = script {
+                app.script = Some(script::DemoScript::new(opts, outcome_in_app));
+            }
+            Ok(Box::new(app))
+        }),
+    )
+    .map_err(|e| anyhow!("the window could not be opened: {e}"))?;
+    outcome.into_result()
+}

@@ -1,0 +1,295 @@
+//! `mmanet gui --demo-script`: clicks through the app in a real window — load mfeat, train
+//! SF-MD and MMANet for a few epochs, look at the mining, switch a modality off in the
+//! explorer — saving a screenshot of every panel, then closes. CI runs it under Xvfb.
+
+use super::predictor::PredictorReply;
+use super::session::RunStatus;
+use super::settings::{DataChoice, Preset, Settings};
+use super::{MmanetApp, Tab};
+use eframe::egui;
+use mmanet_core::config::Method;
+use mmanet_core::modality::ModalitySet;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the script does.
+#[derive(Clone, Debug)]
+pub struct ScriptOptions {
+    /// Where the screenshots go (`training.png`, `mining.png`, `explorer.png`, `data.png`,
+    /// `runs.png`).
+    pub screenshot_dir: PathBuf,
+    /// Where the run goes.
+    pub output_dir: PathBuf,
+    /// Epochs of each stage (the warm-up is half of it).
+    pub epochs: usize,
+    /// Give up after this long.
+    pub timeout: Duration,
+}
+
+/// How the script ended (shared with [`super::run`], which turns it into the exit status).
+#[derive(Clone, Default)]
+pub struct ScriptOutcome(Arc<Mutex<Option<Result<(), String>>>>);
+
+impl ScriptOutcome {
+    fn set(&self, r: Result<(), String>) {
+        if let Ok(mut o) = self.0.lock() {
+            o.get_or_insert(r);
+        }
+    }
+
+    /// `Ok` without a script or when it succeeded.
+    pub fn into_result(self) -> anyhow::Result<()> {
+        match self.0.lock().map(|o| o.clone()) {
+            Ok(None) | Ok(Some(Ok(()))) => Ok(()),
+            Ok(Some(Err(e))) => Err(anyhow::anyhow!("demo script failed: {e}")),
+            Err(_) => Err(anyhow::anyhow!("demo script: state poisoned")),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Step {
+    Setup,
+    Training,
+    Shot(Tab, &'static str),
+    Explore,
+    Toggle,
+    Finish,
+}
+
+const PLAN: [Step; 10] = [
+    Step::Setup,
+    Step::Training,
+    Step::Shot(Tab::Training, "training"),
+    Step::Shot(Tab::Mining, "mining"),
+    Step::Explore,
+    Step::Toggle,
+    Step::Shot(Tab::Explorer, "explorer"),
+    Step::Shot(Tab::Data, "data"),
+    Step::Shot(Tab::Runs, "runs"),
+    Step::Finish,
+];
+
+type Saved = Arc<Mutex<Option<Result<PathBuf, String>>>>;
+
+/// The script's progress.
+pub struct DemoScript {
+    opts: ScriptOptions,
+    outcome: ScriptOutcome,
+    step: usize,
+    frames: u32,
+    started: Instant,
+    shot: Option<Saved>,
+    toggled: Option<ModalitySet>,
+}
+
+impl DemoScript {
+    /// A script at its first step.
+    pub fn new(opts: ScriptOptions, outcome: ScriptOutcome) -> Self {
+        DemoScript {
+            opts,
+            outcome,
+            step: 0,
+            frames: 0,
+            started: Instant::now(),
+            shot: None,
+            toggled: None,
+        }
+    }
+
+    fn next(&mut self) {
+        self.step += 1;
+        self.frames = 0;
+        self.shot = None;
+    }
+
+    fn fail(&mut self, ctx: &egui::Context, why: String) -> bool {
+        eprintln!("gui-script: FAILED: {why}");
+        self.outcome.set(Err(why));
+        ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+        false
+    }
+
+    /// Runs one frame of the script; `false` when it is over.
+    pub fn step(&mut self, app: &mut MmanetApp, ctx: &egui::Context) -> bool {
+        ctx.request_repaint_after(Duration::from_millis(50));
+        self.frames += 1;
+        if self.started.elapsed() > self.opts.timeout {
+            let at = PLAN[self.step];
+            return self.fail(
+                ctx,
+                format!("timed out after {:?} at {at:?}", self.opts.timeout),
+            );
+        }
+        match PLAN[self.step] {
+            Step::Setup => {
+                app.settings = Settings {
+                    data: DataChoice::Mfeat,
+                    preset: Preset::MfeatDemo,
+                    methods: vec![Method::SfMd, Method::Mmanet],
+                    epochs: self.opts.epochs,
+                    warmup_epochs: (self.opts.epochs / 2).max(1),
+                    output_dir: self.opts.output_dir.clone(),
+                    ..Settings::default()
+                };
+                app.load_data();
+                if let Some(e) = &app.session.data_error {
+                    return self.fail(ctx, format!("loading mfeat: {e}"));
+                }
+                app.tab = Tab::Training;
+                app.start_training(false);
+                if !app.session.status.is_active() {
+                    let why = app.notice.clone().unwrap_or_default();
+                    return self.fail(ctx, format!("training did not start: {why}"));
+                }
+                println!("gui-script: training SF-MD and MMANet on mfeat");
+                self.next();
+            }
+            Step::Training => match &app.session.status {
+                RunStatus::Finished(dir) => {
+                    println!(
+                        "gui-script: trained in {:.0} s, results in {}",
+                        self.started.elapsed().as_secs_f64(),
+                        dir.display()
+                    );
+                    let names = app
+                        .session
+                        .data
+                        .as_ref()
+                        .map(|d| d.source.modality_names())
+                        .unwrap_or_default();
+                    let weak = app
+                        .session
+                        .stages
+                        .iter()
+                        .find_map(|s| s.mining()?.weak_set)
+                        .map(|w| {
+                            w.iter()
+                                .map(|s| s.long_label(&names))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        });
+                    match weak {
+                        Some(w) => println!("gui-script: mined weak set: {w}"),
+                        None => return self.fail(ctx, "MMANet mined no weak set".into()),
+                    }
+                    self.next();
+                }
+                RunStatus::Failed(e) | RunStatus::Stopped(e) => {
+                    let e = e.clone();
+                    return self.fail(ctx, format!("training ended: {e}"));
+                }
+                _ => {}
+            },
+            Step::Shot(tab, name) => {
+                app.tab = tab;
+                if let Some(saved) = &self.shot {
+                    let done = saved.lock().ok().and_then(|s| s.clone());
+                    match done {
+                        Some(Ok(path)) => {
+                            println!("gui-script: screenshot {}", path.display());
+                            self.next();
+                        }
+                        Some(Err(e)) => return self.fail(ctx, e),
+                        None => {}
+                    }
+                } else if self.frames > 10 {
+                    // a few frames for the layout to settle
+                    let saved: Saved = Arc::default();
+                    let target = self.opts.screenshot_dir.join(format!("{name}.png"));
+                    let slot = saved.clone();
+                    let waker = ctx.clone();
+                    ctx.request_screenshot(move |image| {
+                        let result = save_png(&image, &target).map(|()| target.clone());
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(result);
+                        }
+                        waker.request_repaint();
+                    });
+                    self.shot = Some(saved);
+                }
+            }
+            Step::Explore => {
+                app.tab = Tab::Explorer;
+                match &app.explorer.models {
+                    Some(Ok(_)) if got_prediction(app) => self.next(),
+                    Some(Err(e)) => {
+                        let e = e.clone();
+                        return self.fail(ctx, format!("explorer models: {e}"));
+                    }
+                    _ => {}
+                }
+            }
+            Step::Toggle => {
+                if self.toggled.is_none() {
+                    // switch the strongest view (pix) off: the network must do with fou + mor
+                    if let Some(p) = app.explorer.present.first_mut() {
+                        *p = false;
+                    }
+                    self.toggled = Some(ModalitySet::from_mask(&app.explorer.present));
+                } else if got_prediction(app) && app.explorer.requested.map(|r| r.1) == self.toggled
+                {
+                    if let Some(PredictorReply::Prediction {
+                        sample,
+                        set,
+                        result: Ok(models),
+                    }) = &app.explorer.prediction
+                    {
+                        let names = app
+                            .session
+                            .data
+                            .as_ref()
+                            .map(|d| d.source.modality_names())
+                            .unwrap_or_default();
+                        for m in models {
+                            let (class, p) = m
+                                .probs
+                                .iter()
+                                .enumerate()
+                                .max_by(|a, b| a.1.total_cmp(b.1))
+                                .map(|(k, p)| (k, *p))
+                                .unwrap_or((0, 0.0));
+                            println!(
+                                "gui-script: sample {sample} through {}: {} predicts class {class} ({:.1}%)",
+                                set.long_label(&names),
+                                m.label,
+                                p * 100.0
+                            );
+                        }
+                    }
+                    self.next();
+                }
+            }
+            Step::Finish => {
+                println!("gui-script: ok");
+                self.outcome.set(Ok(()));
+                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+                return false;
+            }
+        }
+        true
+    }
+}
+
+fn got_prediction(app: &MmanetApp) -> bool {
+    matches!(
+        &app.explorer.prediction,
+        Some(PredictorReply::Prediction { result: Ok(_), sample, set })
+            if app.explorer.requested == Some((*sample, *set))
+    )
+}
+
+/// Writes an egui screenshot as PNG.
+fn save_png(image: &egui::ColorImage, path: &std::path::Path) -> Result<(), String> {
+    let [w, h] = image.size;
+    let bytes: Vec<u8> = image.pixels.iter().flat_map(|c| c.to_array()).collect();
+    let buffer = image::RgbaImage::from_raw(w as u32, h as u32, bytes)
+        .ok_or_else(|| "screenshot has the wrong size".to_string())?;
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    buffer
+        .save(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}

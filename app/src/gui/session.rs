@@ -1,0 +1,276 @@
+//! What the app knows in this launch (not persisted): the loaded data, the progress of the
+//! current run stage by stage, and the run shown in the mining, explorer and runs panels.
+
+use super::training_job::JobEvent;
+use mmanet_core::data::MultimodalSource;
+use mmanet_core::pipeline::PreparedData;
+use mmanet_core::report::ComparisonTable;
+use mmanet_core::runs::{MiningTrace, RunRecord};
+use mmanet_core::train::{EpochSummary, StepReport, TrainEvent};
+use std::path::PathBuf;
+
+/// Where the current run is.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RunStatus {
+    /// Nothing running.
+    Idle,
+    /// Training.
+    Running,
+    /// Training, held before its next step.
+    Paused,
+    /// A stop was asked for; waiting for the current step to end.
+    Stopping,
+    /// Done; results in this folder.
+    Finished(PathBuf),
+    /// Stopped by the user (the last epoch's checkpoint is kept).
+    Stopped(String),
+    /// Ended with an error.
+    Failed(String),
+}
+
+impl RunStatus {
+    /// Whether a worker is still alive.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self,
+            RunStatus::Running | RunStatus::Paused | RunStatus::Stopping
+        )
+    }
+
+    /// One line for the status bar.
+    pub fn describe(&self) -> String {
+        match self {
+            RunStatus::Idle => "idle".into(),
+            RunStatus::Running => "training".into(),
+            RunStatus::Paused => "paused".into(),
+            RunStatus::Stopping => "stopping after this step…".into(),
+            RunStatus::Finished(dir) => format!("finished — results in {}", dir.display()),
+            RunStatus::Stopped(why) => format!("stopped: {why}"),
+            RunStatus::Failed(why) => format!("failed: {why}"),
+        }
+    }
+}
+
+/// One stage's progress (live) or record (loaded).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StageLog {
+    /// `teacher`, `sf-md`, `mmanet`, `sf/101`, …
+    pub name: String,
+    /// Planned epochs.
+    pub epochs: usize,
+    /// Batches per epoch (0 for a loaded record).
+    pub batches: usize,
+    /// Epochs done before this launch (a resumed stage).
+    pub resumed: usize,
+    /// Every training step seen (empty for a loaded record).
+    pub steps: Vec<StepReport>,
+    /// Every epoch's summary.
+    pub summaries: Vec<EpochSummary>,
+    /// Selected epoch and its validation score, once finished.
+    pub best: Option<(usize, f64)>,
+}
+
+impl StageLog {
+    /// Fraction of the stage done, 0..=1.
+    pub fn fraction(&self) -> f32 {
+        if self.best.is_some() {
+            return 1.0;
+        }
+        let total = (self.epochs * self.batches.max(1)) as f32;
+        let done = match self.steps.last() {
+            Some(s) => (s.epoch * s.batches + s.batch + 1) as f32,
+            None => ((self.resumed + self.summaries.len()) * self.batches.max(1)) as f32,
+        };
+        (done / total.max(1.0)).min(1.0)
+    }
+
+    /// The mining this stage did, if it mined.
+    pub fn mining(&self) -> Option<MiningTrace> {
+        MiningTrace::from_history(&self.summaries)
+    }
+}
+
+/// Counts and shapes of a loaded dataset.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DataSummary {
+    /// Dataset name.
+    pub name: String,
+    /// `name [shape]` per modality.
+    pub modalities: Vec<String>,
+    /// Class names.
+    pub classes: Vec<String>,
+    /// Per split (train, val, test), samples per class.
+    pub counts: [Vec<usize>; 3],
+}
+
+impl DataSummary {
+    /// Counts `data`'s splits per class.
+    pub fn of(data: &PreparedData) -> Self {
+        let src: &dyn MultimodalSource = data.source.as_ref();
+        let count = |idx: &[usize]| {
+            let mut c = vec![0usize; src.num_classes()];
+            for &i in idx {
+                c[src.label(i)] += 1;
+            }
+            c
+        };
+        DataSummary {
+            name: src.name().to_string(),
+            modalities: src
+                .modalities()
+                .iter()
+                .map(|m| format!("{} {:?}", m.name, m.kind.shape()))
+                .collect(),
+            classes: src.class_names(),
+            counts: [
+                count(&data.split.train),
+                count(&data.split.val),
+                count(&data.split.test),
+            ],
+        }
+    }
+}
+
+/// A finished run on show: its record and tables.
+#[derive(Clone, Debug)]
+pub struct RunView {
+    /// What was read from its folder.
+    pub record: RunRecord,
+    /// Accuracy (and ACER) per combination and method.
+    pub tables: Vec<ComparisonTable>,
+}
+
+/// The live state of one launch.
+pub struct Session {
+    /// The loaded data, if any.
+    pub data: Option<PreparedData>,
+    /// Its summary.
+    pub data_summary: Option<DataSummary>,
+    /// Why the last data load failed.
+    pub data_error: Option<String>,
+    /// The current run's status.
+    pub status: RunStatus,
+    /// The compute device of the current run.
+    pub device: Option<String>,
+    /// Messages of the current run, oldest first.
+    pub messages: Vec<String>,
+    /// Stages of the current (or shown) run, in training order.
+    pub stages: Vec<StageLog>,
+    /// The run on show in the mining, explorer and runs panels.
+    pub run: Option<RunView>,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            data: None,
+            data_summary: None,
+            data_error: None,
+            status: RunStatus::Idle,
+            device: None,
+            messages: Vec::new(),
+            stages: Vec::new(),
+            run: None,
+        }
+    }
+}
+
+impl Session {
+    /// Replaces the data.
+    pub fn set_data(&mut self, data: PreparedData) {
+        self.data_summary = Some(DataSummary::of(&data));
+        self.data = Some(data);
+        self.data_error = None;
+    }
+
+    /// Clears the progress of the previous run before a new one.
+    pub fn begin_run(&mut self) {
+        self.status = RunStatus::Running;
+        self.device = None;
+        self.messages.clear();
+        self.stages.clear();
+    }
+
+    /// Applies one event of the training worker. Returns the run folder when the run finished.
+    pub fn apply(&mut self, event: JobEvent) -> Option<PathBuf> {
+        match event {
+            JobEvent::Device(d) => self.device = Some(d),
+            JobEvent::Message(m) => self.messages.push(m),
+            JobEvent::StageStarted {
+                stage,
+                epochs,
+                batches,
+                resumed,
+            } => {
+                self.stages.retain(|s| s.name != stage);
+                self.stages.push(StageLog {
+                    name: stage,
+                    epochs,
+                    batches,
+                    resumed,
+                    ..StageLog::default()
+                });
+            }
+            JobEvent::Train { stage, event } => {
+                if let Some(log) = self.stages.iter_mut().rev().find(|s| s.name == stage) {
+                    match event {
+                        TrainEvent::Step(s) => log.steps.push(s),
+                        TrainEvent::Epoch(e) => log.summaries.push(e),
+                        TrainEvent::Finished {
+                            best_epoch,
+                            best_score,
+                        } => log.best = Some((best_epoch, best_score)),
+                    }
+                }
+            }
+            JobEvent::Finished(result) => {
+                return match result {
+                    Ok(dir) => {
+                        self.status = RunStatus::Finished(dir.clone());
+                        Some(dir)
+                    }
+                    Err(e) if e.starts_with("stopped by the user") => {
+                        self.status = RunStatus::Stopped(e);
+                        None
+                    }
+                    Err(e) => {
+                        self.status = RunStatus::Failed(e);
+                        None
+                    }
+                };
+            }
+        }
+        None
+    }
+
+    /// Shows a finished run: its tables, and its stages' histories when no live log is kept.
+    pub fn show_run(&mut self, record: RunRecord) -> mmanet_core::Result<()> {
+        let tables = record.tables()?;
+        let live = self
+            .stages
+            .iter()
+            .any(|s| !s.steps.is_empty() && record.stages.iter().any(|(n, _)| *n == s.name));
+        if !live {
+            self.stages = record
+                .stages
+                .iter()
+                .map(|(name, meta)| StageLog {
+                    name: name.clone(),
+                    epochs: meta.history.len(),
+                    batches: 0,
+                    resumed: 0,
+                    steps: Vec::new(),
+                    summaries: meta.history.clone(),
+                    best: Some((meta.best_epoch, meta.best_score)),
+                })
+                .collect();
+        }
+        self.run = Some(RunView { record, tables });
+        Ok(())
+    }
+
+    /// The stage being trained now (the last one started and not finished).
+    pub fn current_stage(&self) -> Option<&StageLog> {
+        self.stages.last().filter(|s| s.best.is_none())
+    }
+}

@@ -1,0 +1,250 @@
+//! What the app remembers between launches (eframe persistence) and how it turns into an
+//! experiment config: the data choice, the preset, the method picks and their knobs.
+
+use mmanet_core::config::{DataSource, ExperimentConfig, Method};
+use mmanet_core::data::synthetic::SyntheticConfig;
+use mmanet_core::device::DeviceChoice;
+use serde::{Deserialize, Serialize};
+use std::path::PathBuf;
+
+/// Where the data comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DataChoice {
+    /// The bundled UCI mfeat digits (pix, fou, mor).
+    Mfeat,
+    /// The synthetic anti-spoofing generator (RGB, Depth, IR images).
+    Synthetic,
+    /// A dataset manifest or CASIA-SURF list manifest on disk.
+    Manifest,
+}
+
+impl DataChoice {
+    /// Display name.
+    pub fn label(self) -> &'static str {
+        match self {
+            DataChoice::Mfeat => "mfeat digits (bundled)",
+            DataChoice::Synthetic => "synthetic anti-spoofing",
+            DataChoice::Manifest => "dataset manifest…",
+        }
+    }
+}
+
+/// The bundled experiment presets (the `configs/` files).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Preset {
+    /// `configs/mfeat-demo.toml`.
+    MfeatDemo,
+    /// `configs/mfeat-pix-image.toml`.
+    MfeatPixImage,
+    /// `configs/synthetic-antispoof.toml`.
+    SyntheticAntispoof,
+}
+
+impl Preset {
+    /// Every preset, in menu order.
+    pub const ALL: [Preset; 3] = [
+        Preset::MfeatDemo,
+        Preset::MfeatPixImage,
+        Preset::SyntheticAntispoof,
+    ];
+
+    /// The config file it is.
+    pub fn file(self) -> &'static str {
+        match self {
+            Preset::MfeatDemo => "configs/mfeat-demo.toml",
+            Preset::MfeatPixImage => "configs/mfeat-pix-image.toml",
+            Preset::SyntheticAntispoof => "configs/synthetic-antispoof.toml",
+        }
+    }
+
+    /// The config text (bundled into the binary).
+    pub fn text(self) -> &'static str {
+        match self {
+            Preset::MfeatDemo => include_str!("../../../configs/mfeat-demo.toml"),
+            Preset::MfeatPixImage => include_str!("../../../configs/mfeat-pix-image.toml"),
+            Preset::SyntheticAntispoof => {
+                include_str!("../../../configs/synthetic-antispoof.toml")
+            }
+        }
+    }
+
+    /// The preset that suits a data choice.
+    pub fn for_data(data: DataChoice) -> Preset {
+        match data {
+            DataChoice::Synthetic => Preset::SyntheticAntispoof,
+            _ => Preset::MfeatDemo,
+        }
+    }
+}
+
+/// The student methods the app offers (the paper's SF-MD → +MAD → MMANet progression).
+pub const METHOD_CHOICES: [Method; 4] = [Method::SfMd, Method::Mad, Method::Mmanet, Method::Sf];
+
+/// The app's remembered settings.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Settings {
+    /// Data source.
+    pub data: DataChoice,
+    /// Generator settings for [`DataChoice::Synthetic`].
+    pub synthetic: SyntheticConfig,
+    /// The manifest for [`DataChoice::Manifest`].
+    pub manifest: Option<PathBuf>,
+    /// The experiment preset.
+    pub preset: Preset,
+    /// Methods to train, in [`METHOD_CHOICES`] order.
+    pub methods: Vec<Method>,
+    /// α, the weight of MAD.
+    pub alpha: f64,
+    /// β, the weight of MAR.
+    pub beta: f64,
+    /// MAD and MAR start after this epoch; MAR mines in the (up to) three epochs before it.
+    pub warmup_epochs: usize,
+    /// Epochs of the teacher and the students.
+    pub epochs: usize,
+    /// Compute device.
+    pub device: DeviceChoice,
+    /// Where runs are written (and listed from).
+    pub output_dir: PathBuf,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            data: DataChoice::Mfeat,
+            synthetic: SyntheticConfig::default(),
+            manifest: None,
+            preset: Preset::MfeatDemo,
+            methods: vec![Method::SfMd, Method::Mmanet],
+            alpha: 3.0,
+            beta: 0.1,
+            warmup_epochs: 5,
+            epochs: 12,
+            device: DeviceChoice::Auto,
+            output_dir: PathBuf::from("runs"),
+        }
+    }
+}
+
+impl Settings {
+    /// The preset with the chosen data (what the data panel loads; training knobs untouched).
+    pub fn data_config(&self) -> mmanet_core::Result<ExperimentConfig> {
+        let mut cfg = ExperimentConfig::from_toml(self.preset.text(), self.preset.file())?;
+        match self.data {
+            DataChoice::Mfeat => {
+                cfg.data.source = DataSource::Mfeat;
+            }
+            DataChoice::Synthetic => {
+                cfg.data.source = DataSource::Synthetic;
+                cfg.data.synthetic = Some(self.synthetic.clone());
+            }
+            DataChoice::Manifest => {
+                cfg.data.source = DataSource::Manifest;
+                cfg.data.manifest = Some(self.manifest.clone().ok_or_else(|| {
+                    mmanet_core::CoreError::config("data.manifest", "choose a manifest file first")
+                })?);
+            }
+        }
+        Ok(cfg)
+    }
+
+    /// The experiment these settings describe: the preset with the data, methods, α, β,
+    /// warm-up, epochs and output folder replaced; `name` names the run folder.
+    pub fn experiment_config(&self, name: &str) -> mmanet_core::Result<ExperimentConfig> {
+        let mut cfg = self.data_config()?;
+        cfg.name = name.to_string();
+        cfg.output_dir = self.output_dir.clone();
+        let mut methods: Vec<Method> = METHOD_CHOICES
+            .into_iter()
+            .filter(|m| self.methods.contains(m))
+            .collect();
+        // SF (one model per combination) is the slowest; it goes first as in the paper's tables.
+        methods.sort_by_key(|m| *m != Method::Sf);
+        cfg.methods = methods;
+        cfg.mmanet.alpha = self.alpha;
+        cfg.mmanet.beta = self.beta;
+        cfg.mmanet.warmup_epochs = self.warmup_epochs;
+        cfg.mmanet.mining_epochs = mining_epochs(self.warmup_epochs);
+        cfg.set_epochs(self.epochs)?;
+        Ok(cfg)
+    }
+}
+
+/// The mining epochs for a warm-up: the (up to) three epochs before it, as the official 2, 3, 4
+/// before 5.
+pub fn mining_epochs(warmup: usize) -> Vec<usize> {
+    (warmup.saturating_sub(3)..warmup).collect()
+}
+
+/// A run folder name: `<data>-<yyyymmdd-hhmmss>` (UTC), so runs sort by time.
+pub fn run_name(data: DataChoice, unix_seconds: u64) -> String {
+    let prefix = match data {
+        DataChoice::Mfeat => "mfeat",
+        DataChoice::Synthetic => "synthetic",
+        DataChoice::Manifest => "manifest",
+    };
+    let days = (unix_seconds / 86_400) as i64;
+    let secs = unix_seconds % 86_400;
+    // Civil date from days since 1970-01-01 (H. Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{prefix}-{year:04}{month:02}{day:02}-{:02}{:02}{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_names_are_utc_timestamps() {
+        assert_eq!(run_name(DataChoice::Mfeat, 0), "mfeat-19700101-000000");
+        // 2026-11-27 05:04:11 UTC
+        assert_eq!(
+            run_name(DataChoice::Synthetic, 1_795_842_251),
+            "synthetic-20261127-050411"
+        );
+        // a leap day
+        assert_eq!(
+            run_name(DataChoice::Mfeat, 951_782_400),
+            "mfeat-20000229-000000"
+        );
+    }
+
+    #[test]
+    fn settings_make_a_valid_config() {
+        let s = Settings::default();
+        let cfg = s.experiment_config("t").unwrap();
+        assert_eq!(cfg.methods, vec![Method::SfMd, Method::Mmanet]);
+        assert_eq!(cfg.student.epochs, s.epochs);
+        assert_eq!(cfg.mmanet.mining_epochs, vec![2, 3, 4]);
+        let mut s = Settings {
+            warmup_epochs: 2,
+            epochs: 4,
+            methods: vec![Method::Mmanet, Method::Sf],
+            ..Settings::default()
+        };
+        let cfg = s.experiment_config("t").unwrap();
+        assert_eq!(cfg.methods, vec![Method::Sf, Method::Mmanet]);
+        assert_eq!(cfg.mmanet.mining_epochs, vec![0, 1]);
+        // a warm-up as long as the run is refused, naming the field
+        s.warmup_epochs = 4;
+        let e = s.experiment_config("t").unwrap_err().to_string();
+        assert!(e.contains("warmup"), "{e}");
+        s.data = DataChoice::Manifest;
+        s.warmup_epochs = 2;
+        let e = s.experiment_config("t").unwrap_err().to_string();
+        assert!(e.contains("data.manifest"), "{e}");
+    }
+}

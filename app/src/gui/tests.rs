@@ -1,0 +1,283 @@
+//! Headless tests of the app's UI logic (egui_kittest drives real frames of [`MmanetApp`]
+//! without a window) and of the pure helpers behind the panels.
+
+use super::predictor::explorer_models;
+use super::session::{RunStatus, Session, StageLog};
+use super::settings::Settings;
+use super::training_job::JobEvent;
+use super::{MmanetApp, Tab};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use mmanet_core::config::{ExperimentConfig, Method};
+use mmanet_core::modality::ModalitySet;
+use mmanet_core::report::{CombinationResult, ComparisonTable, EvalReport, TableMetric};
+use mmanet_core::train::{EpochSummary, StepReport, TrainEvent};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn app(tab: Tab, settings: Settings) -> MmanetApp {
+    MmanetApp::new(settings, tab, Arc::new(|| {}))
+}
+
+fn harness(app: MmanetApp) -> Harness<'static, MmanetApp> {
+    Harness::builder()
+        .with_size([1280.0, 800.0])
+        .build_ui_state(|ui, app: &mut MmanetApp| app.frame(ui), app)
+}
+
+fn temp_output(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("mmanet-gui-test-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+#[test]
+fn the_app_opens_with_mfeat_loaded() {
+    let mut h = harness(app(Tab::Data, Settings::default()));
+    h.run_steps(2);
+    let summary = h.state().session.data_summary.clone().expect("data loaded");
+    assert_eq!(summary.name, "mfeat");
+    assert_eq!(
+        summary
+            .counts
+            .iter()
+            .map(|c| c.iter().sum::<usize>())
+            .sum::<usize>(),
+        2000
+    );
+    h.get_by_label_contains("samples per split and class");
+    // every tab draws without panicking
+    for tab in Tab::ALL {
+        h.state_mut().tab = tab;
+        h.run_steps(2);
+    }
+}
+
+#[test]
+fn start_pause_and_stop_drive_the_training_worker() {
+    let settings = Settings {
+        methods: vec![Method::SfMd],
+        epochs: 40,
+        warmup_epochs: 2,
+        device: mmanet_core::device::DeviceChoice::Cpu,
+        output_dir: temp_output("start"),
+        ..Settings::default()
+    };
+    let mut h = harness(app(Tab::Training, settings));
+    h.run_steps(2);
+    assert_eq!(h.state().session.status, RunStatus::Idle);
+    h.get_all_by_label_contains("Start")
+        .next()
+        .expect("a start button")
+        .click();
+    h.run_steps(2);
+    assert_eq!(h.state().session.status, RunStatus::Running);
+    // pause and resume with the keyboard shortcut
+    h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::P);
+    h.run_steps(1);
+    assert_eq!(h.state().session.status, RunStatus::Paused);
+    h.get_by_label_contains("Resume").click();
+    h.run_steps(1);
+    assert_eq!(h.state().session.status, RunStatus::Running);
+    // stop: the worker ends at its next step and reports the stage it was in
+    h.get_by_label_contains("Stop").click();
+    h.run_steps(1);
+    assert_eq!(h.state().session.status, RunStatus::Stopping);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while h.state().session.status.is_active() {
+        assert!(Instant::now() < deadline, "the worker did not stop");
+        std::thread::sleep(Duration::from_millis(20));
+        h.run_steps(1);
+    }
+    match &h.state().session.status {
+        RunStatus::Stopped(why) => assert!(why.contains("teacher"), "{why}"),
+        other => panic!("expected a stopped run, got {other:?}"),
+    }
+    assert!(h.state().can_resume());
+    let _ = std::fs::remove_dir_all(temp_output("start"));
+}
+
+#[test]
+fn toggling_a_modality_changes_the_prediction_request() {
+    let mut h = harness(app(Tab::Explorer, Settings::default()));
+    h.run_steps(2);
+    let (sample, set) = h
+        .state()
+        .explorer
+        .requested
+        .expect("a request for the sample on show");
+    assert_eq!(set, ModalitySet::full(3));
+    assert_eq!(
+        sample,
+        h.state().session.data.as_ref().unwrap().split.test[0]
+    );
+    h.get_by_label("fou").click();
+    h.run_steps(2);
+    let (_, set) = h.state().explorer.requested.unwrap();
+    assert_eq!(set, ModalitySet::from_indices([0, 2]));
+    // the next sample is asked for with the same switches
+    h.get_all_by_label("▶").next().unwrap().click();
+    h.run_steps(2);
+    let (next, set) = h.state().explorer.requested.unwrap();
+    assert_eq!(next, h.state().session.data.as_ref().unwrap().split.test[1]);
+    assert_eq!(set, ModalitySet::from_indices([0, 2]));
+}
+
+#[test]
+fn a_bad_setting_is_reported_not_started() {
+    let settings = Settings {
+        epochs: 3,
+        warmup_epochs: 5,
+        ..Settings::default()
+    };
+    let mut h = harness(app(Tab::Training, settings));
+    h.run_steps(1);
+    h.state_mut().start_training(false);
+    h.run_steps(1);
+    assert_eq!(h.state().session.status, RunStatus::Idle);
+    let notice = h.state().notice.clone().expect("a notice");
+    assert!(notice.contains("warmup"), "{notice}");
+}
+
+fn step(epoch: usize, batch: usize, ce: f32, mad: f32) -> StepReport {
+    StepReport {
+        epoch,
+        batch,
+        batches: 2,
+        lr: 0.1,
+        losses: vec![("ce".into(), ce), ("mad".into(), mad)],
+        total: ce + mad,
+        accuracy: 0.5,
+    }
+}
+
+#[test]
+fn session_follows_the_worker_events() {
+    let mut s = Session::default();
+    s.begin_run();
+    s.apply(JobEvent::StageStarted {
+        stage: "teacher".into(),
+        epochs: 2,
+        batches: 2,
+        resumed: 0,
+    });
+    for (e, b) in [(0, 0), (0, 1), (1, 0)] {
+        s.apply(JobEvent::Train {
+            stage: "teacher".into(),
+            event: TrainEvent::Step(step(e, b, 1.0, f32::NAN)),
+        });
+    }
+    let stage = s.current_stage().unwrap();
+    assert_eq!(stage.fraction(), 0.75);
+    let loss = super::training_panel::loss_series(stage);
+    assert_eq!(loss[0].0, "ce");
+    assert_eq!(loss[0].1, vec![[0.5, 1.0], [1.0, 1.0], [1.5, 1.0]]);
+    // a non-finite value is left out of the plot, not drawn
+    assert!(loss[1].1.is_empty() || loss.len() == 1);
+    s.apply(JobEvent::Train {
+        stage: "teacher".into(),
+        event: TrainEvent::Finished {
+            best_epoch: 1,
+            best_score: 0.9,
+        },
+    });
+    assert!(s.current_stage().is_none());
+    assert_eq!(
+        s.apply(JobEvent::Finished(Err(
+            "stopped by the user during `sf-md` (resume …)".into()
+        ))),
+        None
+    );
+    assert!(matches!(s.status, RunStatus::Stopped(_)));
+    let dir = std::path::PathBuf::from("runs/x");
+    assert_eq!(s.apply(JobEvent::Finished(Ok(dir.clone()))), Some(dir));
+}
+
+#[test]
+fn validation_series_are_per_combination() {
+    let names: Vec<String> = ["pix", "fou"].map(String::from).to_vec();
+    let summary = |epoch, a: f64, b: f64| EpochSummary {
+        epoch,
+        lr: Some(0.1),
+        losses: vec![("ce".into(), 1.0)],
+        train_accuracy: 0.5,
+        val_accuracy: vec![
+            (ModalitySet::from_indices([0]), a),
+            (ModalitySet::from_indices([0, 1]), b),
+        ],
+        val_score: (a + b) / 2.0,
+        is_best: false,
+        reports: vec![],
+    };
+    let log = StageLog {
+        name: "sf-md".into(),
+        epochs: 2,
+        summaries: vec![summary(0, 0.5, 0.75), summary(1, 0.625, 0.875)],
+        ..StageLog::default()
+    };
+    let series = super::training_panel::val_series(&log, &names);
+    assert_eq!(series.len(), 2);
+    assert_eq!(series[0].1, vec![[1.0, 50.0], [2.0, 62.5]]);
+    assert_eq!(series[1].1, vec![[1.0, 75.0], [2.0, 87.5]]);
+    // no steps: the loss and lr curves fall back to epoch means
+    assert_eq!(
+        super::training_panel::lr_series(&log),
+        vec![[1.0, 0.1], [2.0, 0.1]]
+    );
+}
+
+fn report(method: &str, acc: &[f64]) -> EvalReport {
+    let names: Vec<String> = ["a", "b"].map(String::from).to_vec();
+    EvalReport {
+        method: method.into(),
+        modalities: names.clone(),
+        rows: mmanet_core::modality::all_combinations(2)
+            .into_iter()
+            .zip(acc)
+            .map(|(c, &a)| CombinationResult {
+                combination: c,
+                label: c.long_label(&names),
+                samples: 10,
+                accuracy: a,
+                pad: None,
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn tables_mark_each_methods_best_and_worst_combination() {
+    let t = ComparisonTable::build(
+        TableMetric::Accuracy,
+        &[
+            ("SF-MD".into(), vec![report("SF-MD", &[0.5, 0.9, 0.8])]),
+            ("MMANet".into(), vec![report("MMANet", &[0.7, 0.6, 0.95])]),
+        ],
+    )
+    .unwrap();
+    assert_eq!(super::draw::column_extremes(&t), vec![(1, 0), (2, 1)]);
+    let rows = super::runs_panel::compare_rows(&t, &t, "MMANet");
+    assert_eq!(rows.len(), 4);
+    assert_eq!(rows[0].1, Some(70.0));
+    assert_eq!(rows[0].1, rows[0].2);
+    assert_eq!(
+        super::runs_panel::compare_rows(&t, &t, "SF")[0],
+        (t.rows[0].clone(), None, None)
+    );
+}
+
+#[test]
+fn the_explorer_shows_the_deployment_network_sf_md_and_the_teacher() {
+    let mut cfg = ExperimentConfig::from_toml(
+        include_str!("../../../configs/mfeat-demo.toml"),
+        "mfeat-demo.toml",
+    )
+    .unwrap();
+    cfg.methods = vec![Method::Sf, Method::SfMd, Method::Mad, Method::Mmanet];
+    let labels: Vec<String> = explorer_models(&cfg).into_iter().map(|m| m.label).collect();
+    assert_eq!(labels, ["MMANet", "SF-MD", "Teacher (all modalities)"]);
+    cfg.methods = vec![Method::SfMd];
+    let models = explorer_models(&cfg);
+    assert_eq!(models.len(), 2);
+    assert!(models[1].full_only && !models[0].full_only);
+}

@@ -1,0 +1,185 @@
+//! A training run off the UI thread: the whole experiment (`pipeline::run_experiment`, the same
+//! files the CLI writes) on a worker thread that reports through a channel and can be paused
+//! and stopped between steps.
+
+use mmanet_core::config::ExperimentConfig;
+use mmanet_core::device::{DeviceChoice, select_device};
+use mmanet_core::pipeline::{PreparedData, ProgressSink, RunMode, run_experiment};
+use mmanet_core::train::TrainEvent;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// What the worker reports.
+#[derive(Debug)]
+pub enum JobEvent {
+    /// The compute device was chosen.
+    Device(String),
+    /// A line of information (reused teacher, resumed stage, …).
+    Message(String),
+    /// A stage starts.
+    StageStarted {
+        /// `teacher`, `sf-md`, `mmanet`, `sf/101`, …
+        stage: String,
+        /// Its epochs.
+        epochs: usize,
+        /// Batches per epoch.
+        batches: usize,
+        /// Epochs already done (resumed).
+        resumed: usize,
+    },
+    /// One training event of a stage.
+    Train {
+        /// The stage.
+        stage: String,
+        /// What happened.
+        event: TrainEvent,
+    },
+    /// The run ended: its folder, or why it did not finish.
+    Finished(Result<PathBuf, String>),
+}
+
+/// Pause and stop flags shared with the worker.
+#[derive(Debug, Default)]
+pub struct JobControl {
+    paused: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// A running (or finished) training job.
+pub struct TrainingJob {
+    control: Arc<JobControl>,
+    events: Receiver<JobEvent>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TrainingJob {
+    /// Starts `cfg` on `data` on a new thread. `wake` is called after every event (the app
+    /// passes `egui::Context::request_repaint`).
+    pub fn start(
+        cfg: ExperimentConfig,
+        data: PreparedData,
+        device: DeviceChoice,
+        resume: bool,
+        wake: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let control = Arc::new(JobControl::default());
+        let (tx, events) = channel();
+        let worker_control = control.clone();
+        let thread = std::thread::Builder::new()
+            .name("mmanet-training".into())
+            .spawn(move || {
+                let mut sink = ChannelSink {
+                    tx,
+                    control: worker_control,
+                    wake: Box::new(wake),
+                };
+                let result = run(&cfg, &data, device, resume, &mut sink);
+                sink.send(JobEvent::Finished(result));
+            })?;
+        Ok(TrainingJob {
+            control,
+            events,
+            thread: Some(thread),
+        })
+    }
+
+    /// Every event since the last call.
+    pub fn poll(&self) -> Vec<JobEvent> {
+        self.events.try_iter().collect()
+    }
+
+    /// Pauses (`true`) or resumes the run before its next step.
+    pub fn set_paused(&self, paused: bool) {
+        self.control.paused.store(paused, Ordering::SeqCst);
+    }
+
+    /// Whether the run is paused.
+    pub fn is_paused(&self) -> bool {
+        self.control.paused.load(Ordering::SeqCst)
+    }
+
+    /// Stops the run before its next step (the last epoch's checkpoint stays for resuming).
+    pub fn stop(&self) {
+        self.control.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub fn is_stopping(&self) -> bool {
+        self.control.stop.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for TrainingJob {
+    fn drop(&mut self) {
+        self.stop();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn run(
+    cfg: &ExperimentConfig,
+    data: &PreparedData,
+    device: DeviceChoice,
+    resume: bool,
+    sink: &mut ChannelSink,
+) -> Result<PathBuf, String> {
+    let selected = select_device(device).map_err(|e| e.to_string())?;
+    sink.send(JobEvent::Device(selected.description.clone()));
+    let outcome = run_experiment(cfg, data, &selected.device, resume, RunMode::Train, sink)
+        .map_err(|e| e.to_string())?;
+    Ok(outcome.run_dir)
+}
+
+/// Forwards progress to the UI; holds the worker while paused.
+struct ChannelSink {
+    tx: Sender<JobEvent>,
+    control: Arc<JobControl>,
+    wake: Box<dyn Fn() + Send>,
+}
+
+impl ChannelSink {
+    fn send(&self, event: JobEvent) {
+        // The app may have gone away (window closed); the run then ends at its next step.
+        if self.tx.send(event).is_err() {
+            self.control.stop.store(true, Ordering::SeqCst);
+        }
+        (self.wake)();
+    }
+}
+
+impl ProgressSink for ChannelSink {
+    fn stage_started(&mut self, stage: &str, epochs: usize, batches: usize, resumed: usize) {
+        self.send(JobEvent::StageStarted {
+            stage: stage.to_string(),
+            epochs,
+            batches,
+            resumed,
+        });
+    }
+
+    fn event(&mut self, stage: &str, event: &TrainEvent) {
+        self.send(JobEvent::Train {
+            stage: stage.to_string(),
+            event: event.clone(),
+        });
+    }
+
+    fn message(&mut self, text: &str) {
+        self.send(JobEvent::Message(text.to_string()));
+    }
+
+    fn cancelled(&mut self) -> bool {
+        while self.control.paused.load(Ordering::SeqCst)
+            && !self.control.stop.load(Ordering::SeqCst)
+        {
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        self.control.stop.load(Ordering::SeqCst)
+    }
+}

@@ -1,0 +1,260 @@
+//! The training panel: preset, methods, α, β, warm-up, epochs, device; start / pause / stop;
+//! live plots of the loss terms, per-combination validation accuracy and learning rate.
+
+use super::session::StageLog;
+use super::settings::{METHOD_CHOICES, Preset};
+use super::{MmanetApp, SHORTCUT_PAUSE, SHORTCUT_START, SHORTCUT_STOP};
+use eframe::egui::{self, RichText};
+use egui_plot::{Legend, Line, Plot, PlotPoints};
+use mmanet_core::config::Method;
+use mmanet_core::device::DeviceChoice;
+
+impl MmanetApp {
+    pub(super) fn training_panel(&mut self, ui: &mut egui::Ui) {
+        egui::Panel::left("training_settings")
+            .resizable(true)
+            .default_size(290.0)
+            .show(ui, |ui| {
+                egui::ScrollArea::vertical().show(ui, |ui| self.training_settings(ui));
+            });
+        egui::CentralPanel::default().show(ui, |ui| self.training_plots(ui));
+    }
+
+    fn training_settings(&mut self, ui: &mut egui::Ui) {
+        let idle = !self.session.status.is_active();
+        ui.add_enabled_ui(idle, |ui| {
+            ui.heading("Experiment");
+            let s = &mut self.settings;
+            egui::ComboBox::from_label("preset")
+                .selected_text(s.preset.file())
+                .show_ui(ui, |ui| {
+                    for p in Preset::ALL {
+                        ui.selectable_value(&mut s.preset, p, p.file());
+                    }
+                });
+            ui.add_space(4.0);
+            ui.label("Methods (each a column of the results table):");
+            for m in METHOD_CHOICES {
+                let mut on = s.methods.contains(&m);
+                let hint = match m {
+                    Method::SfMd => "one network, modality dropout on encoder outputs",
+                    Method::Mad => "SF-MD + margin-aware distillation from the teacher",
+                    Method::Mmanet => "SF-MD + MAD + MAR (mined weak combinations)",
+                    Method::Sf => "one model per combination (7× the training)",
+                    _ => "",
+                };
+                if ui.checkbox(&mut on, m.label()).on_hover_text(hint).changed() {
+                    if on {
+                        s.methods.push(m);
+                    } else {
+                        s.methods.retain(|x| *x != m);
+                    }
+                }
+            }
+            ui.add_space(4.0);
+            egui::Grid::new("knobs").num_columns(2).show(ui, |ui| {
+                ui.label("α (MAD weight)");
+                ui.add(egui::DragValue::new(&mut s.alpha).speed(0.1).range(0.0..=100.0));
+                ui.end_row();
+                ui.label("β (MAR weight)");
+                ui.add(egui::DragValue::new(&mut s.beta).speed(0.01).range(0.0..=10.0));
+                ui.end_row();
+                ui.label("warm-up epochs");
+                ui.add(egui::DragValue::new(&mut s.warmup_epochs).range(1..=100))
+                    .on_hover_text("MAD and MAR start after this epoch; MAR mines in the three epochs before it");
+                ui.end_row();
+                ui.label("epochs");
+                ui.add(egui::DragValue::new(&mut s.epochs).range(1..=500));
+                ui.end_row();
+                ui.label("device");
+                egui::ComboBox::from_id_salt("device")
+                    .selected_text(device_label(s.device))
+                    .show_ui(ui, |ui| {
+                        for d in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
+                            ui.selectable_value(&mut s.device, d, device_label(d));
+                        }
+                    });
+                ui.end_row();
+                ui.label("output folder");
+                let mut out = s.output_dir.display().to_string();
+                if ui.text_edit_singleline(&mut out).changed() {
+                    s.output_dir = out.into();
+                }
+                ui.end_row();
+            });
+        });
+        ui.add_space(8.0);
+        ui.horizontal(|ui| self.run_buttons(ui));
+        let ctx = ui.ctx().clone();
+        ui.label(
+            RichText::new(format!(
+                "start {} · pause {} · stop {}",
+                ctx.format_shortcut(&SHORTCUT_START),
+                ctx.format_shortcut(&SHORTCUT_PAUSE),
+                ctx.format_shortcut(&SHORTCUT_STOP)
+            ))
+            .small()
+            .weak(),
+        );
+        if let Some(d) = &self.session.device {
+            ui.label(RichText::new(format!("device: {d}")).small());
+        }
+        ui.add_space(8.0);
+        egui::CollapsingHeader::new("log")
+            .default_open(true)
+            .show(ui, |ui| {
+                for m in self.session.messages.iter().rev().take(12) {
+                    ui.label(RichText::new(m).small());
+                }
+                for s in &self.session.stages {
+                    if let Some((epoch, score)) = s.best {
+                        ui.label(
+                            RichText::new(format!(
+                                "{}: best epoch {epoch}, val {:.2}%",
+                                s.name,
+                                score * 100.0
+                            ))
+                            .small(),
+                        );
+                    }
+                }
+            });
+    }
+
+    fn training_plots(&mut self, ui: &mut egui::Ui) {
+        if self.session.stages.is_empty() {
+            ui.label(
+                "Press ▶ Start to train the teacher and the chosen methods on the loaded data.",
+            );
+            return;
+        }
+        let names: Vec<String> = self.session.stages.iter().map(|s| s.name.clone()).collect();
+        let live = self.session.current_stage().map(|s| s.name.clone());
+        let shown = self
+            .plot_stage
+            .clone()
+            .filter(|n| names.contains(n))
+            .or(live)
+            .unwrap_or_else(|| names[names.len() - 1].clone());
+        ui.horizontal(|ui| {
+            ui.label("stage:");
+            for n in &names {
+                if ui.selectable_label(*n == shown, n).clicked() {
+                    self.plot_stage = Some(n.clone());
+                }
+            }
+        });
+        let Some(stage) = self.session.stages.iter().find(|s| s.name == shown) else {
+            return;
+        };
+        let h = ((ui.available_height() - 60.0) / 3.0).max(120.0);
+        ui.label(RichText::new("training loss (unweighted terms)").strong());
+        Plot::new("loss")
+            .height(h)
+            .legend(Legend::default())
+            .x_axis_label("epoch")
+            .show(ui, |p| {
+                for (name, points) in loss_series(stage) {
+                    p.line(Line::new(name, PlotPoints::from(points)));
+                }
+            });
+        ui.label(RichText::new("validation accuracy per combination (%)").strong());
+        let names = self
+            .session
+            .data
+            .as_ref()
+            .map(|d| d.source.modality_names())
+            .unwrap_or_default();
+        Plot::new("val")
+            .height(h)
+            .legend(Legend::default())
+            .x_axis_label("epoch")
+            .show(ui, |p| {
+                for (label, points) in val_series(stage, &names) {
+                    p.line(Line::new(label, PlotPoints::from(points)));
+                }
+            });
+        ui.label(RichText::new("learning rate").strong());
+        Plot::new("lr")
+            .height(h * 0.6)
+            .x_axis_label("epoch")
+            .show(ui, |p| {
+                p.line(Line::new("lr", PlotPoints::from(lr_series(stage))));
+            });
+    }
+}
+
+fn device_label(d: DeviceChoice) -> &'static str {
+    match d {
+        DeviceChoice::Auto => "auto (GPU if present)",
+        DeviceChoice::Cpu => "CPU",
+        DeviceChoice::Wgpu => "wgpu (any adapter)",
+    }
+}
+
+/// Per loss term, `[epoch position, value]` points: every step while live, else epoch means.
+pub fn loss_series(stage: &StageLog) -> Vec<(String, Vec<[f64; 2]>)> {
+    let mut series: Vec<(String, Vec<[f64; 2]>)> = Vec::new();
+    let mut push = |name: &str, x: f64, y: f32| {
+        if !y.is_finite() {
+            return;
+        }
+        match series.iter_mut().find(|(n, _)| n == name) {
+            Some((_, pts)) => pts.push([x, f64::from(y)]),
+            None => series.push((name.to_string(), vec![[x, f64::from(y)]])),
+        }
+    };
+    if stage.steps.is_empty() {
+        for e in &stage.summaries {
+            for (name, v) in &e.losses {
+                push(name, e.epoch as f64 + 1.0, *v);
+            }
+        }
+    } else {
+        for s in &stage.steps {
+            let x = s.epoch as f64 + (s.batch + 1) as f64 / s.batches.max(1) as f64;
+            for (name, v) in &s.losses {
+                push(name, x, *v);
+            }
+        }
+    }
+    series
+}
+
+/// Per combination, `[epoch, accuracy %]` points.
+pub fn val_series(stage: &StageLog, names: &[String]) -> Vec<(String, Vec<[f64; 2]>)> {
+    let mut series: Vec<(String, Vec<[f64; 2]>)> = Vec::new();
+    for e in &stage.summaries {
+        for (set, acc) in &e.val_accuracy {
+            let label = set.short_label(names);
+            let point = [e.epoch as f64 + 1.0, acc * 100.0];
+            match series.iter_mut().find(|(n, _)| *n == label) {
+                Some((_, pts)) => pts.push(point),
+                None => series.push((label, vec![point])),
+            }
+        }
+    }
+    series
+}
+
+/// `[epoch position, lr]` points.
+pub fn lr_series(stage: &StageLog) -> Vec<[f64; 2]> {
+    if stage.steps.is_empty() {
+        stage
+            .summaries
+            .iter()
+            .filter_map(|e| Some([e.epoch as f64 + 1.0, e.lr?]))
+            .collect()
+    } else {
+        stage
+            .steps
+            .iter()
+            .map(|s| {
+                [
+                    s.epoch as f64 + (s.batch + 1) as f64 / s.batches.max(1) as f64,
+                    s.lr,
+                ]
+            })
+            .collect()
+    }
+}

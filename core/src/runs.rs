@@ -1,0 +1,192 @@
+//! Reading a trained run folder back: the files [`crate::pipeline::run_experiment`] writes (its
+//! config, every method's per-combination report, each stage's per-epoch history and the
+//! trained models), and the MAR mining trace recorded in a stage's history.
+//!
+//! `mmanet gui` uses this to show and compare runs trained earlier, from the CLI or the app.
+
+use crate::config::{ExperimentConfig, Method};
+use crate::error::{CoreError, Result};
+use crate::losses::mar::MiningRound;
+use crate::modality::ModalitySet;
+use crate::model::MultimodalNet;
+use crate::pipeline::{PreparedData, RUN_CONFIG_FILE, StageMeta};
+use crate::report::{ComparisonTable, EvalReport, TableMetric};
+use crate::train::{EpochSummary, module_from_bytes};
+use burn::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// A finished run read back from its folder.
+#[derive(Clone, Debug)]
+pub struct RunRecord {
+    /// The run folder (`<output_dir>/<name>`).
+    pub dir: PathBuf,
+    /// The config it was trained with.
+    pub config: ExperimentConfig,
+    /// Every method's per-combination test report, teacher first.
+    pub reports: Vec<EvalReport>,
+    /// Each finished stage's record (`teacher`, then the unified methods), by stage name.
+    pub stages: Vec<(String, StageMeta)>,
+}
+
+impl RunRecord {
+    /// Reads `dir/config.toml`, `dir/reports.json` and every stage's `meta.json`.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let cfg_path = dir.join(RUN_CONFIG_FILE);
+        let text = std::fs::read_to_string(&cfg_path).map_err(|e| CoreError::io(&cfg_path, e))?;
+        let config = ExperimentConfig::from_toml(&text, &cfg_path.display().to_string())?;
+        let reports_path = dir.join("reports.json");
+        let text =
+            std::fs::read_to_string(&reports_path).map_err(|e| CoreError::io(&reports_path, e))?;
+        let reports: Vec<EvalReport> =
+            serde_json::from_str(&text).map_err(|e| CoreError::Parse {
+                file: reports_path.display().to_string(),
+                line: e.line(),
+                column: Some(e.column()),
+                message: e.to_string(),
+            })?;
+        let mut stages = Vec::new();
+        let names = std::iter::once("teacher").chain(
+            config
+                .methods
+                .iter()
+                .filter(|m| **m != Method::Sf)
+                .map(|m| m.slug()),
+        );
+        for name in names {
+            let meta_path = dir.join(name).join("meta.json");
+            let Ok(text) = std::fs::read_to_string(&meta_path) else {
+                continue;
+            };
+            let meta: StageMeta = serde_json::from_str(&text).map_err(|e| CoreError::Parse {
+                file: meta_path.display().to_string(),
+                line: e.line(),
+                column: Some(e.column()),
+                message: e.to_string(),
+            })?;
+            stages.push((name.to_string(), meta));
+        }
+        Ok(RunRecord {
+            dir: dir.to_path_buf(),
+            config,
+            reports,
+            stages,
+        })
+    }
+
+    /// The run's comparison tables (accuracy; and ACER when the reports carry it).
+    pub fn tables(&self) -> Result<Vec<ComparisonTable>> {
+        let per_method: Vec<(String, Vec<EvalReport>)> = self
+            .reports
+            .iter()
+            .map(|r| (r.method.clone(), vec![r.clone()]))
+            .collect();
+        let mut tables = vec![ComparisonTable::build(TableMetric::Accuracy, &per_method)?];
+        let has_pad = self
+            .reports
+            .iter()
+            .all(|r| r.rows.iter().all(|c| c.pad.is_some()));
+        if has_pad {
+            tables.push(ComparisonTable::build(TableMetric::Acer, &per_method)?);
+        }
+        Ok(tables)
+    }
+}
+
+/// Run folders under `output_dir` (those holding a `config.toml` and a `reports.json`),
+/// newest first. A missing `output_dir` has none.
+pub fn list_runs(output_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(output_dir) else {
+        return Vec::new();
+    };
+    let mut runs: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.join(RUN_CONFIG_FILE).is_file() && p.join("reports.json").is_file())
+        .map(|p| {
+            let modified = std::fs::metadata(p.join("reports.json"))
+                .and_then(|m| m.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            (modified, p)
+        })
+        .collect();
+    runs.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    runs.into_iter().map(|(_, p)| p).collect()
+}
+
+/// Loads the selected model of stage `stage` (`teacher`, `sf-md`, `mmanet`, `sf/101`, …) of the
+/// run in `run_dir` onto `device`, as a deployment network (no regularization head).
+pub fn load_stage_model(
+    cfg: &ExperimentConfig,
+    data: &PreparedData,
+    device: &Device,
+    run_dir: &Path,
+    stage: &str,
+) -> Result<MultimodalNet> {
+    let path = run_dir.join(stage).join("model.bpk");
+    let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
+    let fresh = MultimodalNet::new(
+        data.source.modalities(),
+        data.source.num_classes(),
+        &cfg.model,
+        false,
+        device,
+    )?;
+    module_from_bytes(fresh, bytes).map_err(|e| CoreError::Checkpoint {
+        path,
+        message: format!("does not fit this run's model: {e}"),
+    })
+}
+
+/// What MAR's mining did over a stage's warm-up: every round and the chosen weak set.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct MiningTrace {
+    /// One round per mining epoch, in order.
+    pub rounds: Vec<MiningRound>,
+    /// The ranked candidate combinations (the bank's order).
+    pub candidates: Vec<ModalitySet>,
+    /// The bank when the weak set was chosen.
+    pub final_bank: Vec<f64>,
+    /// The weak set (the combination with the largest bank value and its subsets), once chosen.
+    pub weak_set: Option<Vec<ModalitySet>>,
+    /// The epoch after which it was chosen.
+    pub chosen_after_epoch: Option<usize>,
+}
+
+impl MiningTrace {
+    /// The mining recorded in a stage's epoch summaries (the `mar` term's reports); `None` when
+    /// the stage did not mine.
+    pub fn from_history(history: &[EpochSummary]) -> Option<Self> {
+        let mut trace = MiningTrace::default();
+        let mut any = false;
+        for e in history {
+            for (term, value) in &e.reports {
+                if term != "mar" {
+                    continue;
+                }
+                if let Some(weak) = value.get("weak_set") {
+                    any = true;
+                    trace.weak_set = serde_json::from_value(weak.clone()).ok().flatten();
+                    trace.final_bank = value
+                        .get("bank")
+                        .and_then(|b| serde_json::from_value(b.clone()).ok())
+                        .unwrap_or_default();
+                    if let Some(c) = value
+                        .get("candidates")
+                        .and_then(|c| serde_json::from_value(c.clone()).ok())
+                    {
+                        trace.candidates = c;
+                    }
+                    trace.chosen_after_epoch = Some(e.epoch);
+                } else if let Ok(round) = serde_json::from_value::<MiningRound>(value.clone()) {
+                    any = true;
+                    if trace.candidates.is_empty() {
+                        let k = round.combinations.len().saturating_sub(1);
+                        trace.candidates = round.combinations[..k].to_vec();
+                    }
+                    trace.rounds.push(round);
+                }
+            }
+        }
+        any.then_some(trace)
+    }
+}
