@@ -72,22 +72,30 @@ impl MmanetApp {
                         ("IR cue", &mut s.ir_strength),
                         ("noise σ", &mut s.noise),
                     ] {
-                        ui.label(name);
-                        changed |= ui.add(egui::Slider::new(v, 0.0..=1.0)).drag_stopped();
+                        let l = ui.label(name);
+                        changed |= ui
+                            .add(egui::Slider::new(v, 0.0..=1.0))
+                            .labelled_by(l.id)
+                            .drag_stopped();
                         ui.end_row();
                     }
-                    ui.label("samples");
+                    let l = ui.label("samples");
                     changed |= ui
                         .add(egui::Slider::new(&mut s.samples, 100..=4000))
+                        .labelled_by(l.id)
                         .drag_stopped();
                     ui.end_row();
-                    ui.label("image side");
+                    let l = ui.label("image side");
                     changed |= ui
                         .add(egui::Slider::new(&mut s.size, 16..=64))
+                        .labelled_by(l.id)
                         .drag_stopped();
                     ui.end_row();
-                    ui.label("seed");
-                    changed |= ui.add(egui::DragValue::new(&mut s.seed)).changed();
+                    let l = ui.label("seed");
+                    changed |= ui
+                        .add(egui::DragValue::new(&mut s.seed))
+                        .labelled_by(l.id)
+                        .changed();
                     ui.end_row();
                 });
                 reload |= changed;

@@ -42,7 +42,8 @@ impl MmanetApp {
                         egui::DragValue::new(&mut self.explorer.position)
                             .range(0..=test.len() - 1)
                             .prefix("#"),
-                    );
+                    )
+                    .on_hover_text("position in the test split");
                     if ui.button("▶").clicked() {
                         self.explorer.position = (self.explorer.position + 1).min(test.len() - 1);
                     }

@@ -212,7 +212,7 @@ mod tests {
         assert_eq!(run_name(DataChoice::Mfeat, 0), "mfeat-19700101-000000");
         // 2026-11-27 05:04:11 UTC
         assert_eq!(
-            run_name(DataChoice::Synthetic, 1_795_842_251),
+            run_name(DataChoice::Synthetic, 1_795_755_851),
             "synthetic-20261127-050411"
         );
         // a leap day

@@ -53,31 +53,37 @@ impl MmanetApp {
             }
             ui.add_space(4.0);
             egui::Grid::new("knobs").num_columns(2).show(ui, |ui| {
-                ui.label("α (MAD weight)");
-                ui.add(egui::DragValue::new(&mut s.alpha).speed(0.1).range(0.0..=100.0));
+                let l = ui.label("α (MAD weight)");
+                ui.add(egui::DragValue::new(&mut s.alpha).speed(0.1).range(0.0..=100.0))
+                    .labelled_by(l.id);
                 ui.end_row();
-                ui.label("β (MAR weight)");
-                ui.add(egui::DragValue::new(&mut s.beta).speed(0.01).range(0.0..=10.0));
+                let l = ui.label("β (MAR weight)");
+                ui.add(egui::DragValue::new(&mut s.beta).speed(0.01).range(0.0..=10.0))
+                    .labelled_by(l.id);
                 ui.end_row();
-                ui.label("warm-up epochs");
+                let l = ui.label("warm-up epochs");
                 ui.add(egui::DragValue::new(&mut s.warmup_epochs).range(1..=100))
+                    .labelled_by(l.id)
                     .on_hover_text("MAD and MAR start after this epoch; MAR mines in the three epochs before it");
                 ui.end_row();
-                ui.label("epochs");
-                ui.add(egui::DragValue::new(&mut s.epochs).range(1..=500));
+                let l = ui.label("epochs");
+                ui.add(egui::DragValue::new(&mut s.epochs).range(1..=500))
+                    .labelled_by(l.id);
                 ui.end_row();
-                ui.label("device");
+                let l = ui.label("device");
                 egui::ComboBox::from_id_salt("device")
                     .selected_text(device_label(s.device))
                     .show_ui(ui, |ui| {
                         for d in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
                             ui.selectable_value(&mut s.device, d, device_label(d));
                         }
-                    });
+                    })
+                    .response
+                    .labelled_by(l.id);
                 ui.end_row();
-                ui.label("output folder");
+                let l = ui.label("output folder");
                 let mut out = s.output_dir.display().to_string();
-                if ui.text_edit_singleline(&mut out).changed() {
+                if ui.text_edit_singleline(&mut out).labelled_by(l.id).changed() {
                     s.output_dir = out.into();
                 }
                 ui.end_row();
