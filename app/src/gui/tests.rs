@@ -76,7 +76,10 @@ fn start_pause_and_stop_drive_the_training_worker() {
     h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::P);
     h.run_steps(1);
     assert_eq!(h.state().session.status, RunStatus::Paused);
-    h.get_all_by_label_contains("Resume").next().unwrap().click();
+    h.get_all_by_label_contains("Resume")
+        .next()
+        .unwrap()
+        .click();
     h.run_steps(1);
     assert_eq!(h.state().session.status, RunStatus::Running);
     // stop: the worker ends at its next step and reports the stage it was in
