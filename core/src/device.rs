@@ -48,7 +48,24 @@ pub fn cpu_device() -> SelectedDevice {
     }
 }
 
+/// Burn's wgpu runtime can be initialised once per process: the first result is kept, so the
+/// app can look up the adapter and later train on it.
+#[cfg(not(target_family = "wasm"))]
+fn wgpu_once()
+-> &'static std::result::Result<(Device, burn::tensor::wgpu::wgpu::AdapterInfo), String> {
+    static INIT: std::sync::OnceLock<
+        std::result::Result<(Device, burn::tensor::wgpu::wgpu::AdapterInfo), String>,
+    > = std::sync::OnceLock::new();
+    INIT.get_or_init(|| {
+        Device::wgpu_options()
+            .init_with_setup()
+            .map(|(device, setup)| (device, setup.adapter.get_info()))
+            .map_err(|e| e.to_string())
+    })
+}
+
 /// Picks the device for `choice` (native targets; the browser initialises wgpu asynchronously).
+/// Safe to call more than once: wgpu is initialised on the first call only.
 #[cfg(not(target_family = "wasm"))]
 pub fn select_device(choice: DeviceChoice) -> crate::Result<SelectedDevice> {
     use crate::error::CoreError;
@@ -56,9 +73,9 @@ pub fn select_device(choice: DeviceChoice) -> crate::Result<SelectedDevice> {
     if choice == DeviceChoice::Cpu {
         return Ok(cpu_device());
     }
-    match Device::wgpu_options().init_with_setup() {
-        Ok((device, setup)) => {
-            let info = setup.adapter.get_info();
+    match wgpu_once() {
+        Ok((device, info)) => {
+            let device = device.clone();
             let software = info.device_type == DeviceType::Cpu;
             let description = format!(
                 "wgpu: {} ({:?}, {:?})",
@@ -67,7 +84,7 @@ pub fn select_device(choice: DeviceChoice) -> crate::Result<SelectedDevice> {
             if software && choice == DeviceChoice::Auto {
                 let mut cpu = cpu_device();
                 cpu.description = format!(
-                    "cpu (Burn flex backend) — the only GPU adapter is the software adapter `{}`, which is slower; pass --device wgpu to use it anyway",
+                    "cpu (Burn flex backend) — the only GPU adapter is the software adapter `{}`, which is slower; choose the wgpu device (`--device wgpu`) to use it anyway",
                     info.name
                 );
                 Ok(cpu)

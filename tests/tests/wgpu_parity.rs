@@ -76,6 +76,17 @@ fn cpu_and_wgpu_forward_agree() {
         "a wgpu adapter is required (install Debian's mesa-vulkan-drivers for a software one)",
     );
     eprintln!("wgpu device: {}", selected.description);
+    // wgpu is initialised once per process: asking again (the app probes the adapter before
+    // training on it) gives the same device, not an error
+    let again = select_device(DeviceChoice::Wgpu).expect("a second selection");
+    assert_eq!(again.description, selected.description);
+    assert_eq!(again.device, selected.device);
+    let auto = select_device(DeviceChoice::Auto).expect("auto after wgpu");
+    assert!(
+        !auto.description.contains("no GPU adapter"),
+        "{}",
+        auto.description
+    );
     let vec_specs = vec![
         ModalitySpec {
             name: "a".into(),

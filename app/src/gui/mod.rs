@@ -19,6 +19,7 @@ mod tests;
 
 use anyhow::{Result, anyhow};
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
+use mmanet_core::device::{DeviceChoice, select_device};
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::pipeline::prepare_data;
 use mmanet_core::runs::RunRecord;
@@ -111,9 +112,56 @@ pub struct MmanetApp {
     mining_stage: Option<String>,
     mining_round: usize,
     last_run: Option<(String, Settings)>,
+    device_probe: DeviceProbe,
     notice: Option<String>,
     script: Option<script::DemoScript>,
     wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// What the chosen device resolves to (the adapter name), found on a background thread.
+#[derive(Default)]
+struct DeviceProbe {
+    answer: Option<(DeviceChoice, String)>,
+    pending: Option<(DeviceChoice, std::sync::mpsc::Receiver<String>)>,
+}
+
+impl DeviceProbe {
+    /// The description of `choice` once known; starts a probe when needed.
+    fn describe(
+        &mut self,
+        choice: DeviceChoice,
+        wake: &Arc<dyn Fn() + Send + Sync>,
+    ) -> Option<&str> {
+        if let Some((c, rx)) = &self.pending
+            && let Ok(text) = rx.try_recv()
+        {
+            self.answer = Some((*c, text));
+            self.pending = None;
+        }
+        let known = self.answer.as_ref().is_some_and(|(c, _)| *c == choice);
+        let probing = self.pending.as_ref().is_some_and(|(c, _)| *c == choice);
+        if !known && !probing {
+            let (tx, rx) = std::sync::mpsc::channel();
+            let wake = wake.clone();
+            let spawned = std::thread::Builder::new()
+                .name("mmanet-device-probe".into())
+                .spawn(move || {
+                    let text = match select_device(choice) {
+                        Ok(d) => d.description,
+                        Err(e) => format!("unavailable: {e}"),
+                    };
+                    let _ = tx.send(text);
+                    wake();
+                });
+            if spawned.is_ok() {
+                self.pending = Some((choice, rx));
+            }
+        }
+        self.answer
+            .as_ref()
+            .filter(|(c, _)| *c == choice)
+            .map(|(_, t)| t.as_str())
+    }
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -140,6 +188,7 @@ impl MmanetApp {
             mining_stage: None,
             mining_round: 0,
             last_run: None,
+            device_probe: DeviceProbe::default(),
             notice: None,
             script: None,
             wake,
@@ -201,10 +250,19 @@ impl MmanetApp {
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
-                (
-                    settings::run_name(self.settings.data, now),
-                    self.settings.clone(),
-                )
+                // two runs started within a second get distinct folders
+                let base = settings::run_name(self.settings.data, now);
+                let name = (1..)
+                    .map(|k| {
+                        if k == 1 {
+                            base.clone()
+                        } else {
+                            format!("{base}-{k}")
+                        }
+                    })
+                    .find(|n| !self.settings.output_dir.join(n).exists())
+                    .unwrap_or(base);
+                (name, self.settings.clone())
             }
         };
         let cfg = match settings.experiment_config(&name) {
@@ -225,6 +283,14 @@ impl MmanetApp {
             }
             Err(e) => self.notice = Some(format!("cannot start the training thread: {e}")),
         }
+    }
+
+    /// What the chosen device is (the GPU adapter's name, or the CPU), once probed.
+    pub fn device_description(&mut self) -> Option<String> {
+        let choice = self.settings.device;
+        self.device_probe
+            .describe(choice, &self.wake)
+            .map(str::to_string)
     }
 
     /// Pauses or resumes the run.

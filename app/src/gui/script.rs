@@ -55,10 +55,12 @@ enum Step {
     Shot(Tab, &'static str),
     Explore,
     Toggle,
+    SecondRun,
+    Compare,
     Finish,
 }
 
-const PLAN: [Step; 10] = [
+const PLAN: [Step; 14] = [
     Step::Setup,
     Step::Training,
     Step::Shot(Tab::Training, "training"),
@@ -67,7 +69,12 @@ const PLAN: [Step; 10] = [
     Step::Toggle,
     Step::Shot(Tab::Explorer, "explorer"),
     Step::Shot(Tab::Data, "data"),
+    // a second run with a larger β, then the two side by side
+    Step::SecondRun,
+    Step::Training,
+    Step::Compare,
     Step::Shot(Tab::Runs, "runs"),
+    Step::Explore,
     Step::Finish,
 ];
 
@@ -80,6 +87,7 @@ pub struct DemoScript {
     step: usize,
     frames: u32,
     started: Instant,
+    run_started: Instant,
     shot: Option<Saved>,
     toggled: Option<ModalitySet>,
 }
@@ -93,6 +101,7 @@ impl DemoScript {
             step: 0,
             frames: 0,
             started: Instant::now(),
+            run_started: Instant::now(),
             shot: None,
             toggled: None,
         }
@@ -144,13 +153,14 @@ impl DemoScript {
                     return self.fail(ctx, format!("training did not start: {why}"));
                 }
                 println!("gui-script: training SF-MD and MMANet on mfeat");
+                self.run_started = Instant::now();
                 self.next();
             }
             Step::Training => match &app.session.status {
                 RunStatus::Finished(dir) => {
                     println!(
                         "gui-script: trained in {:.0} s, results in {}",
-                        self.started.elapsed().as_secs_f64(),
+                        self.run_started.elapsed().as_secs_f64(),
                         dir.display()
                     );
                     let names = app
@@ -258,6 +268,33 @@ impl DemoScript {
                             );
                         }
                     }
+                    self.next();
+                }
+            }
+            Step::SecondRun => {
+                app.settings.beta = 0.5;
+                app.tab = Tab::Training;
+                app.start_training(false);
+                if !app.session.status.is_active() {
+                    let why = app.notice.clone().unwrap_or_default();
+                    return self.fail(ctx, format!("the second run did not start: {why}"));
+                }
+                println!("gui-script: a second run with β = 0.5");
+                self.run_started = Instant::now();
+                self.next();
+            }
+            Step::Compare => {
+                app.tab = Tab::Runs;
+                if self.frames > 2 {
+                    if app.runs.runs.len() < 2 {
+                        return self.fail(
+                            ctx,
+                            format!("the runs panel lists {} run(s), not 2", app.runs.runs.len()),
+                        );
+                    }
+                    // newest first: A = the first run, B = the second
+                    app.runs.compare = [Some(1), Some(0)];
+                    app.runs.method = Some("MMANet".into());
                     self.next();
                 }
             }

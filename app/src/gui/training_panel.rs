@@ -102,8 +102,21 @@ impl MmanetApp {
             .small()
             .weak(),
         );
-        if let Some(d) = &self.session.device {
-            ui.label(RichText::new(format!("device: {d}")).small());
+        match (&self.session.device, self.session.status.is_active()) {
+            (Some(d), true) => {
+                ui.label(RichText::new(format!("training on: {d}")).small());
+            }
+            _ => match self.device_description() {
+                Some(d) => {
+                    ui.label(RichText::new(format!("device: {d}")).small());
+                }
+                None => {
+                    ui.horizontal(|ui| {
+                        ui.spinner();
+                        ui.label(RichText::new("looking for a GPU adapter…").small());
+                    });
+                }
+            },
         }
         ui.add_space(8.0);
         egui::CollapsingHeader::new("log")
