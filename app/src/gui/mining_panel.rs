@@ -4,7 +4,7 @@
 
 use super::MmanetApp;
 use eframe::egui::{self, Color32, RichText, Vec2};
-use egui_plot::{Bar, BarChart, Legend, Plot};
+use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotPoints};
 use mmanet_core::losses::mar::weak_set_of;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::runs::MiningTrace;
@@ -15,6 +15,13 @@ const WEAK: Color32 = Color32::from_rgb(220, 80, 70);
 const KL_COLOR: Color32 = Color32::from_rgb(150, 150, 160);
 /// Colour of the other bank bars.
 const BANK_COLOR: Color32 = Color32::from_rgb(70, 130, 200);
+/// Colours of the other candidates' bank curves (no red: red marks the weak set).
+const OTHERS: [Color32; 4] = [
+    Color32::from_rgb(70, 130, 200),
+    Color32::from_rgb(90, 180, 120),
+    Color32::from_rgb(200, 170, 60),
+    Color32::from_rgb(160, 120, 200),
+];
 
 impl MmanetApp {
     pub(super) fn mining_panel(&mut self, ui: &mut egui::Ui) {
@@ -150,8 +157,8 @@ impl MmanetApp {
                 .collect();
             let labels = x_labels.clone();
             Plot::new("mining_bank")
-                .height((avail * 0.55).max(180.0))
-                .legend(Legend::default())
+                .height((avail * 0.5).max(180.0))
+                .legend(Legend::default().position(Corner::LeftTop))
                 .allow_drag(false)
                 .allow_zoom(false)
                 .allow_scroll(false)
@@ -205,6 +212,28 @@ impl MmanetApp {
                     }
                 });
         });
+        ui.add_space(6.0);
+        ui.label(RichText::new("memory bank after each mining round").strong());
+        Plot::new("bank_rounds")
+            .height((ui.available_height() - 30.0).max(120.0))
+            .legend(Legend::default().position(Corner::LeftTop))
+            .x_axis_label("epoch")
+            .include_y(0.0)
+            .show(ui, |p| {
+                for (k, c) in trace.candidates.iter().enumerate() {
+                    let points: Vec<[f64; 2]> = trace
+                        .rounds
+                        .iter()
+                        .filter_map(|r| Some([r.epoch as f64, *r.bank.get(k)?]))
+                        .collect();
+                    let line = Line::new(label(c), PlotPoints::from(points));
+                    p.line(if leader_set.contains(c) {
+                        line.color(WEAK).width(2.5)
+                    } else {
+                        line.color(OTHERS[k % OTHERS.len()])
+                    });
+                }
+            });
         if !weak.is_empty() && !trace.final_bank.is_empty() {
             ui.add_space(6.0);
             ui.label(
