@@ -1,7 +1,7 @@
 //! The real binary in a real window: `mmanet gui --demo-script` under Xvfb (installed by
 //! `scripts/setup.sh`) trains SF-MD and MMANet on mfeat through the app, mines a weak set,
-//! switches a modality off in the explorer, and saves a screenshot of every panel; each
-//! screenshot must be a full-size, non-blank picture.
+//! switches a modality off in the explorer, trains a second run and compares the two, and saves
+//! a screenshot of every panel; each screenshot must be a full-size, non-blank picture.
 
 use std::path::Path;
 use std::process::Command;
@@ -69,10 +69,16 @@ fn demo_script_trains_and_screenshots_every_panel_in_a_real_window() {
             "{name}.png looks blank: grey std {std:.1}, {colours} colours"
         );
     }
-    // the run the app trained is a normal run folder
+    // the two runs the app trained are normal run folders, the second with β = 0.5
     let runs = mmanet_core::runs::list_runs(&dir.path().join("runs"));
-    assert_eq!(runs.len(), 1);
-    let record = mmanet_core::runs::RunRecord::load(&runs[0]).unwrap();
-    let methods: Vec<&str> = record.reports.iter().map(|r| r.method.as_str()).collect();
-    assert_eq!(methods, ["Teacher", "SF-MD", "MMANet"]);
+    assert_eq!(runs.len(), 2);
+    let mut betas = Vec::new();
+    for run in &runs {
+        let record = mmanet_core::runs::RunRecord::load(run).unwrap();
+        let methods: Vec<&str> = record.reports.iter().map(|r| r.method.as_str()).collect();
+        assert_eq!(methods, ["Teacher", "SF-MD", "MMANet"]);
+        betas.push(record.config.mmanet.beta);
+    }
+    betas.sort_by(f64::total_cmp);
+    assert_eq!(betas, [0.1, 0.5]);
 }

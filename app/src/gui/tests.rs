@@ -15,7 +15,13 @@ use mmanet_core::train::{EpochSummary, StepReport, TrainEvent};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+/// An app on the CPU device: the tests never load a Vulkan driver (a driver still loading in a
+/// probe thread when the test process exits can abort it).
 fn app(tab: Tab, settings: Settings) -> MmanetApp {
+    let settings = Settings {
+        device: mmanet_core::device::DeviceChoice::Cpu,
+        ..settings
+    };
     MmanetApp::new(settings, tab, Arc::new(|| {}))
 }
 
@@ -136,6 +142,13 @@ fn a_bad_setting_is_reported_not_started() {
     };
     let mut h = harness(app(Tab::Training, settings));
     h.run_steps(1);
+    // the device is named before training starts
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.query_by_label_contains("device: cpu").is_none() {
+        assert!(Instant::now() < deadline, "no device line");
+        std::thread::sleep(Duration::from_millis(10));
+        h.run_steps(1);
+    }
     h.state_mut().start_training(false);
     h.run_steps(1);
     assert_eq!(h.state().session.status, RunStatus::Idle);
