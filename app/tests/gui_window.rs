@@ -43,6 +43,8 @@ fn demo_script_trains_and_screenshots_every_panel_in_a_real_window() {
         .arg(dir.path().join("runs"))
         // training on the CPU backend; the window renders on the software Vulkan adapter
         .env("WGPU_BACKEND", "vulkan")
+        // where eframe would remember the app's state: a scripted run must leave it alone
+        .env("XDG_DATA_HOME", dir.path().join("data-home"))
         .output()
         .expect("xvfb-run starts");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -69,6 +71,10 @@ fn demo_script_trains_and_screenshots_every_panel_in_a_real_window() {
             "{name}.png looks blank: grey std {std:.1}, {colours} colours"
         );
     }
+    assert!(
+        !dir.path().join("data-home").exists(),
+        "the scripted run wrote remembered state"
+    );
     // the two runs the app trained are normal run folders, the second with β = 0.5
     let runs = mmanet_core::runs::list_runs(&dir.path().join("runs"));
     assert_eq!(runs.len(), 2);

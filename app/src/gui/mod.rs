@@ -115,6 +115,8 @@ pub struct MmanetApp {
     device_probe: DeviceProbe,
     notice: Option<String>,
     script: Option<script::DemoScript>,
+    /// Launched with a demo script: nothing is remembered from or for this launch.
+    scripted: bool,
     wake: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -191,6 +193,7 @@ impl MmanetApp {
             device_probe: DeviceProbe::default(),
             notice: None,
             script: None,
+            scripted: false,
             wake,
         };
         app.load_data();
@@ -595,8 +598,12 @@ impl eframe::App for MmanetApp {
         self.frame(ui);
     }
 
+    fn persist_egui_memory(&self) -> bool {
+        !self.scripted
+    }
+
     fn save(&mut self, storage: &mut dyn eframe::Storage) {
-        if self.script.is_none() {
+        if !self.scripted {
             eframe::set_value(
                 storage,
                 eframe::APP_KEY,
@@ -613,6 +620,8 @@ impl eframe::App for MmanetApp {
 /// saves screenshots and exits (non-zero when the script fails).
 pub fn run(script: Option<ScriptOptions>) -> Result<()> {
     let scripted = script.is_some();
+    let script_state =
+        std::env::temp_dir().join(format!("mmanet-gui-script-{}", std::process::id()));
     let options = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_title("MMANet — incomplete multimodal learning")
@@ -621,6 +630,7 @@ pub fn run(script: Option<ScriptOptions>) -> Result<()> {
             .with_drag_and_drop(true),
         // A scripted run neither reads nor writes the user's remembered state.
         persist_window: !scripted,
+        persistence_path: scripted.then(|| script_state.clone()),
         ..Default::default()
     };
     let outcome = script::ScriptOutcome::default();
@@ -643,10 +653,14 @@ pub fn run(script: Option<ScriptOptions>) -> Result<()> {
             let mut app = MmanetApp::new(settings, tab, wake);
             if let Some(opts) = script {
                 app.script = Some(script::DemoScript::new(opts, outcome_in_app));
+                app.scripted = true;
             }
             Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow!("the window could not be opened: {e}"))?;
+    if scripted {
+        let _ = std::fs::remove_dir_all(&script_state);
+    }
     outcome.into_result()
 }

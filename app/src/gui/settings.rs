@@ -223,6 +223,22 @@ mod tests {
     }
 
     #[test]
+    fn settings_survive_a_round_trip_and_old_state_gets_defaults() {
+        let s = Settings {
+            data: DataChoice::Synthetic,
+            alpha: 30.0,
+            methods: vec![Method::Sf, Method::Mad],
+            ..Settings::default()
+        };
+        let text = serde_json::to_string(&s).unwrap();
+        assert_eq!(serde_json::from_str::<Settings>(&text).unwrap(), s);
+        // state saved by an older version, missing fields: they take their defaults
+        let old: Settings = serde_json::from_str(r#"{"epochs": 7}"#).unwrap();
+        assert_eq!(old.epochs, 7);
+        assert_eq!(old.methods, Settings::default().methods);
+    }
+
+    #[test]
     fn settings_make_a_valid_config() {
         let s = Settings::default();
         let cfg = s.experiment_config("t").unwrap();
