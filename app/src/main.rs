@@ -147,6 +147,13 @@ enum Command {
         /// Output folder of the demo script's run.
         #[arg(long, default_value = "runs")]
         script_output: PathBuf,
+        /// The demo script's training device.
+        #[arg(long, value_enum, default_value = "auto")]
+        script_device: DeviceArg,
+        /// Render the window on Burn's wgpu device, so display and training share one GPU
+        /// device (`auto`: when a hardware GPU is found; `on`: even a software adapter).
+        #[arg(long, value_enum, default_value = "auto")]
+        gpu_sharing: gui::GpuSharing,
     },
 }
 
@@ -227,7 +234,7 @@ fn run() -> Result<()> {
     let cli = Cli::parse();
     let Some(command) = cli.command else {
         if has_display() {
-            return gui::run(None);
+            return gui::run(None, gui::GpuSharing::Auto);
         }
         use clap::CommandFactory;
         Cli::command().print_help()?;
@@ -291,20 +298,25 @@ fn run() -> Result<()> {
             screenshot_dir,
             script_epochs,
             script_output,
+            gpu_sharing,
+            script_device,
         } => {
             if !has_display() {
                 bail!("no display: set DISPLAY (X11) or WAYLAND_DISPLAY, or run under xvfb-run");
             }
-            if demo_script && script_epochs < 2 {
-                bail!("--script-epochs must be at least 2 (MMANet needs a warm-up epoch)");
+            if demo_script && script_epochs < 3 {
+                bail!(
+                    "--script-epochs must be at least 3 (MMANet mines during a warm-up epoch and then trains with MAD and MAR)"
+                );
             }
             let script = demo_script.then(|| gui::ScriptOptions {
                 screenshot_dir,
                 output_dir: script_output,
                 epochs: script_epochs,
                 timeout: std::time::Duration::from_secs(900),
+                device: script_device.into(),
             });
-            gui::run(script)
+            gui::run(script, gpu_sharing)
         }
     }
 }

@@ -24,36 +24,45 @@ fn picture_stats(path: &Path) -> (u32, u32, f64, usize) {
     (w, h, std, colours.len())
 }
 
-#[test]
-fn demo_script_trains_and_screenshots_every_panel_in_a_real_window() {
+/// Runs `mmanet gui --demo-script` with `extra` arguments under Xvfb in `dir`; returns stdout.
+fn run_demo_script(dir: &Path, extra: &[&str]) -> String {
     let xvfb = Command::new("xvfb-run").arg("--help").output();
     assert!(
         xvfb.is_ok(),
         "xvfb-run is missing: run scripts/setup.sh (it installs the `xvfb` package)"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let shots = dir.path().join("shots");
     let out = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x800x24"])
         .arg(env!("CARGO_BIN_EXE_mmanet"))
         .args(["gui", "--demo-script", "--script-epochs", "4"])
+        .args(extra)
         .arg("--screenshot-dir")
-        .arg(&shots)
+        .arg(dir.join("shots"))
         .arg("--script-output")
-        .arg(dir.path().join("runs"))
-        // training on the CPU backend; the window renders on the software Vulkan adapter
+        .arg(dir.join("runs"))
+        // the window renders on the software Vulkan adapter
         .env("WGPU_BACKEND", "vulkan")
         // where eframe would remember the app's state: a scripted run must leave it alone
-        .env("XDG_DATA_HOME", dir.path().join("data-home"))
+        .env("XDG_DATA_HOME", dir.join("data-home"))
         .output()
         .expect("xvfb-run starts");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         out.status.success(),
         "the demo script failed ({}):\n{stdout}\n{stderr}",
         out.status
     );
+    stdout
+}
+
+#[test]
+fn demo_script_trains_and_screenshots_every_panel_in_a_real_window() {
+    let dir = tempfile::tempdir().unwrap();
+    let shots = dir.path().join("shots");
+    // training on the CPU backend (no hardware GPU here), the window on its own wgpu device
+    let stdout = run_demo_script(dir.path(), &["--gpu-sharing", "off"]);
+    assert!(stdout.contains("of its own"), "{stdout}");
     assert!(stdout.contains("gui-script: mined weak set: "), "{stdout}");
     assert!(stdout.contains("gui-script: ok"), "{stdout}");
     // the explorer answered for the switched-off pix view with every model
@@ -87,4 +96,27 @@ fn demo_script_trains_and_screenshots_every_panel_in_a_real_window() {
     }
     betas.sort_by(f64::total_cmp);
     assert_eq!(betas, [0.1, 0.5]);
+}
+
+#[test]
+fn the_window_renders_on_burns_wgpu_device() {
+    // `--gpu-sharing on`: egui renders on the instance, adapter, device and queue Burn created
+    // (here the software adapter), as it does by default on a machine with a GPU; training
+    // stays on the CPU, which is far faster than a software adapter
+    let dir = tempfile::tempdir().unwrap();
+    let stdout = run_demo_script(
+        dir.path(),
+        &["--gpu-sharing", "on", "--script-device", "cpu"],
+    );
+    assert!(stdout.contains("gui-script: ok"), "{stdout}");
+    assert!(
+        stdout.contains("gui-script: display and training share"),
+        "{stdout}"
+    );
+    let (w, h, std, colours) = picture_stats(&dir.path().join("shots").join("mining.png"));
+    assert!(w >= 960 && h >= 600, "{w}×{h}");
+    assert!(
+        std > 8.0 && colours > 16,
+        "blank: grey std {std:.1}, {colours} colours"
+    );
 }

@@ -51,17 +51,23 @@ pub fn cpu_device() -> SelectedDevice {
 /// Burn's wgpu runtime can be initialised once per process: the first result is kept, so the
 /// app can look up the adapter and later train on it.
 #[cfg(not(target_family = "wasm"))]
-fn wgpu_once()
--> &'static std::result::Result<(Device, burn::tensor::wgpu::wgpu::AdapterInfo), String> {
+fn wgpu_once() -> &'static std::result::Result<(Device, burn::tensor::wgpu::WgpuSetup), String> {
     static INIT: std::sync::OnceLock<
-        std::result::Result<(Device, burn::tensor::wgpu::wgpu::AdapterInfo), String>,
+        std::result::Result<(Device, burn::tensor::wgpu::WgpuSetup), String>,
     > = std::sync::OnceLock::new();
     INIT.get_or_init(|| {
         Device::wgpu_options()
             .init_with_setup()
-            .map(|(device, setup)| (device, setup.adapter.get_info()))
             .map_err(|e| e.to_string())
     })
+}
+
+/// The wgpu handles (instance, adapter, device, queue) behind Burn's wgpu device, initialising
+/// it if needed; `None` without an adapter. A GUI can render on them, so that it and training
+/// share one GPU device.
+#[cfg(not(target_family = "wasm"))]
+pub fn wgpu_setup() -> Option<burn::tensor::wgpu::WgpuSetup> {
+    wgpu_once().as_ref().ok().map(|(_, setup)| setup.clone())
 }
 
 /// Picks the device for `choice` (native targets; the browser initialises wgpu asynchronously).
@@ -74,8 +80,9 @@ pub fn select_device(choice: DeviceChoice) -> crate::Result<SelectedDevice> {
         return Ok(cpu_device());
     }
     match wgpu_once() {
-        Ok((device, info)) => {
+        Ok((device, setup)) => {
             let device = device.clone();
+            let info = setup.adapter.get_info();
             let software = info.device_type == DeviceType::Cpu;
             let description = format!(
                 "wgpu: {} ({:?}, {:?})",

@@ -19,7 +19,7 @@ mod tests;
 
 use anyhow::{Result, anyhow};
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
-use mmanet_core::device::{DeviceChoice, select_device};
+use mmanet_core::device::{BackendKind, DeviceChoice, select_device};
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::pipeline::prepare_data;
 use mmanet_core::runs::RunRecord;
@@ -117,6 +117,8 @@ pub struct MmanetApp {
     script: Option<script::DemoScript>,
     /// Launched with a demo script: nothing is remembered from or for this launch.
     scripted: bool,
+    /// The adapter the window shares with training, when it does.
+    shared_gpu: Option<String>,
     wake: Arc<dyn Fn() + Send + Sync>,
 }
 
@@ -194,6 +196,7 @@ impl MmanetApp {
             notice: None,
             script: None,
             scripted: false,
+            shared_gpu: None,
             wake,
         };
         app.load_data();
@@ -530,6 +533,10 @@ impl MmanetApp {
                 ui.separator();
                 ui.label(egui::RichText::new(d).small());
             }
+            if let Some(s) = &self.shared_gpu {
+                ui.separator();
+                ui.label(egui::RichText::new(s).small().weak());
+            }
         });
     }
 
@@ -616,10 +623,47 @@ impl eframe::App for MmanetApp {
     }
 }
 
+/// Whether the window renders on Burn's wgpu device (one GPU device for display and training).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum GpuSharing {
+    /// Share when Burn finds a hardware GPU adapter.
+    Auto,
+    /// Share even a software adapter (llvmpipe/lavapipe); an error without any adapter.
+    On,
+    /// The window gets a wgpu device of its own.
+    Off,
+}
+
+/// Burn's wgpu handles when the window should render on them.
+fn shared_gpu(sharing: GpuSharing) -> Result<Option<burn::tensor::wgpu::WgpuSetup>> {
+    Ok(match sharing {
+        GpuSharing::Off => None,
+        GpuSharing::Auto => {
+            let selected = select_device(DeviceChoice::Auto)?;
+            if selected.backend == BackendKind::Wgpu {
+                mmanet_core::device::wgpu_setup()
+            } else {
+                None
+            }
+        }
+        GpuSharing::On => Some(mmanet_core::device::wgpu_setup().ok_or_else(|| {
+            anyhow!("--gpu-sharing on: Burn found no wgpu adapter to share with the window")
+        })?),
+    })
+}
+
 /// Opens the window and runs until it is closed. With a script, clicks through a tiny run,
 /// saves screenshots and exits (non-zero when the script fails).
-pub fn run(script: Option<ScriptOptions>) -> Result<()> {
+pub fn run(script: Option<ScriptOptions>, sharing: GpuSharing) -> Result<()> {
     let scripted = script.is_some();
+    let shared = shared_gpu(sharing)?;
+    let shared_label = shared.as_ref().map(|s| {
+        let info = s.adapter.get_info();
+        format!(
+            "display and training share {} ({:?})",
+            info.name, info.backend
+        )
+    });
     let script_state =
         std::env::temp_dir().join(format!("mmanet-gui-script-{}", std::process::id()));
     let options = eframe::NativeOptions {
@@ -633,6 +677,17 @@ pub fn run(script: Option<ScriptOptions>) -> Result<()> {
         persistence_path: scripted.then(|| script_state.clone()),
         ..Default::default()
     };
+    let mut options = options;
+    if let Some(setup) = shared {
+        // egui renders on Burn's wgpu device: one device for the window and the training
+        options.wgpu_options.wgpu_setup = eframe::egui_wgpu::WgpuSetupExisting {
+            instance: setup.instance,
+            adapter: setup.adapter,
+            device: setup.device,
+            queue: setup.queue,
+        }
+        .into();
+    }
     let outcome = script::ScriptOutcome::default();
     let outcome_in_app = outcome.clone();
     eframe::run_native(
@@ -651,6 +706,7 @@ pub fn run(script: Option<ScriptOptions>) -> Result<()> {
                 .map(|p| (p.settings, p.tab))
                 .unwrap_or((Settings::default(), Tab::Data));
             let mut app = MmanetApp::new(settings, tab, wake);
+            app.shared_gpu = shared_label;
             if let Some(opts) = script {
                 app.script = Some(script::DemoScript::new(opts, outcome_in_app));
                 app.scripted = true;

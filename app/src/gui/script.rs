@@ -8,6 +8,7 @@ use super::settings::{DataChoice, Preset, Settings};
 use super::{MmanetApp, Tab};
 use eframe::egui;
 use mmanet_core::config::Method;
+use mmanet_core::device::DeviceChoice;
 use mmanet_core::modality::ModalitySet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -21,10 +22,12 @@ pub struct ScriptOptions {
     pub screenshot_dir: PathBuf,
     /// Where the run goes.
     pub output_dir: PathBuf,
-    /// Epochs of each stage (the warm-up is half of it).
+    /// Epochs of each stage, at least 3 (the warm-up is about half of it).
     pub epochs: usize,
     /// Give up after this long.
     pub timeout: Duration,
+    /// The training device.
+    pub device: DeviceChoice,
 }
 
 /// How the script ended (shared with [`super::run`], which turns it into the exit status).
@@ -88,6 +91,10 @@ pub struct DemoScript {
     frames: u32,
     started: Instant,
     run_started: Instant,
+    last_frame: Option<Instant>,
+    frame_gaps: Vec<Duration>,
+    idle_gaps: Vec<Duration>,
+    last_idle_frame: Option<Instant>,
     shot: Option<Saved>,
     toggled: Option<ModalitySet>,
 }
@@ -102,12 +109,17 @@ impl DemoScript {
             frames: 0,
             started: Instant::now(),
             run_started: Instant::now(),
+            last_frame: None,
+            frame_gaps: Vec::new(),
+            idle_gaps: Vec::new(),
+            last_idle_frame: None,
             shot: None,
             toggled: None,
         }
     }
 
     fn next(&mut self) {
+        self.last_idle_frame = None;
         self.step += 1;
         self.frames = 0;
         self.shot = None;
@@ -138,8 +150,10 @@ impl DemoScript {
                     preset: Preset::MfeatDemo,
                     methods: vec![Method::SfMd, Method::Mmanet],
                     epochs: self.opts.epochs,
-                    warmup_epochs: (self.opts.epochs / 2).max(1),
+                    // at least one epoch with MAD and MAR on after the warm-up
+                    warmup_epochs: (self.opts.epochs / 2).min(self.opts.epochs - 2).max(1),
                     output_dir: self.opts.output_dir.clone(),
+                    device: self.opts.device,
                     ..Settings::default()
                 };
                 app.load_data();
@@ -152,12 +166,27 @@ impl DemoScript {
                     let why = app.notice.clone().unwrap_or_default();
                     return self.fail(ctx, format!("training did not start: {why}"));
                 }
+                println!(
+                    "gui-script: {}",
+                    app.shared_gpu
+                        .as_deref()
+                        .unwrap_or("the window renders on a wgpu device of its own")
+                );
                 println!("gui-script: training SF-MD and MMANet on mfeat");
                 self.run_started = Instant::now();
                 self.next();
             }
             Step::Training => match &app.session.status {
+                RunStatus::Running => {
+                    // how smoothly the window keeps drawing while the worker trains
+                    let now = Instant::now();
+                    if let Some(last) = self.last_frame.replace(now) {
+                        self.frame_gaps.push(now - last);
+                    }
+                }
                 RunStatus::Finished(dir) => {
+                    self.last_frame = None;
+                    report_gaps("while training", std::mem::take(&mut self.frame_gaps));
                     println!(
                         "gui-script: trained in {:.0} s, results in {}",
                         self.run_started.elapsed().as_secs_f64(),
@@ -194,6 +223,13 @@ impl DemoScript {
             },
             Step::Shot(tab, name) => {
                 app.tab = tab;
+                // the baseline: frame gaps with nothing training (after the first frames of a tab)
+                let now = Instant::now();
+                if let Some(last) = self.last_idle_frame.replace(now)
+                    && self.frames > 3
+                {
+                    self.idle_gaps.push(now - last);
+                }
                 if let Some(saved) = &self.shot {
                     let done = saved.lock().ok().and_then(|s| s.clone());
                     match done {
@@ -299,6 +335,7 @@ impl DemoScript {
                 }
             }
             Step::Finish => {
+                report_gaps("idle", std::mem::take(&mut self.idle_gaps));
                 println!("gui-script: ok");
                 self.outcome.set(Ok(()));
                 ctx.send_viewport_cmd(egui::ViewportCommand::Close);
@@ -306,6 +343,19 @@ impl DemoScript {
             }
         }
         true
+    }
+}
+
+/// Prints the median and longest gap between frames (the script asks for one every 50 ms).
+fn report_gaps(when: &str, mut gaps: Vec<Duration>) {
+    gaps.sort();
+    if let (Some(median), Some(max)) = (gaps.get(gaps.len() / 2), gaps.last()) {
+        println!(
+            "gui-script: frame gaps {when} (one frame asked for every 50 ms): median {:.0} ms, longest {:.0} ms over {} gaps",
+            median.as_secs_f64() * 1e3,
+            max.as_secs_f64() * 1e3,
+            gaps.len()
+        );
     }
 }
 
