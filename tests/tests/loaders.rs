@@ -7,7 +7,7 @@ use mmanet_core::data::imagelist::{
 };
 use mmanet_core::data::manifest::parse_manifest;
 use mmanet_core::data::split::SplitRule;
-use mmanet_core::data::{ModalityKind, make_batch, mfeat};
+use mmanet_core::data::{ModalityKind, MultimodalSource, make_batch, mfeat};
 use mmanet_core::pipeline::prepare_manifest;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -309,6 +309,25 @@ fn surf_list_reads_images_and_rejects_bad_lines() {
             .flatten()
             .all(|v| v.is_finite() && v.abs() <= 1.0)
     );
+
+    // a sample read from files (the explorer's "load a sample") is preprocessed as a test sample
+    assert!(ds.reads_sample_files());
+    let mut listed: Vec<Vec<f32>> = vec![Vec::new(); 3];
+    ds.load_sample(2, None, &mut listed).unwrap();
+    let loaded = ds.sample_from_files(&ds.samples()[2].paths).unwrap();
+    assert_eq!(loaded, listed);
+    let err = ds
+        .sample_from_files(&ds.samples()[2].paths[..2])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("3 images (rgb, depth, ir), got 2"), "{err}");
+    let gone = vec![root.join("gone.png"); 3];
+    let err = ds.sample_from_files(&gone).unwrap_err().to_string();
+    assert!(err.contains("gone.png"), "{err}");
+    let mfeat = mfeat::load(false).unwrap();
+    assert!(!mfeat.reads_sample_files());
+    let err = mfeat.sample_from_files(&gone).unwrap_err().to_string();
+    assert!(err.contains("pick one of its test samples"), "{err}");
 
     let err = parse_surf_list("a.png b.png 1\n", "train_list.txt", root)
         .unwrap_err()

@@ -207,7 +207,7 @@ impl MmanetApp {
                             ui,
                             &mut self.textures,
                             source.as_ref(),
-                            i,
+                            (i, i),
                             None,
                             48.0,
                         );

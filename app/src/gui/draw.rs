@@ -17,7 +17,15 @@ impl TextureCache {
     pub fn clear(&mut self) {
         self.map.clear();
     }
+
+    /// Forgets the textures of one sample key.
+    pub fn forget_sample(&mut self, key: usize) {
+        self.map.retain(|(k, _), _| *k != key);
+    }
 }
+
+/// The texture key of the explorer's sample read from files.
+pub const LOADED_KEY: usize = usize::MAX;
 
 /// How a modality is drawn: `(channels, height, width)` for pictures, `None` for bar strips.
 /// The mfeat `pix` view (240 pixel averages) is drawn as its 15×16 picture.
@@ -61,12 +69,13 @@ pub fn to_color_image(values: &[f32], (c, h, w): (usize, usize, usize)) -> Color
 }
 
 /// Draws every modality of sample `i` side by side, each with its name; `present[m]` false
-/// draws modality `m` greyed out (switched off). Read errors are shown in place.
+/// draws modality `m` greyed out (switched off). Read errors are shown in place. `key` names the
+/// sample's textures in the cache (the sample index, or [`LOADED_KEY`]).
 pub fn sample_modalities(
     ui: &mut egui::Ui,
     textures: &mut TextureCache,
     source: &dyn MultimodalSource,
-    i: usize,
+    (i, key): (usize, usize),
     present: Option<&[bool]>,
     size: f32,
 ) {
@@ -87,9 +96,9 @@ pub fn sample_modalities(
                 };
                 match picture_shape(spec) {
                     Some(shape) => {
-                        let tex = textures.map.entry((i, m)).or_insert_with(|| {
+                        let tex = textures.map.entry((key, m)).or_insert_with(|| {
                             ui.ctx().load_texture(
-                                format!("sample-{i}-{m}"),
+                                format!("sample-{key}-{m}"),
                                 to_color_image(&values[m], shape),
                                 TextureOptions::NEAREST,
                             )

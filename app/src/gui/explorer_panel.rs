@@ -58,11 +58,45 @@ impl MmanetApp {
                     ui.label(format!("of {}", test.len()));
                 });
                 let sample = test[self.explorer.position];
-                let label = data.source.label(sample);
-                ui.label(format!(
-                    "dataset index {sample} · true class: {}",
-                    classes.get(label).cloned().unwrap_or_default()
-                ));
+                ui.horizontal(|ui| {
+                    let can_read = data.source.reads_sample_files();
+                    let load = ui
+                        .add_enabled(can_read, egui::Button::new("📂 Load sample from files…"))
+                        .on_hover_text(
+                            "one image per modality, preprocessed as the dataset's test images",
+                        )
+                        .on_disabled_hover_text("this dataset's samples are not image files");
+                    if load.clicked() {
+                        let paths: Option<Vec<_>> = names
+                            .iter()
+                            .map(|n| {
+                                rfd::FileDialog::new()
+                                    .set_title(format!("Choose the {n} image"))
+                                    .add_filter("image", &["png", "jpg", "jpeg"])
+                                    .pick_file()
+                            })
+                            .collect();
+                        if let Some(paths) = paths {
+                            self.load_explorer_sample(&paths);
+                        }
+                    }
+                    if self.explorer.loaded.is_some() && ui.button("back to test samples").clicked()
+                    {
+                        self.explorer.loaded = None;
+                    }
+                });
+                match &self.explorer.loaded {
+                    Some((files, _)) => {
+                        ui.label(format!("sample read from {files} · true class unknown"));
+                    }
+                    None => {
+                        let label = data.source.label(sample);
+                        ui.label(format!(
+                            "dataset index {sample} · true class: {}",
+                            classes.get(label).cloned().unwrap_or_default()
+                        ));
+                    }
+                }
                 ui.add_space(6.0);
                 ui.label(RichText::new("Modalities present:").strong());
                 ui.horizontal(|ui| {
@@ -76,14 +110,24 @@ impl MmanetApp {
                     }
                 });
                 ui.add_space(6.0);
-                draw::sample_modalities(
-                    ui,
-                    &mut self.textures,
-                    data.source.as_ref(),
-                    sample,
-                    Some(&self.explorer.present),
-                    96.0,
-                );
+                match &self.explorer.loaded {
+                    Some((_, values)) => draw::sample_modalities(
+                        ui,
+                        &mut self.textures,
+                        values.as_ref(),
+                        (0, draw::LOADED_KEY),
+                        Some(&self.explorer.present),
+                        96.0,
+                    ),
+                    None => draw::sample_modalities(
+                        ui,
+                        &mut self.textures,
+                        data.source.as_ref(),
+                        (sample, sample),
+                        Some(&self.explorer.present),
+                        96.0,
+                    ),
+                }
             });
         self.request_prediction();
 
@@ -141,6 +185,7 @@ impl MmanetApp {
         let truth = self
             .explorer
             .requested
+            .filter(|(s, _)| *s != super::predictor::LOADED_SAMPLE)
             .and_then(|(s, _)| Some(self.session.data.as_ref()?.source.label(s)));
         match &self.explorer.prediction {
             Some(PredictorReply::Prediction {

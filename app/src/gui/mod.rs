@@ -19,6 +19,7 @@ mod tests;
 
 use anyhow::{Result, anyhow};
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
+use mmanet_core::data::InMemoryDataset;
 use mmanet_core::device::{BackendKind, DeviceChoice, select_device};
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::pipeline::prepare_data;
@@ -89,6 +90,8 @@ pub struct ExplorerState {
     pub requested: Option<(usize, ModalitySet)>,
     /// The answer to it.
     pub prediction: Option<predictor::PredictorReply>,
+    /// A sample read from files, shown instead of a test sample: its file names and values.
+    pub loaded: Option<(String, Arc<InMemoryDataset>)>,
 }
 
 /// The app.
@@ -218,6 +221,7 @@ impl MmanetApp {
                 self.textures.clear();
                 self.explorer.present = vec![true; data.source.modalities().len()];
                 self.explorer.position = 0;
+                self.explorer.loaded = None;
                 self.gallery = data_panel::GalleryState::default();
                 self.session.set_data(data);
                 self.data_key = Some(key);
@@ -345,6 +349,7 @@ impl MmanetApp {
                     self.textures.clear();
                     self.explorer.present = vec![true; data.source.modalities().len()];
                     self.explorer.position = 0;
+                    self.explorer.loaded = None;
                     self.session.set_data(data);
                     self.data_key = Some(key);
                 }
@@ -399,8 +404,12 @@ impl MmanetApp {
         let Some(data) = &self.session.data else {
             return;
         };
-        let Some(&sample) = data.split.test.get(self.explorer.position) else {
-            return;
+        let sample = match &self.explorer.loaded {
+            Some(_) => predictor::LOADED_SAMPLE,
+            None => match data.split.test.get(self.explorer.position) {
+                Some(&s) => s,
+                None => return,
+            },
         };
         let set = ModalitySet::from_mask(&self.explorer.present);
         if self.explorer.requested == Some((sample, set)) {
@@ -408,7 +417,51 @@ impl MmanetApp {
         }
         self.explorer.requested = Some((sample, set));
         if matches!(self.explorer.models, Some(Ok(_))) {
-            self.ask_predictor(PredictorRequest::Predict { sample, set });
+            let request = match &self.explorer.loaded {
+                Some((_, values)) => PredictorRequest::PredictLoaded {
+                    sample: values.clone(),
+                    set,
+                },
+                None => PredictorRequest::Predict { sample, set },
+            };
+            self.ask_predictor(request);
+        }
+    }
+
+    /// Reads a sample from files (one per modality, in order) for the explorer, preprocessed
+    /// as the loaded dataset's samples; a failure is shown as a notice.
+    pub fn load_explorer_sample(&mut self, paths: &[PathBuf]) {
+        let Some(data) = &self.session.data else {
+            self.notice = Some("load the data first (Data panel)".into());
+            return;
+        };
+        let source = data.source.as_ref();
+        let result = source.sample_from_files(paths).and_then(|features| {
+            let ds = InMemoryDataset {
+                name: "loaded sample".into(),
+                modalities: source.modalities().to_vec(),
+                classes: source.num_classes(),
+                class_names: Some(source.class_names()),
+                features,
+                labels: vec![0],
+            };
+            ds.validate()?;
+            Ok(ds)
+        });
+        match result {
+            Ok(ds) => {
+                let names = paths
+                    .iter()
+                    .filter_map(|p| p.file_name())
+                    .map(|n| n.to_string_lossy().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                self.textures.forget_sample(draw::LOADED_KEY);
+                self.explorer.loaded = Some((names, Arc::new(ds)));
+                self.explorer.requested = None;
+                self.explorer.prediction = None;
+            }
+            Err(e) => self.notice = Some(format!("cannot load the sample: {e}")),
         }
     }
 

@@ -2,6 +2,7 @@
 //! "class probabilities of sample i seen through combination S" off the UI thread.
 
 use mmanet_core::config::{ExperimentConfig, Method};
+use mmanet_core::data::{InMemoryDataset, MultimodalSource};
 use mmanet_core::device::cpu_device;
 use mmanet_core::eval::predict_proba;
 use mmanet_core::modality::ModalitySet;
@@ -9,6 +10,7 @@ use mmanet_core::model::MultimodalNet;
 use mmanet_core::pipeline::{PreparedData, block_on};
 use mmanet_core::runs::load_stage_model;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// A model the explorer shows.
@@ -79,7 +81,17 @@ pub enum PredictorRequest {
         /// Modalities present.
         set: ModalitySet,
     },
+    /// Predict a sample read from files (answered as sample [`LOADED_SAMPLE`]).
+    PredictLoaded {
+        /// Its modalities, preprocessed as the dataset's samples.
+        sample: Arc<InMemoryDataset>,
+        /// Modalities present.
+        set: ModalitySet,
+    },
 }
+
+/// The sample index the explorer uses for a sample read from files.
+pub const LOADED_SAMPLE: usize = usize::MAX;
 
 /// One model's answer.
 #[derive(Clone, Debug, PartialEq)]
@@ -148,9 +160,12 @@ fn worker(rx: Receiver<PredictorRequest>, tx: Sender<PredictorReply>, wake: impl
         // Only the newest prediction matters when the user clicks faster than we answer.
         let mut pending = vec![first];
         pending.extend(rx.try_iter());
-        let last_predict = pending
-            .iter()
-            .rposition(|r| matches!(r, PredictorRequest::Predict { .. }));
+        let last_predict = pending.iter().rposition(|r| {
+            matches!(
+                r,
+                PredictorRequest::Predict { .. } | PredictorRequest::PredictLoaded { .. }
+            )
+        });
         for (k, request) in pending.into_iter().enumerate() {
             let reply = match request {
                 PredictorRequest::Load {
@@ -185,10 +200,24 @@ fn worker(rx: Receiver<PredictorRequest>, tx: Sender<PredictorReply>, wake: impl
                     }
                     let result = match &loaded {
                         None => Err("no trained models loaded yet".to_string()),
-                        Some(l) => predict_all(l, sample, set, &device),
+                        Some(l) => predict_all(l, l.data.source.as_ref(), sample, set, &device),
                     };
                     PredictorReply::Prediction {
                         sample,
+                        set,
+                        result,
+                    }
+                }
+                PredictorRequest::PredictLoaded { sample, set } => {
+                    if Some(k) != last_predict {
+                        continue;
+                    }
+                    let result = match &loaded {
+                        None => Err("no trained models loaded yet".to_string()),
+                        Some(l) => predict_all(l, sample.as_ref(), 0, set, &device),
+                    };
+                    PredictorReply::Prediction {
+                        sample: LOADED_SAMPLE,
                         set,
                         result,
                     }
@@ -204,6 +233,7 @@ fn worker(rx: Receiver<PredictorRequest>, tx: Sender<PredictorReply>, wake: impl
 
 fn predict_all(
     loaded: &Loaded,
+    source: &dyn MultimodalSource,
     sample: usize,
     set: ModalitySet,
     device: &burn::prelude::Device,
@@ -211,10 +241,10 @@ fn predict_all(
     if set.is_empty() {
         return Err("switch on at least one modality".into());
     }
-    if sample >= loaded.data.source.len() {
+    if sample >= source.len() {
         return Err(format!("sample {sample} is not in the data"));
     }
-    let n = loaded.data.source.modalities().len();
+    let n = source.modalities().len();
     loaded
         .models
         .iter()
@@ -224,14 +254,8 @@ fn predict_all(
             } else {
                 set
             };
-            let probs = block_on(predict_proba(
-                net,
-                loaded.data.source.as_ref(),
-                &[sample],
-                seen,
-                device,
-            ))
-            .map_err(|e| e.to_string())?;
+            let probs = block_on(predict_proba(net, source, &[sample], seen, device))
+                .map_err(|e| e.to_string())?;
             Ok(ModelPrediction {
                 label: m.label.clone(),
                 set: seen,

@@ -9,6 +9,7 @@ use super::{MmanetApp, Tab};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use mmanet_core::config::{ExperimentConfig, Method};
+use mmanet_core::data::MultimodalSource;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::report::{CombinationResult, ComparisonTable, EvalReport, TableMetric};
 use mmanet_core::train::{EpochSummary, StepReport, TrainEvent};
@@ -297,4 +298,233 @@ fn the_explorer_shows_the_deployment_network_sf_md_and_the_teacher() {
     let models = explorer_models(&cfg);
     assert_eq!(models.len(), 2);
     assert!(models[1].full_only && !models[0].full_only);
+}
+
+/// A CASIA-SURF-style image-list dataset in `dir`: 2 samples per split, 3 PNGs each.
+fn write_image_list_dataset(dir: &std::path::Path) -> std::path::PathBuf {
+    let png = |path: &std::path::Path, value: u8| {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image::RgbImage::from_fn(20, 20, |x, y| {
+            image::Rgb([value, (x * 9 % 256) as u8, (y * 11 % 256) as u8])
+        })
+        .save(path)
+        .unwrap();
+    };
+    for split in ["train", "val", "test"] {
+        let mut list = String::new();
+        for i in 0..2 {
+            let paths: Vec<String> = ["color", "depth", "ir"]
+                .iter()
+                .map(|m| format!("{split}/s{i}/{m}.png"))
+                .collect();
+            for p in &paths {
+                png(&dir.join(p), 100 * i as u8);
+            }
+            list += &format!("{} {i}\n", paths.join(" "));
+        }
+        std::fs::write(dir.join(format!("{split}.txt")), list).unwrap();
+    }
+    let manifest = dir.join("manifest.toml");
+    std::fs::write(
+        &manifest,
+        r#"name = "surf-fixture"
+format = "casia-surf"
+class_names = ["attack", "real"]
+
+[images]
+root = "."
+train_list = "train.txt"
+val_list = "val.txt"
+test_list = "test.txt"
+size = 16
+train_resize = 20
+channels = 3
+max_rotation_deg = 30
+"#,
+    )
+    .unwrap();
+    manifest
+}
+
+#[test]
+fn a_sample_read_from_files_takes_the_test_samples_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_image_list_dataset(dir.path());
+    let settings = Settings {
+        data: super::settings::DataChoice::Manifest,
+        manifest: Some(manifest),
+        ..Settings::default()
+    };
+    let mut h = harness(app(Tab::Explorer, settings));
+    h.run_steps(2);
+    assert_eq!(
+        h.state()
+            .session
+            .data_summary
+            .as_ref()
+            .map(|s| s.name.as_str()),
+        Some("surf-fixture"),
+        "{:?}",
+        h.state().session.data_error
+    );
+    h.get_by_label_contains("Load sample from files");
+    let paths: Vec<_> = ["color", "depth", "ir"]
+        .iter()
+        .map(|m| dir.path().join(format!("val/s1/{m}.png")))
+        .collect();
+    h.state_mut().load_explorer_sample(&paths);
+    h.run_steps(2);
+    let loaded = super::predictor::LOADED_SAMPLE;
+    assert_eq!(
+        h.state().explorer.requested,
+        Some((loaded, ModalitySet::full(3)))
+    );
+    h.get_by_label_contains("sample read from color.png, depth.png, ir.png");
+    // its values are the dataset's own preprocessing of those files
+    let (_, values) = h.state().explorer.loaded.clone().unwrap();
+    let data = h.state().session.data.clone().unwrap();
+    assert_eq!(
+        values.features,
+        data.source.sample_from_files(&paths).unwrap()
+    );
+    // switching a modality off asks again for the loaded sample
+    h.get_by_role_and_label(eframe::egui::accesskit::Role::CheckBox, "depth")
+        .click();
+    h.run_steps(2);
+    assert_eq!(
+        h.state().explorer.requested,
+        Some((loaded, ModalitySet::from_indices([0, 2])))
+    );
+    // a wrong number of files is reported, and the loaded sample stays
+    h.state_mut().load_explorer_sample(&paths[..1]);
+    let notice = h.state().notice.clone().unwrap_or_default();
+    assert!(notice.contains("3 images"), "{notice}");
+    assert!(h.state().explorer.loaded.is_some());
+    h.run_steps(2);
+    // back to the test samples
+    h.get_by_label("back to test samples").click();
+    h.run_steps(2);
+    let first_test = data.split.test[0];
+    assert_eq!(h.state().explorer.requested.map(|r| r.0), Some(first_test));
+}
+
+#[test]
+fn mfeat_samples_cannot_be_read_from_files() {
+    let mut h = harness(app(Tab::Explorer, Settings::default()));
+    h.run_steps(2);
+    h.state_mut()
+        .load_explorer_sample(&[std::path::PathBuf::from("x.png")]);
+    let notice = h.state().notice.clone().unwrap_or_default();
+    assert!(notice.contains("pick one of its test samples"), "{notice}");
+    assert!(h.state().explorer.loaded.is_none());
+}
+
+#[test]
+fn the_predictor_answers_for_test_samples_and_loaded_samples_alike() {
+    use super::predictor::{LOADED_SAMPLE, Predictor, PredictorReply, PredictorRequest};
+    use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = ExperimentConfig::from_toml(
+        include_str!("../../../configs/mfeat-demo.toml"),
+        "mfeat-demo.toml",
+    )
+    .unwrap();
+    cfg.output_dir = dir.path().to_path_buf();
+    cfg.methods = vec![Method::SfMd];
+    cfg.set_epochs(1).unwrap();
+    let data = prepare_data(&cfg).unwrap();
+    let out = run_experiment(
+        &cfg,
+        &data,
+        &burn::prelude::Device::flex(),
+        false,
+        RunMode::Train,
+        &mut SilentProgress,
+    )
+    .unwrap();
+    let predictor = Predictor::start(|| {}).unwrap();
+    let wait = |predictor: &Predictor| -> PredictorReply {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(r) = predictor.poll().into_iter().last() {
+                return r;
+            }
+            assert!(Instant::now() < deadline, "no reply");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    // before any model is loaded, a prediction says so
+    predictor.send(PredictorRequest::Predict {
+        sample: 0,
+        set: ModalitySet::full(3),
+    });
+    match wait(&predictor) {
+        PredictorReply::Prediction { result: Err(e), .. } => {
+            assert!(e.contains("no trained models"))
+        }
+        other => panic!("{other:?}"),
+    }
+    predictor.send(PredictorRequest::Load {
+        run_dir: out.run_dir.clone(),
+        cfg: Box::new(cfg.clone()),
+        data: data.clone(),
+        models: explorer_models(&cfg),
+    });
+    assert_eq!(
+        wait(&predictor),
+        PredictorReply::Loaded(Ok(vec![
+            "SF-MD".to_string(),
+            "Teacher (all modalities)".to_string()
+        ]))
+    );
+    let k = data.split.test[5];
+    let set = ModalitySet::from_indices([1, 2]);
+    predictor.send(PredictorRequest::Predict { sample: k, set });
+    let PredictorReply::Prediction {
+        sample,
+        result: Ok(from_index),
+        ..
+    } = wait(&predictor)
+    else {
+        panic!("no prediction")
+    };
+    assert_eq!(sample, k);
+    assert_eq!(from_index[0].set, set);
+    assert_eq!(
+        from_index[1].set,
+        ModalitySet::full(3),
+        "the teacher sees everything"
+    );
+    let sum: f32 = from_index[0].probs.iter().sum();
+    assert!((sum - 1.0).abs() < 1e-4, "{sum}");
+    // the same sample handed over as values gives the same probabilities
+    let mut values: Vec<Vec<f32>> = data
+        .source
+        .modalities()
+        .iter()
+        .map(|m| vec![0.0; m.kind.numel()])
+        .collect();
+    data.source.load_sample(k, None, &mut values).unwrap();
+    let single = mmanet_core::data::InMemoryDataset {
+        name: "one".into(),
+        modalities: data.source.modalities().to_vec(),
+        classes: data.source.num_classes(),
+        class_names: None,
+        features: values,
+        labels: vec![0],
+    };
+    predictor.send(PredictorRequest::PredictLoaded {
+        sample: Arc::new(single),
+        set,
+    });
+    let PredictorReply::Prediction {
+        sample,
+        result: Ok(from_values),
+        ..
+    } = wait(&predictor)
+    else {
+        panic!("no prediction")
+    };
+    assert_eq!(sample, LOADED_SAMPLE);
+    assert_eq!(from_values, from_index);
 }

@@ -488,4 +488,34 @@ impl MultimodalSource for ImageListDataset {
         }
         Ok(())
     }
+
+    fn reads_sample_files(&self) -> bool {
+        true
+    }
+
+    fn sample_from_files(&self, paths: &[std::path::PathBuf]) -> Result<Vec<Vec<f32>>> {
+        if paths.len() != self.modalities.len() {
+            return Err(CoreError::data(
+                &self.name,
+                format!(
+                    "a sample is {} images ({}), got {}",
+                    self.modalities.len(),
+                    self.modalities
+                        .iter()
+                        .map(|m| m.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    paths.len()
+                ),
+            ));
+        }
+        paths
+            .iter()
+            .map(|path| {
+                let mut values = decode_resized(path, self.channels, self.size)?;
+                normalize_pixels(&mut values);
+                Ok(values)
+            })
+            .collect()
+    }
 }

@@ -106,6 +106,20 @@ pub trait MultimodalSource: Send + Sync {
     fn class_names(&self) -> Vec<String> {
         (0..self.num_classes()).map(|c| c.to_string()).collect()
     }
+    /// Whether a new sample can be read from files with [`MultimodalSource::sample_from_files`].
+    fn reads_sample_files(&self) -> bool {
+        false
+    }
+    /// Reads one sample that is not in the dataset from `paths`, one file per modality in index
+    /// order, preprocessed as the dataset's evaluation samples are. Sources whose samples are
+    /// not files refuse.
+    fn sample_from_files(&self, paths: &[std::path::PathBuf]) -> Result<Vec<Vec<f32>>> {
+        let _ = paths;
+        Err(CoreError::data(
+            self.name(),
+            "this dataset's samples are not image files; pick one of its test samples",
+        ))
+    }
 }
 
 /// A dataset held entirely in memory.
