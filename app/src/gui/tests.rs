@@ -9,7 +9,6 @@ use super::{MmanetApp, Tab};
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use mmanet_core::config::{ExperimentConfig, Method};
-use mmanet_core::data::MultimodalSource;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::report::{CombinationResult, ComparisonTable, EvalReport, TableMetric};
 use mmanet_core::train::{EpochSummary, StepReport, TrainEvent};
