@@ -249,6 +249,13 @@ fn run() -> Result<()> {
                 &run.overrides,
             )?;
             if let Some(e) = epochs {
+                let distils = cfg.methods.iter().any(|m| m.uses_teacher());
+                if distils && cfg.mmanet.fit_warmup(e) {
+                    println!(
+                        "--epochs {e}: MMANet's warm-up is now {} epochs (mining after epochs {:?})",
+                        cfg.mmanet.warmup_epochs, cfg.mmanet.mining_epochs
+                    );
+                }
                 cfg.set_epochs(e).context("--epochs")?;
             }
             println!(

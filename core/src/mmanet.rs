@@ -104,7 +104,31 @@ impl Default for MmanetConfig {
     }
 }
 
+/// A warm-up that fits a student run of `epochs` epochs (at least 3): about half of it, with
+/// at least one epoch after it for MAD and MAR.
+pub fn warmup_for(epochs: usize) -> usize {
+    (epochs / 2).min(epochs.saturating_sub(2)).max(1)
+}
+
+/// The mining epochs for a warm-up: the (up to) three epochs before it, as the official 2, 3, 4
+/// before 5.
+pub fn mining_epochs_before(warmup: usize) -> Vec<usize> {
+    (warmup.saturating_sub(3)..warmup).collect()
+}
+
 impl MmanetConfig {
+    /// Pulls the warm-up and its mining epochs inside a student run of `epochs` epochs when they
+    /// do not fit ([`warmup_for`], [`mining_epochs_before`]); `true` when anything changed.
+    /// Runs shorter than 3 epochs are left for [`MmanetConfig::validate`] to refuse.
+    pub fn fit_warmup(&mut self, epochs: usize) -> bool {
+        if epochs < 3 || self.warmup_epochs + 1 < epochs {
+            return false;
+        }
+        self.warmup_epochs = warmup_for(epochs);
+        self.mining_epochs = mining_epochs_before(self.warmup_epochs);
+        true
+    }
+
     /// Checks values against the number of epochs of the student stage.
     pub fn validate(&self, student_epochs: usize) -> Result<()> {
         for (field, v) in [("mmanet.alpha", self.alpha), ("mmanet.beta", self.beta)] {

@@ -44,3 +44,36 @@ fn mad_impl_setting() {
         .to_string();
     assert!(err.contains("mad_impl"), "{err}");
 }
+
+#[test]
+fn a_shorter_run_pulls_the_warm_up_inside_it() {
+    use mmanet_core::mmanet::{MmanetConfig, mining_epochs_before, warmup_for};
+    let official = MmanetConfig::default();
+    assert_eq!(official.warmup_epochs, 5);
+    // it fits 30 epochs: untouched
+    let mut m = official.clone();
+    assert!(!m.fit_warmup(30));
+    assert_eq!(m, official);
+    // 6 epochs: 5 + 1 leaves none with MAD/MAR on; the warm-up moves to 3, mining to 0, 1, 2
+    assert!(m.fit_warmup(6));
+    assert_eq!(
+        (m.warmup_epochs, m.mining_epochs.clone()),
+        (3, vec![0, 1, 2])
+    );
+    m.validate(6).unwrap();
+    for epochs in 3..40 {
+        let mut m = official.clone();
+        m.fit_warmup(epochs);
+        m.validate(epochs)
+            .unwrap_or_else(|e| panic!("{epochs} epochs: {e}"));
+    }
+    assert_eq!(warmup_for(3), 1);
+    assert_eq!(warmup_for(4), 2);
+    assert_eq!(warmup_for(12), 6);
+    assert_eq!(mining_epochs_before(1), vec![0]);
+    // under 3 epochs nothing fits: validation says so
+    let mut m = official.clone();
+    assert!(!m.fit_warmup(2));
+    let err = m.validate(2).unwrap_err().to_string();
+    assert!(err.contains("mmanet.warmup_epochs"), "{err}");
+}

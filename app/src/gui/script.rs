@@ -150,8 +150,7 @@ impl DemoScript {
                     preset: Preset::MfeatDemo,
                     methods: vec![Method::SfMd, Method::Mmanet],
                     epochs: self.opts.epochs,
-                    // at least one epoch with MAD and MAR on after the warm-up
-                    warmup_epochs: (self.opts.epochs / 2).min(self.opts.epochs - 2).max(1),
+                    warmup_epochs: mmanet_core::mmanet::warmup_for(self.opts.epochs),
                     output_dir: self.opts.output_dir.clone(),
                     device: self.opts.device,
                     ..Settings::default()

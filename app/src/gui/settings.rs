@@ -4,6 +4,7 @@
 use mmanet_core::config::{DataSource, ExperimentConfig, Method};
 use mmanet_core::data::synthetic::SyntheticConfig;
 use mmanet_core::device::DeviceChoice;
+use mmanet_core::mmanet::mining_epochs_before;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -164,16 +165,10 @@ impl Settings {
         cfg.mmanet.alpha = self.alpha;
         cfg.mmanet.beta = self.beta;
         cfg.mmanet.warmup_epochs = self.warmup_epochs;
-        cfg.mmanet.mining_epochs = mining_epochs(self.warmup_epochs);
+        cfg.mmanet.mining_epochs = mining_epochs_before(self.warmup_epochs);
         cfg.set_epochs(self.epochs)?;
         Ok(cfg)
     }
-}
-
-/// The mining epochs for a warm-up: the (up to) three epochs before it, as the official 2, 3, 4
-/// before 5.
-pub fn mining_epochs(warmup: usize) -> Vec<usize> {
-    (warmup.saturating_sub(3)..warmup).collect()
 }
 
 /// A run folder name: `<data>-<yyyymmdd-hhmmss>` (UTC), so runs sort by time.
