@@ -22,12 +22,7 @@ impl MmanetApp {
         if self.explorer.present.len() != names.len() {
             self.explorer.present = vec![true; names.len()];
         }
-        let classes = self
-            .session
-            .data_summary
-            .as_ref()
-            .map(|d| d.classes.clone())
-            .unwrap_or_default();
+        let classes = self.session.class_names();
 
         egui::Panel::left("explorer_sample")
             .resizable(true)
@@ -153,12 +148,7 @@ impl MmanetApp {
     }
 
     fn explorer_predictions(&mut self, ui: &mut egui::Ui, classes: &[String]) {
-        let names = self
-            .session
-            .data
-            .as_ref()
-            .map(|d| d.source.modality_names())
-            .unwrap_or_default();
+        let names = self.session.modality_names();
         match &self.explorer.models {
             None if self.explorer.models_of.is_none() => {
                 ui.label(

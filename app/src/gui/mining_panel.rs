@@ -39,18 +39,8 @@ impl MmanetApp {
             );
             return;
         }
-        let names = self
-            .session
-            .data
-            .as_ref()
-            .map(|d| d.source.modality_names())
-            .unwrap_or_default();
-        let classes = self
-            .session
-            .data_summary
-            .as_ref()
-            .map(|d| d.classes.clone())
-            .unwrap_or_default();
+        let names = self.session.modality_names();
+        let classes = self.session.class_names();
         let shown = self
             .mining_stage
             .clone()

@@ -191,12 +191,7 @@ impl DemoScript {
                         self.run_started.elapsed().as_secs_f64(),
                         dir.display()
                     );
-                    let names = app
-                        .session
-                        .data
-                        .as_ref()
-                        .map(|d| d.source.modality_names())
-                        .unwrap_or_default();
+                    let names = app.session.modality_names();
                     let weak = app
                         .session
                         .stages
@@ -281,12 +276,7 @@ impl DemoScript {
                         result: Ok(models),
                     }) = &app.explorer.prediction
                     {
-                        let names = app
-                            .session
-                            .data
-                            .as_ref()
-                            .map(|d| d.source.modality_names())
-                            .unwrap_or_default();
+                        let names = app.session.modality_names();
                         for m in models {
                             let (class, p) = m
                                 .probs

@@ -269,6 +269,22 @@ impl Session {
         Ok(())
     }
 
+    /// The loaded data's modality names (none without data).
+    pub fn modality_names(&self) -> Vec<String> {
+        self.data
+            .as_ref()
+            .map(|d| d.source.modality_names())
+            .unwrap_or_default()
+    }
+
+    /// The loaded data's class names (none without data).
+    pub fn class_names(&self) -> Vec<String> {
+        self.data_summary
+            .as_ref()
+            .map(|d| d.classes.clone())
+            .unwrap_or_default()
+    }
+
     /// The stage being trained now (the last one started and not finished).
     pub fn current_stage(&self) -> Option<&StageLog> {
         self.stages.last().filter(|s| s.best.is_none())

@@ -178,12 +178,7 @@ impl MmanetApp {
                 }
             });
         ui.label(RichText::new("validation accuracy per combination (%)").strong());
-        let names = self
-            .session
-            .data
-            .as_ref()
-            .map(|d| d.source.modality_names())
-            .unwrap_or_default();
+        let names = self.session.modality_names();
         Plot::new("val")
             .height(h)
             .legend(Legend::default())
