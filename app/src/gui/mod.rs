@@ -217,20 +217,23 @@ impl MmanetApp {
         };
         let key = serde_json::to_string(&cfg.data).unwrap_or_default();
         match prepare_data(&cfg) {
-            Ok(data) => {
-                self.textures.clear();
-                self.explorer.present = vec![true; data.source.modalities().len()];
-                self.explorer.position = 0;
-                self.explorer.loaded = None;
-                self.gallery = data_panel::GalleryState::default();
-                self.session.set_data(data);
-                self.data_key = Some(key);
-            }
+            Ok(data) => self.install_data(data, key),
             Err(e) => {
                 self.session.data_error = Some(e.to_string());
                 self.data_key = None;
             }
         }
+    }
+
+    /// Makes `data` (identified by `key`, its data config as JSON) the data on show.
+    fn install_data(&mut self, data: mmanet_core::pipeline::PreparedData, key: String) {
+        self.textures.clear();
+        self.explorer.present = vec![true; data.source.modalities().len()];
+        self.explorer.position = 0;
+        self.explorer.loaded = None;
+        self.gallery = data_panel::GalleryState::default();
+        self.session.set_data(data);
+        self.data_key = Some(key);
     }
 
     fn data_is_current(&self) -> bool {
@@ -249,9 +252,14 @@ impl MmanetApp {
         if !self.data_is_current() {
             self.load_data();
         }
-        let Some(data) = self.session.data.clone() else {
-            self.notice = Some("load the data first (Data panel)".into());
-            return;
+        // never train the new settings on the previously loaded data
+        let data = match (&self.session.data, self.data_is_current()) {
+            (Some(data), true) => data.clone(),
+            _ => {
+                let why = self.session.data_error.clone().unwrap_or_default();
+                self.notice = Some(format!("cannot start: the data did not load ({why})"));
+                return;
+            }
         };
         let (name, settings) = match (&self.last_run, resume) {
             (Some((name, s)), true) => (name.clone(), s.clone()),
@@ -345,14 +353,7 @@ impl MmanetApp {
         let key = serde_json::to_string(&record.config.data).unwrap_or_default();
         if self.data_key.as_deref() != Some(key.as_str()) {
             match prepare_data(&record.config) {
-                Ok(data) => {
-                    self.textures.clear();
-                    self.explorer.present = vec![true; data.source.modalities().len()];
-                    self.explorer.position = 0;
-                    self.explorer.loaded = None;
-                    self.session.set_data(data);
-                    self.data_key = Some(key);
-                }
+                Ok(data) => self.install_data(data, key),
                 Err(e) => {
                     self.notice = Some(format!("cannot load the run's data: {e}"));
                     return;

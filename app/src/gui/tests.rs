@@ -527,3 +527,21 @@ fn the_predictor_answers_for_test_samples_and_loaded_samples_alike() {
     assert_eq!(sample, LOADED_SAMPLE);
     assert_eq!(from_values, from_index);
 }
+
+#[test]
+fn new_settings_never_train_on_the_previous_data() {
+    let mut h = harness(app(Tab::Training, Settings::default()));
+    h.run_steps(1);
+    assert!(h.state().session.data.is_some(), "mfeat loaded");
+    // the user points the data at a manifest that is not there, and presses Start
+    h.state_mut().settings.data = super::settings::DataChoice::Manifest;
+    h.state_mut().settings.manifest = Some("/no/such/manifest.toml".into());
+    h.state_mut().start_training(false);
+    h.run_steps(1);
+    assert_eq!(h.state().session.status, RunStatus::Idle);
+    let notice = h.state().notice.clone().unwrap_or_default();
+    assert!(
+        notice.contains("did not load") && notice.contains("/no/such/manifest.toml"),
+        "{notice}"
+    );
+}
