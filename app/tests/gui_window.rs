@@ -24,8 +24,12 @@ fn picture_stats(path: &Path) -> (u32, u32, f64, usize) {
     (w, h, std, colours.len())
 }
 
+/// One X server at a time: two `xvfb-run -a` starting together can pick the same display.
+static XVFB: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Runs `mmanet gui --demo-script` with `extra` arguments under Xvfb in `dir`; returns stdout.
 fn run_demo_script(dir: &Path, extra: &[&str]) -> String {
+    let _one_at_a_time = XVFB.lock().unwrap_or_else(|e| e.into_inner());
     let xvfb = Command::new("xvfb-run").arg("--help").output();
     assert!(
         xvfb.is_ok(),
