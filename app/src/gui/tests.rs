@@ -82,6 +82,16 @@ fn start_pause_and_stop_drive_the_training_worker() {
     h.key_press_modifiers(eframe::egui::Modifiers::COMMAND, eframe::egui::Key::P);
     h.run_steps(1);
     assert_eq!(h.state().session.status, RunStatus::Paused);
+    // the worker holds: no training step arrives while paused
+    let steps_seen = |h: &Harness<'static, MmanetApp>| -> usize {
+        h.state().session.stages.iter().map(|s| s.steps.len()).sum()
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    h.run_steps(1);
+    let before = steps_seen(&h);
+    std::thread::sleep(Duration::from_millis(300));
+    h.run_steps(1);
+    assert_eq!(steps_seen(&h), before, "steps arrived while paused");
     h.get_all_by_label_contains("Resume")
         .next()
         .unwrap()
@@ -98,8 +108,13 @@ fn start_pause_and_stop_drive_the_training_worker() {
         std::thread::sleep(Duration::from_millis(20));
         h.run_steps(1);
     }
+    // the message names the stage that was training
+    let last_stage = h.state().session.stages.last().unwrap().name.clone();
     match &h.state().session.status {
-        RunStatus::Stopped(why) => assert!(why.contains("teacher"), "{why}"),
+        RunStatus::Stopped(why) => assert!(
+            why.contains(&format!("stopped by the user during `{last_stage}`")),
+            "{why}"
+        ),
         other => panic!("expected a stopped run, got {other:?}"),
     }
     assert!(h.state().can_resume());
