@@ -445,3 +445,56 @@ train_resize = 10
     .to_string();
     assert!(err.contains("images.train_list"), "{err}");
 }
+
+#[test]
+fn a_casia_surf_list_opened_directly_finds_its_sibling_lists() {
+    use mmanet_core::data::manifest::SURF_LISTS;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (k, list) in SURF_LISTS.iter().enumerate() {
+        let mut lines = String::new();
+        for i in 0..(2 + k) {
+            let paths: Vec<String> = ["color", "depth", "ir"]
+                .iter()
+                .map(|m| format!("split{k}/s{i}/{m}.png"))
+                .collect();
+            for p in &paths {
+                write_png(&root.join(p), 24, 24, 30 * i as u8);
+            }
+            lines += &format!("{} {}\n", paths.join(" "), i % 2);
+        }
+        std::fs::write(root.join(list), lines).unwrap();
+    }
+    let data = prepare_manifest(&root.join("train_list.txt"), false).unwrap();
+    assert_eq!(data.source.name(), "casia-surf");
+    assert_eq!(
+        [
+            data.split.train.len(),
+            data.split.val.len(),
+            data.split.test.len()
+        ],
+        [2, 3, 4]
+    );
+    assert_eq!(data.source.class_names(), ["attack", "real"]);
+    assert_eq!(
+        data.source.modalities()[0].kind,
+        ModalityKind::Image {
+            channels: 3,
+            height: 112,
+            width: 112
+        }
+    );
+    // any of the three lists opens the same dataset
+    let again = prepare_manifest(&root.join("test_private_list.txt"), false).unwrap();
+    assert_eq!(again.split, data.split);
+    // a missing sibling list is named
+    std::fs::remove_file(root.join("val_private_list.txt")).unwrap();
+    let err = prepare_manifest(&root.join("train_list.txt"), false)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("train_list.txt") && err.contains("holds no val_private_list.txt"),
+        "{err}"
+    );
+}

@@ -101,10 +101,10 @@ impl MmanetApp {
                 reload |= changed;
             }
             DataChoice::Manifest => {
-                ui.label("A dataset manifest (TOML): CSV views, or CASIA-SURF / CeFA image lists. Drop the file on the window or:");
-                if ui.button("Open manifest…").clicked()
+                ui.label("A dataset manifest (TOML: CSV views, or CASIA-SURF / CeFA image lists), or a CASIA-SURF list file (train_list.txt, with the official val and test lists beside it). Drop the file on the window or:");
+                if ui.button("Open manifest or list…").clicked()
                     && let Some(path) = rfd::FileDialog::new()
-                        .add_filter("manifest", &["toml"])
+                        .add_filter("manifest or CASIA-SURF list", &["toml", "txt"])
                         .pick_file()
                 {
                     self.settings.manifest = Some(path);

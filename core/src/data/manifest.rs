@@ -26,7 +26,9 @@
 //!
 //! Image datasets use `format = "casia-surf"` (list files) or `format = "cefa"` (the CeFA folder
 //! layout, split by `images.cefa_protocol`, default `race_prot_rdi_4@5`); see
-//! [`super::imagelist`].
+//! [`super::imagelist`]. A CASIA-SURF list file (`.txt`) opened where a manifest is expected
+//! stands for the dataset in its folder, with the official list names and image settings
+//! ([`surf_manifest_for_list`]).
 
 use super::InMemoryDataset;
 use super::csv::{CsvView, LabelColumn, load_multiview};
@@ -96,8 +98,48 @@ pub struct CsvModality {
 
 /// Reads and parses a manifest file.
 pub fn read_manifest(path: &Path) -> Result<Manifest> {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("txt"))
+    {
+        return surf_manifest_for_list(path);
+    }
     let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
     parse_manifest(&text, &path.display().to_string())
+}
+
+/// The official CASIA-SURF list files: train, validation, test.
+pub const SURF_LISTS: [&str; 3] = [
+    "train_list.txt",
+    "val_private_list.txt",
+    "test_private_list.txt",
+];
+
+/// The manifest of a CASIA-SURF list file opened directly (a `.txt` given where a manifest is
+/// expected): the list's folder is the dataset root and must hold the three official lists
+/// ([`SURF_LISTS`]); the image settings are the official ones. Other list names need a manifest.
+pub fn surf_manifest_for_list(list: &Path) -> Result<Manifest> {
+    let folder = list.parent().unwrap_or(Path::new("."));
+    let missing: Vec<&str> = SURF_LISTS
+        .iter()
+        .copied()
+        .filter(|name| !folder.join(name).is_file())
+        .collect();
+    if !missing.is_empty() {
+        return Err(CoreError::data(
+            list.display().to_string(),
+            format!(
+                "a CASIA-SURF list opened directly needs the official lists beside it; {} holds no {} (write a manifest to name other lists)",
+                folder.display(),
+                missing.join(", ")
+            ),
+        ));
+    }
+    let text = format!(
+        "name = \"casia-surf\"\nformat = \"casia-surf\"\n[images]\nroot = \".\"\ntrain_list = \"{}\"\nval_list = \"{}\"\ntest_list = \"{}\"\n",
+        SURF_LISTS[0], SURF_LISTS[1], SURF_LISTS[2]
+    );
+    parse_manifest(&text, &list.display().to_string())
 }
 
 /// Parses manifest text; `file` names it in errors.
