@@ -13,8 +13,9 @@
 //! * [`eval`], [`metrics`], [`report`] — per-combination evaluation, metrics, tables;
 //! * [`schedule`] — learning-rate schedules; [`config`] — TOML experiment configs;
 //! * [`checkpoint`], [`fsutil`] — atomic checkpoint and result files;
-//! * [`pipeline`] — the whole experiment on native targets (teacher, students, tables);
-//! * [`runs`] — reading a trained run folder back (config, reports, histories, models, mining);
+//! * [`pipeline`] — the whole experiment (teacher, students, tables), async over a [`store`];
+//! * [`store`] — where a run's files live: a folder on disk, or memory (the browser);
+//! * [`runs`] — reading a trained run back (config, reports, histories, models, mining);
 //! * [`device`] — choosing wgpu or the CPU backend at run time.
 //!
 //! The library builds for `wasm32-unknown-unknown`; every device read in the training and
@@ -38,6 +39,7 @@ pub mod pipeline;
 pub mod report;
 pub mod runs;
 pub mod schedule;
+pub mod store;
 pub mod train;
 
 pub use error::{CoreError, Result};

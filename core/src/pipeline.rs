@@ -1,7 +1,12 @@
-//! The whole experiment on native targets: prepare the data, train (or reuse) the teacher, train
-//! each student method, evaluate every combination on the test split, and write the results.
+//! The whole experiment: prepare the data, train (or reuse) the teacher, train each student
+//! method, evaluate every combination on the test split, and write the results.
 //!
-//! Outputs go to `<output_dir>/<name>/`:
+//! [`run_experiment_in`] is the one implementation: asynchronous, writing into any
+//! [`RunStore`] (the browser keeps runs in memory and awaits it between frames);
+//! [`run_experiment`] runs it to completion on a run folder (native targets).
+//!
+//! Outputs go to `<output_dir>/<name>/` (or the same relative paths in a
+//! [`crate::store::MemoryStore`]):
 //! * `<stage>/checkpoint.bin` — progress + model + optimiser + best model, rewritten atomically
 //!   after every epoch (`--resume` continues from it);
 //! * `<stage>/model.bpk` + `<stage>/meta.json` — the selected model of a finished stage and what it
@@ -26,6 +31,7 @@ use crate::mmanet::{MadTerm, MarTerm, MiningSplit};
 use crate::modality::{ModalitySet, all_combinations};
 use crate::model::MultimodalNet;
 use crate::report::{ComparisonTable, EvalReport, TableMetric};
+use crate::store::{FolderStore, RunStore};
 use crate::train::{LossTerm, StageTrainer, TrainEvent, module_from_bytes, module_to_bytes};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -181,7 +187,16 @@ pub trait ProgressSink {
     fn cancelled(&mut self) -> bool {
         false
     }
+    /// Awaited before every training step, before [`ProgressSink::cancelled`]: the browser's
+    /// sink hands control back to the page here (and waits while paused). The default returns
+    /// at once.
+    fn between_steps(&mut self) -> StepYield<'_> {
+        Box::pin(std::future::ready(()))
+    }
 }
+
+/// What [`ProgressSink::between_steps`] returns.
+pub type StepYield<'a> = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
 
 /// A sink that ignores everything.
 pub struct SilentProgress;
@@ -244,15 +259,13 @@ pub enum RunMode {
     EvalOnly,
 }
 
-/// Runs a blocking loop over the async trainer (native only).
+/// Runs a future to completion on this thread (native only: in a browser it would block the page).
 pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
     burn::tensor::read_sync(f)
 }
 
 /// What every stage of one experiment run shares.
 pub struct RunContext<'a> {
-    /// The run folder (`<output_dir>/<name>`).
-    pub run_dir: &'a Path,
     /// The experiment.
     pub cfg: &'a ExperimentConfig,
     /// The data.
@@ -265,24 +278,27 @@ pub struct RunContext<'a> {
     pub mode: RunMode,
 }
 
-/// Trains one stage (or reuses/resumes it) and returns its selected model and record.
-pub fn run_stage(
+/// Trains one stage (or reuses/resumes it) into `store` under `<stage name>/` and returns its
+/// selected model and record.
+pub async fn run_stage(
     spec: StageSpec<'_>,
     ctx: &RunContext<'_>,
+    store: &mut dyn RunStore,
     sink: &mut dyn ProgressSink,
 ) -> Result<(MultimodalNet, StageMeta)> {
     let RunContext {
-        run_dir,
         cfg,
         data,
         device,
         resume,
         mode,
     } = *ctx;
-    let dir = run_dir.join(&spec.name);
-    let model_path = dir.join("model.bpk");
-    let meta_path = dir.join("meta.json");
-    let ckpt_path = dir.join("checkpoint.bin");
+    let model_file = format!("{}/model.bpk", spec.name);
+    let meta_file = format!("{}/meta.json", spec.name);
+    let ckpt_file = format!("{}/checkpoint.bin", spec.name);
+    let fingerprint_file = format!("{}/fingerprint.json", spec.name);
+    let dir = store.location(&spec.name);
+    let model_path = store.location(&model_file);
     device.seed(spec.stage.seed);
     // Built on the autodiff device: parameters must be tracked from the start.
     let build = |reg_head: bool| {
@@ -296,10 +312,8 @@ pub fn run_stage(
     };
     let fresh = build(spec.with_reg_head)?;
     // Reuse a finished stage with the same fingerprint.
-    if let (Ok(meta_text), Ok(bytes)) = (
-        std::fs::read_to_string(&meta_path),
-        std::fs::read(&model_path),
-    ) && let Ok(meta) = serde_json::from_str::<StageMeta>(&meta_text)
+    if let (Ok(meta_text), Ok(bytes)) = (store.read_text(&meta_file), store.read(&model_file))
+        && let Ok(meta) = serde_json::from_str::<StageMeta>(&meta_text)
     {
         if meta.fingerprint == spec.fingerprint {
             sink.message(&format!(
@@ -341,12 +355,12 @@ pub fn run_stage(
     for term in spec.terms {
         trainer.add_loss_term(term);
     }
-    let fingerprint_path = dir.join("fingerprint.json");
-    if ckpt_path.exists() {
-        let same = std::fs::read_to_string(&fingerprint_path).ok().as_deref()
-            == Some(spec.fingerprint.as_str());
+    if store.exists(&ckpt_file) {
+        let same =
+            store.read_text(&fingerprint_file).ok().as_deref() == Some(spec.fingerprint.as_str());
+        let ckpt_path = store.location(&ckpt_file);
         if resume && same {
-            let ck = StageCheckpoint::load(&ckpt_path)?;
+            let ck = StageCheckpoint::from_bytes(&store.read(&ckpt_file)?, &ckpt_path)?;
             sink.message(&format!(
                 "{}: resuming after epoch {} from {}",
                 spec.name,
@@ -367,7 +381,7 @@ pub fn run_stage(
             ));
         }
     }
-    write_atomic(&fingerprint_path, spec.fingerprint.as_bytes())?;
+    store.write(&fingerprint_file, spec.fingerprint.as_bytes())?;
     sink.stage_started(
         &spec.name,
         spec.stage.epochs,
@@ -375,23 +389,24 @@ pub fn run_stage(
         trainer.progress().epochs_done,
     );
     loop {
+        sink.between_steps().await;
         if sink.cancelled() {
             return Err(CoreError::Cancelled {
                 stage: spec.name.clone(),
             });
         }
-        let event = block_on(trainer.step())?;
+        let event = trainer.step().await?;
         sink.event(&spec.name, &event);
         match event {
             TrainEvent::Epoch(_) => {
                 let (model, optimizer, progress) = trainer.checkpoint()?;
-                StageCheckpoint {
+                let checkpoint = StageCheckpoint {
                     progress,
                     model,
                     optimizer,
                     best_model: trainer.best_model_bytes().map(<[u8]>::to_vec),
-                }
-                .save(&ckpt_path)?;
+                };
+                store.write(&ckpt_file, &checkpoint.to_bytes()?)?;
             }
             TrainEvent::Finished { .. } => break,
             TrainEvent::Step(_) => {}
@@ -399,7 +414,7 @@ pub fn run_stage(
     }
     // The deployment network: the regularization head is for training only.
     let best = trainer.best_model()?.without_reg_head();
-    write_atomic(&model_path, &module_to_bytes(&best)?)?;
+    store.write(&model_file, &module_to_bytes(&best)?)?;
     let progress = trainer.progress();
     let meta = StageMeta {
         fingerprint: spec.fingerprint.clone(),
@@ -409,7 +424,7 @@ pub fn run_stage(
     };
     let meta_json = serde_json::to_vec_pretty(&meta)
         .map_err(|e| CoreError::Training(format!("cannot encode stage meta: {e}")))?;
-    write_atomic(&meta_path, &meta_json)?;
+    store.write(&meta_file, &meta_json)?;
     Ok((best, meta))
 }
 
@@ -500,8 +515,8 @@ pub fn mining_reports(meta: &StageMeta) -> Vec<serde_json::Value> {
         .collect()
 }
 
-/// Runs the experiment a config describes: teacher, then each method; evaluates all on the test
-/// split; writes the tables. `device` should be a plain (non-autodiff) device.
+/// Runs the experiment a config describes in its run folder `<output_dir>/<name>` (native
+/// targets; blocks until done): see [`run_experiment_in`].
 pub fn run_experiment(
     cfg: &ExperimentConfig,
     data: &PreparedData,
@@ -510,14 +525,35 @@ pub fn run_experiment(
     mode: RunMode,
     sink: &mut dyn ProgressSink,
 ) -> Result<ExperimentOutcome> {
-    cfg.mmanet.mad_impl.use_kernels(device)?;
     let run_dir = cfg.output_dir.join(&cfg.name);
+    let mut store = FolderStore::new(&run_dir);
+    let mut outcome = block_on(run_experiment_in(
+        cfg, data, device, &mut store, resume, mode, sink,
+    ))?;
+    outcome.run_dir = run_dir;
+    Ok(outcome)
+}
+
+/// Runs the experiment a config describes: teacher, then each method; evaluates all on the test
+/// split; writes every file into `store`. `device` should be a plain (non-autodiff) device.
+/// Awaits [`ProgressSink::between_steps`] before every training step.
+pub async fn run_experiment_in(
+    cfg: &ExperimentConfig,
+    data: &PreparedData,
+    device: &Device,
+    store: &mut dyn RunStore,
+    resume: bool,
+    mode: RunMode,
+    sink: &mut dyn ProgressSink,
+) -> Result<ExperimentOutcome> {
+    cfg.mmanet.mad_impl.use_kernels(device)?;
+    let run_dir = store.location("");
     let n = data.source.modalities().len();
     let combos = all_combinations(n);
     let bona_fide = (data.source.num_classes() == 2).then_some(cfg.eval.bona_fide_label);
     let test = &data.split.test;
-    let eval_on = |model: &MultimodalNet, combos: &[ModalitySet], name: &str| {
-        block_on(evaluate(
+    let eval_on = async |model: &MultimodalNet, combos: &[ModalitySet], name: &str| {
+        evaluate(
             &model.valid(),
             data.source.as_ref(),
             test,
@@ -526,17 +562,17 @@ pub fn run_experiment(
             device,
             bona_fide,
             name,
-        ))
+        )
+        .await
     };
     if mode == RunMode::Train {
         // The run folder describes itself: `mmanet gui` and the runs loader read this back.
         let text = toml::to_string(cfg)
             .map_err(|e| CoreError::config("config", format!("cannot encode: {e}")))?;
-        write_atomic(&run_dir.join(RUN_CONFIG_FILE), text.as_bytes())?;
+        store.write(RUN_CONFIG_FILE, text.as_bytes())?;
     }
     let mut reports = Vec::new();
     let ctx = RunContext {
-        run_dir: &run_dir,
         cfg,
         data,
         device,
@@ -549,8 +585,8 @@ pub fn run_experiment(
         &cfg.teacher,
         fingerprint(cfg, &cfg.teacher, "teacher"),
     );
-    let (teacher, _) = run_stage(teacher_spec, &ctx, sink)?;
-    reports.push(eval_on(&teacher, &combos, "Teacher")?);
+    let (teacher, _) = run_stage(teacher_spec, &ctx, store, sink).await?;
+    reports.push(eval_on(&teacher, &combos, "Teacher").await?);
     let mut mining = Vec::new();
 
     for &method in &cfg.methods {
@@ -564,8 +600,8 @@ pub fn run_experiment(
                 let bits = c.bit_string(n);
                 let fp = fingerprint(cfg, &stage, &format!("sf/{bits}"));
                 let spec = StageSpec::plain(format!("sf/{bits}"), &stage, fp);
-                let (model, _) = run_stage(spec, &ctx, sink)?;
-                let report = eval_on(&model, &[c], method.label())?;
+                let (model, _) = run_stage(spec, &ctx, store, sink).await?;
+                let report = eval_on(&model, &[c], method.label()).await?;
                 rows.extend(report.rows);
             }
             reports.push(EvalReport {
@@ -576,14 +612,14 @@ pub fn run_experiment(
             continue;
         }
         let spec = method_stage(cfg, method, &teacher, n);
-        let (model, meta) = run_stage(spec, &ctx, sink)?;
-        reports.push(eval_on(&model, &combos, method.label())?);
+        let (model, meta) = run_stage(spec, &ctx, store, sink).await?;
+        reports.push(eval_on(&model, &combos, method.label()).await?);
         let rounds = mining_reports(&meta);
         if !rounds.is_empty() {
             let record = serde_json::json!({ "method": method.label(), "epochs": rounds });
             let bytes = serde_json::to_vec_pretty(&record)
                 .map_err(|e| CoreError::Training(format!("cannot encode mining: {e}")))?;
-            write_atomic(&run_dir.join(method.slug()).join("mining.json"), &bytes)?;
+            store.write(&format!("{}/mining.json", method.slug()), &bytes)?;
             mining.push(record);
         }
     }
@@ -601,11 +637,11 @@ pub fn run_experiment(
             TableMetric::Accuracy => "results",
             TableMetric::Acer => "results-acer",
         };
-        t.write_all(&run_dir, stem)?;
+        t.write_all(store, stem)?;
     }
     let json = serde_json::to_vec_pretty(&reports)
         .map_err(|e| CoreError::Training(format!("cannot encode reports: {e}")))?;
-    write_atomic(&run_dir.join("reports.json"), &json)?;
+    store.write("reports.json", &json)?;
     Ok(ExperimentOutcome {
         tables,
         reports,
@@ -697,7 +733,7 @@ pub fn run_ablation(
             TableMetric::Accuracy => "ablation",
             TableMetric::Acer => "ablation-acer",
         };
-        t.write_all(&run_dir, stem)?;
+        t.write_all(&mut FolderStore::new(&run_dir), stem)?;
     }
     let json = serde_json::to_vec_pretty(&serde_json::json!({ "weak_sets_per_seed": weak_sets }))
         .map_err(|e| CoreError::Training(format!("cannot encode mining: {e}")))?;

@@ -6,7 +6,6 @@ use crate::metrics::PadRates;
 use crate::modality::ModalitySet;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
-use std::path::Path;
 
 /// Metrics of one model on one fixed combination.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -247,16 +246,13 @@ impl ComparisonTable {
         out
     }
 
-    /// Writes `<stem>.md`, `<stem>.csv` and `<stem>.json` into `dir`, each atomically.
-    pub fn write_all(&self, dir: &Path, stem: &str) -> Result<()> {
-        crate::fsutil::write_atomic(
-            &dir.join(format!("{stem}.md")),
-            self.to_markdown().as_bytes(),
-        )?;
-        crate::fsutil::write_atomic(&dir.join(format!("{stem}.csv")), self.to_csv().as_bytes())?;
+    /// Writes `<stem>.md`, `<stem>.csv` and `<stem>.json` into `store` (atomically on disk).
+    pub fn write_all(&self, store: &mut dyn crate::store::RunStore, stem: &str) -> Result<()> {
+        store.write(&format!("{stem}.md"), self.to_markdown().as_bytes())?;
+        store.write(&format!("{stem}.csv"), self.to_csv().as_bytes())?;
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| CoreError::data("comparison table", e.to_string()))?;
-        crate::fsutil::write_atomic(&dir.join(format!("{stem}.json")), &json)
+        store.write(&format!("{stem}.json"), &json)
     }
 }
 

@@ -11,6 +11,7 @@ use crate::modality::ModalitySet;
 use crate::model::MultimodalNet;
 use crate::pipeline::{PreparedData, RUN_CONFIG_FILE, StageMeta};
 use crate::report::{ComparisonTable, EvalReport, TableMetric};
+use crate::store::{FolderStore, RunStore};
 use crate::train::{EpochSummary, module_from_bytes};
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
@@ -31,12 +32,16 @@ pub struct RunRecord {
 impl RunRecord {
     /// Reads `dir/config.toml`, `dir/reports.json` and every stage's `meta.json`.
     pub fn load(dir: &Path) -> Result<Self> {
-        let cfg_path = dir.join(RUN_CONFIG_FILE);
-        let text = std::fs::read_to_string(&cfg_path).map_err(|e| CoreError::io(&cfg_path, e))?;
+        Self::from_store(&FolderStore::new(dir))
+    }
+
+    /// Reads a run from `store` (a folder, or the browser's in-memory run).
+    pub fn from_store(store: &dyn RunStore) -> Result<Self> {
+        let cfg_path = store.location(RUN_CONFIG_FILE);
+        let text = store.read_text(RUN_CONFIG_FILE)?;
         let config = ExperimentConfig::from_toml(&text, &cfg_path.display().to_string())?;
-        let reports_path = dir.join("reports.json");
-        let text =
-            std::fs::read_to_string(&reports_path).map_err(|e| CoreError::io(&reports_path, e))?;
+        let reports_path = store.location("reports.json");
+        let text = store.read_text("reports.json")?;
         let reports: Vec<EvalReport> =
             serde_json::from_str(&text).map_err(|e| CoreError::Parse {
                 file: reports_path.display().to_string(),
@@ -53,8 +58,9 @@ impl RunRecord {
                 .map(|m| m.slug()),
         );
         for name in names {
-            let meta_path = dir.join(name).join("meta.json");
-            let Ok(text) = std::fs::read_to_string(&meta_path) else {
+            let meta_file = format!("{name}/meta.json");
+            let meta_path = store.location(&meta_file);
+            let Ok(text) = store.read_text(&meta_file) else {
                 continue;
             };
             let meta: StageMeta = serde_json::from_str(&text).map_err(|e| CoreError::Parse {
@@ -66,7 +72,7 @@ impl RunRecord {
             stages.push((name.to_string(), meta));
         }
         Ok(RunRecord {
-            dir: dir.to_path_buf(),
+            dir: store.location(""),
             config,
             reports,
             stages,
@@ -122,8 +128,20 @@ pub fn load_stage_model(
     run_dir: &Path,
     stage: &str,
 ) -> Result<MultimodalNet> {
-    let path = run_dir.join(stage).join("model.bpk");
-    let bytes = std::fs::read(&path).map_err(|e| CoreError::io(&path, e))?;
+    load_stage_model_from(cfg, data, device, &FolderStore::new(run_dir), stage)
+}
+
+/// [`load_stage_model`] from any [`RunStore`].
+pub fn load_stage_model_from(
+    cfg: &ExperimentConfig,
+    data: &PreparedData,
+    device: &Device,
+    store: &dyn RunStore,
+    stage: &str,
+) -> Result<MultimodalNet> {
+    let file = format!("{stage}/model.bpk");
+    let path = store.location(&file);
+    let bytes = store.read(&file)?;
     let fresh = MultimodalNet::new(
         data.source.modalities(),
         data.source.num_classes(),

@@ -146,3 +146,81 @@ fn a_cancelled_run_stops_and_resumes() {
     .unwrap();
     assert_eq!(out.reports.len(), 1 + cfg.methods.len());
 }
+
+/// Counts the awaits of `between_steps` and the training steps that follow them.
+#[derive(Default)]
+struct CountingSink {
+    yields: usize,
+    steps: usize,
+}
+
+impl ProgressSink for CountingSink {
+    fn stage_started(&mut self, _: &str, _: usize, _: usize, _: usize) {}
+    fn event(&mut self, _: &str, _: &TrainEvent) {
+        self.steps += 1;
+    }
+    fn message(&mut self, _: &str) {}
+    fn between_steps(&mut self) -> mmanet_core::pipeline::StepYield<'_> {
+        self.yields += 1;
+        Box::pin(std::future::ready(()))
+    }
+}
+
+#[test]
+fn a_run_kept_in_memory_matches_the_run_folder_and_yields_before_every_step() {
+    use mmanet_core::pipeline::run_experiment_in;
+    use mmanet_core::runs::load_stage_model_from;
+    use mmanet_core::store::{MemoryStore, RunStore};
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = mmanet_config(dir.path());
+    let (data, on_disk) = train_on_cpu(&cfg);
+
+    let device = Device::flex();
+    let mut store = MemoryStore::new("in-memory");
+    let mut sink = CountingSink::default();
+    let in_memory = block_on(run_experiment_in(
+        &cfg,
+        &data,
+        &device,
+        &mut store,
+        false,
+        RunMode::Train,
+        &mut sink,
+    ))
+    .unwrap();
+    // same seeds, same backend: the same results, and no file written outside the store
+    assert_eq!(in_memory.reports, on_disk.reports);
+    assert_eq!(in_memory.tables, on_disk.tables);
+    assert_eq!(list_runs(dir.path()), vec![on_disk.run_dir.clone()]);
+    assert!(sink.steps > 0);
+    assert_eq!(sink.yields, sink.steps, "one yield before every step");
+    // the store holds the same files as the folder
+    let mut files: Vec<&str> = store.files().collect();
+    files.sort_unstable();
+    for f in &files {
+        assert!(on_disk.run_dir.join(f).is_file(), "{f} only in memory");
+    }
+    assert!(files.contains(&"mmanet/model.bpk") && files.contains(&"reports.json"));
+    // and reads back the same way
+    let record = RunRecord::from_store(&store).unwrap();
+    assert_eq!(record.reports, on_disk.reports);
+    assert_eq!(record.dir, store.location(""));
+    let model = load_stage_model_from(&cfg, &data, &device, &store, "mmanet").unwrap();
+    let combos = all_combinations(data.source.modalities().len());
+    let report = block_on(evaluate(
+        &model,
+        data.source.as_ref(),
+        &data.split.test,
+        &combos,
+        cfg.eval.batch_size,
+        &device,
+        None,
+        "MMANet",
+    ))
+    .unwrap();
+    assert_eq!(report.rows, on_disk.reports[2].rows);
+    let err = load_stage_model_from(&cfg, &data, &device, &store, "sr")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("memory:in-memory/sr/model.bpk"), "{err}");
+}
