@@ -1,8 +1,9 @@
 //! `mmanet`: train and evaluate incomplete-multimodal models from the command line.
 
 mod bench;
-mod gui;
 mod progress;
+
+use mmanet_app::gui;
 
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};

@@ -1,1 +1,161 @@
-//! Browser app (see issue 6).
+//! The mmanet app in a web page: the desktop app's panels (`mmanet_app::gui`) in eframe's web
+//! runner. Training runs on Burn's wgpu backend on the page's WebGPU adapter, or on Burn's CPU
+//! backend in wasm where the browser has none; runs are kept in memory.
+//!
+//! `index.html` (in `static/`) loads the module with a progress bar, creates a [`WebHandle`]
+//! and starts it on the page's canvas. URL parameters set the training panel before the first
+//! frame, and `train=1` starts a run at once (what the browser tests use):
+//! `?preset=mfeat-demo&methods=sf-md,mmanet&epochs=4&device=wgpu&train=1`.
+//! [`WebHandle::status`] returns the app's state as JSON for scripts and tests.
+
+#![cfg(target_family = "wasm")]
+
+use eframe::wasm_bindgen::{self, prelude::*};
+use mmanet_app::gui::settings::{Preset, Settings};
+use mmanet_app::gui::{MmanetApp, Tab};
+use mmanet_core::config::Method;
+use mmanet_core::device::DeviceChoice;
+use std::sync::Arc;
+
+/// What the URL asked for.
+#[derive(Default)]
+struct UrlOptions {
+    start: bool,
+    tab: Option<Tab>,
+}
+
+/// Applies `?preset=…&methods=…&epochs=…&warmup=…&beta=…&device=…&train=1&tab=…` to `settings`;
+/// an unknown value is reported and ignored.
+fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOptions {
+    let mut opts = UrlOptions::default();
+    if let Some(p) = query.get("preset") {
+        match Preset::ALL.iter().find(|k| k.file().ends_with(&format!("/{p}.toml"))) {
+            Some(k) => {
+                settings.preset = *k;
+                settings.data = k.data_choice();
+            }
+            None => log::warn!("unknown preset `{p}`"),
+        }
+    }
+    if let Some(m) = query.get("methods") {
+        let parsed: Result<Vec<Method>, _> = m
+            .split(',')
+            .map(|s| serde_json::from_value(serde_json::Value::String(s.trim().into())))
+            .collect();
+        match parsed {
+            Ok(methods) if !methods.is_empty() => settings.methods = methods,
+            _ => log::warn!("methods: `{m}` is not a list like sf-md,mad,mmanet,sf"),
+        }
+    }
+    let number = |key: &str| query.get(key).and_then(|v| v.parse::<f64>().ok());
+    if let Some(e) = number("epochs") {
+        settings.epochs = e as usize;
+        // as `mmanet demo --epochs`: a warm-up that fits inside the run
+        if settings.epochs >= 3 && settings.warmup_epochs + 1 >= settings.epochs {
+            settings.warmup_epochs = mmanet_core::mmanet::warmup_for(settings.epochs);
+        }
+    }
+    if let Some(w) = number("warmup") {
+        settings.warmup_epochs = w as usize;
+    }
+    if let Some(a) = number("alpha") {
+        settings.alpha = a;
+    }
+    if let Some(b) = number("beta") {
+        settings.beta = b;
+    }
+    if let Some(d) = query.get("device") {
+        match d.as_str() {
+            "auto" => settings.device = DeviceChoice::Auto,
+            "cpu" => settings.device = DeviceChoice::Cpu,
+            "wgpu" | "webgpu" => settings.device = DeviceChoice::Wgpu,
+            other => log::warn!("device: `{other}` is not auto, cpu or wgpu"),
+        }
+    }
+    opts.tab = query.get("tab").and_then(|t| match t.as_str() {
+        "data" => Some(Tab::Data),
+        "training" => Some(Tab::Training),
+        "mining" => Some(Tab::Mining),
+        "explorer" => Some(Tab::Explorer),
+        "runs" => Some(Tab::Runs),
+        _ => None,
+    });
+    opts.start = query.get("train").is_some_and(|v| v == "1" || v == "true");
+    opts
+}
+
+/// The app in a page: create one, then [`WebHandle::start`] it on a canvas.
+#[wasm_bindgen]
+pub struct WebHandle {
+    runner: eframe::WebRunner,
+}
+
+#[wasm_bindgen]
+impl WebHandle {
+    /// A runner that logs to the browser console.
+    #[wasm_bindgen(constructor)]
+    #[expect(clippy::new_without_default, reason = "a JS constructor")]
+    pub fn new() -> Self {
+        eframe::WebLogger::init(log::LevelFilter::Info).ok();
+        WebHandle {
+            runner: eframe::WebRunner::new(),
+        }
+    }
+
+    /// Starts the app on `canvas`, with the settings remembered by this browser and those the
+    /// URL gives.
+    pub async fn start(&self, canvas: web_sys::HtmlCanvasElement) -> Result<(), JsValue> {
+        let query = web_sys::window()
+            .and_then(|w| w.location().search().ok())
+            .and_then(|s| web_sys::UrlSearchParams::new_with_str(&s).ok());
+        let web_options = eframe::WebOptions {
+            // egui draws with WebGL2; Burn has WebGPU to itself
+            renderer: eframe::Renderer::Glow,
+            ..Default::default()
+        };
+        self.runner
+            .start(
+                canvas,
+                web_options,
+                Box::new(move |cc| {
+                    let ctx = cc.egui_ctx.clone();
+                    let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
+                    let (mut settings, mut tab) = cc
+                        .storage
+                        .and_then(|s| mmanet_app::gui::remembered(s))
+                        .unwrap_or((Settings::default(), Tab::Data));
+                    let opts = match &query {
+                        Some(q) => apply_url(&mut settings, q),
+                        None => UrlOptions::default(),
+                    };
+                    if opts.start {
+                        tab = Tab::Training;
+                    }
+                    let mut app = MmanetApp::new(settings, opts.tab.unwrap_or(tab), wake);
+                    if opts.start {
+                        app.start_training(false);
+                    }
+                    Ok(Box::new(app))
+                }),
+            )
+            .await
+    }
+
+    /// The app's state as JSON (see `MmanetApp::status_report`); `null` before it started.
+    pub fn status(&self) -> String {
+        match self.runner.app_mut::<MmanetApp>() {
+            Some(app) => app.status_report().to_string(),
+            None => "null".into(),
+        }
+    }
+
+    /// Whether the app crashed.
+    pub fn has_panicked(&self) -> bool {
+        self.runner.has_panicked()
+    }
+
+    /// The crash message, if it crashed.
+    pub fn panic_message(&self) -> Option<String> {
+        self.runner.panic_summary().map(|s| s.message())
+    }
+}

@@ -2,7 +2,7 @@
 //! manifest file (dialog or drag and drop); counts per split and class; a sample gallery.
 
 use super::MmanetApp;
-use super::draw;
+use super::{draw, platform};
 use super::settings::{DataChoice, Preset};
 use eframe::egui::{self, RichText};
 
@@ -39,7 +39,10 @@ impl MmanetApp {
             DataChoice::Synthetic,
             DataChoice::Manifest,
         ] {
-            ui.radio_value(&mut self.settings.data, choice, choice.label());
+            // a page cannot read a dataset's folder of files
+            if choice != DataChoice::Manifest || platform::HAS_FILES {
+                ui.radio_value(&mut self.settings.data, choice, choice.label());
+            }
         }
         let mut reload = false;
         if self.settings.data != before {
@@ -103,9 +106,11 @@ impl MmanetApp {
             DataChoice::Manifest => {
                 ui.label("A dataset manifest (TOML: CSV views, or CASIA-SURF / CeFA image lists), or a CASIA-SURF list file (train_list.txt, with the official val and test lists beside it). Drop the file on the window or:");
                 if ui.button("Open manifest or list…").clicked()
-                    && let Some(path) = rfd::FileDialog::new()
-                        .add_filter("manifest or CASIA-SURF list", &["toml", "txt"])
-                        .pick_file()
+                    && let Some(path) = platform::pick_file(
+                        "Open a manifest or list",
+                        "manifest or CASIA-SURF list",
+                        &["toml", "txt"],
+                    )
                 {
                     self.settings.manifest = Some(path);
                     reload = true;

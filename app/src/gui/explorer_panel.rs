@@ -3,7 +3,7 @@
 //! modalities); below, the run's per-combination test table.
 
 use super::predictor::PredictorReply;
-use super::{MmanetApp, draw};
+use super::{MmanetApp, draw, platform};
 use eframe::egui::{self, RichText};
 
 impl MmanetApp {
@@ -54,7 +54,7 @@ impl MmanetApp {
                 });
                 let sample = test[self.explorer.position];
                 ui.horizontal(|ui| {
-                    let can_read = data.source.reads_sample_files();
+                    let can_read = data.source.reads_sample_files() && platform::HAS_FILES;
                     let load = ui
                         .add_enabled(can_read, egui::Button::new("📂 Load sample from files…"))
                         .on_hover_text(
@@ -65,10 +65,11 @@ impl MmanetApp {
                         let paths: Option<Vec<_>> = names
                             .iter()
                             .map(|n| {
-                                rfd::FileDialog::new()
-                                    .set_title(format!("Choose the {n} image"))
-                                    .add_filter("image", &["png", "jpg", "jpeg"])
-                                    .pick_file()
+                                platform::pick_file(
+                                    &format!("Choose the {n} image"),
+                                    "image",
+                                    &["png", "jpg", "jpeg"],
+                                )
                             })
                             .collect();
                         if let Some(paths) = paths {

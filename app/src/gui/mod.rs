@@ -1,26 +1,31 @@
-//! `mmanet gui`: the desktop app (eframe). Five panels — Data, Training, Mining, Explorer,
-//! Runs — over one [`MmanetApp`]; training and inference run on worker threads
-//! ([`training_job`], [`predictor`]) that report through channels, so the window never waits.
+//! The app (eframe): `mmanet gui` on the desktop, and the page `web/` builds. Five panels —
+//! Data, Training, Mining, Explorer, Runs — over one [`MmanetApp`]; training and inference run
+//! as workers ([`training_job`], [`predictor`]) that report through channels, so the window
+//! never waits. What differs in the browser is in [`platform`].
 
 mod data_panel;
 mod draw;
 mod explorer_panel;
 mod mining_panel;
+#[cfg(not(target_family = "wasm"))]
+mod native;
+pub mod platform;
 mod predictor;
 mod runs_panel;
+#[cfg(not(target_family = "wasm"))]
 mod script;
 mod session;
-mod settings;
+pub mod settings;
 mod training_job;
 mod training_panel;
 
 #[cfg(test)]
 mod tests;
 
-use anyhow::{Result, anyhow};
+use anyhow::Result;
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
 use mmanet_core::data::InMemoryDataset;
-use mmanet_core::device::{BackendKind, DeviceChoice, select_device};
+use mmanet_core::device::DeviceChoice;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::pipeline::prepare_data;
 use mmanet_core::runs::RunRecord;
@@ -31,6 +36,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use training_job::TrainingJob;
 
+#[cfg(not(target_family = "wasm"))]
+pub use native::{GpuSharing, run};
+#[cfg(not(target_family = "wasm"))]
 pub use script::ScriptOptions;
 
 /// Start a run.
@@ -117,6 +125,7 @@ pub struct MmanetApp {
     last_run: Option<(String, Settings)>,
     device_probe: DeviceProbe,
     notice: Option<String>,
+    #[cfg(not(target_family = "wasm"))]
     script: Option<script::DemoScript>,
     /// Launched with a demo script: nothing is remembered from or for this launch.
     scripted: bool,
@@ -147,21 +156,26 @@ impl DeviceProbe {
         }
         let known = self.answer.as_ref().is_some_and(|(c, _)| *c == choice);
         let probing = self.pending.as_ref().is_some_and(|(c, _)| *c == choice);
+        #[cfg(not(target_family = "wasm"))]
         if !known && !probing {
             let (tx, rx) = std::sync::mpsc::channel();
             let wake = wake.clone();
             let spawned = std::thread::Builder::new()
                 .name("mmanet-device-probe".into())
                 .spawn(move || {
-                    let text = match select_device(choice) {
-                        Ok(d) => d.description,
-                        Err(e) => format!("unavailable: {e}"),
-                    };
-                    let _ = tx.send(text);
+                    let _ = tx.send(platform::probe_device(choice));
                     wake();
                 });
             if spawned.is_ok() {
                 self.pending = Some((choice, rx));
+            }
+        }
+        // the browser looks for its WebGPU adapter once, on the page's event loop
+        #[cfg(target_family = "wasm")]
+        if !known && !probing {
+            match platform::probe_device(choice) {
+                Some(text) => self.answer = Some((choice, text)),
+                None => wake(),
             }
         }
         self.answer
@@ -169,6 +183,11 @@ impl DeviceProbe {
             .filter(|(c, _)| *c == choice)
             .map(|(_, t)| t.as_str())
     }
+}
+
+/// The settings and panel this app remembered in `storage` (eframe persistence).
+pub fn remembered(storage: &dyn eframe::Storage) -> Option<(Settings, Tab)> {
+    eframe::get_value::<Persisted>(storage, eframe::APP_KEY).map(|p| (p.settings, p.tab))
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -197,6 +216,7 @@ impl MmanetApp {
             last_run: None,
             device_probe: DeviceProbe::default(),
             notice: None,
+            #[cfg(not(target_family = "wasm"))]
             script: None,
             scripted: false,
             shared_gpu: None,
@@ -264,8 +284,8 @@ impl MmanetApp {
         let (name, settings) = match (&self.last_run, resume) {
             (Some((name, s)), true) => (name.clone(), s.clone()),
             _ => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
+                let now = web_time::SystemTime::now()
+                    .duration_since(web_time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
                     .unwrap_or(0);
                 // two runs started within a second get distinct folders
@@ -278,7 +298,7 @@ impl MmanetApp {
                             format!("{base}-{k}")
                         }
                     })
-                    .find(|n| !self.settings.output_dir.join(n).exists())
+                    .find(|n| !platform::run_exists(&self.settings.output_dir, n))
                     .unwrap_or(base);
                 (name, self.settings.clone())
             }
@@ -309,6 +329,45 @@ impl MmanetApp {
         self.device_probe
             .describe(choice, &self.wake)
             .map(str::to_string)
+    }
+
+    /// Where the app stands, as JSON (the browser page's test hook reads it): the run status,
+    /// the device, each stage's progress, and the shown run's per-combination tables.
+    pub fn status_report(&self) -> serde_json::Value {
+        let state = match &self.session.status {
+            RunStatus::Idle => "idle",
+            RunStatus::Running => "running",
+            RunStatus::Paused => "paused",
+            RunStatus::Stopping => "stopping",
+            RunStatus::Finished(_) => "finished",
+            RunStatus::Stopped(_) => "stopped",
+            RunStatus::Failed(_) => "failed",
+        };
+        let stages: Vec<serde_json::Value> = self
+            .session
+            .stages
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "name": s.name,
+                    "epochs": s.epochs,
+                    "epochs_done": s.summaries.len(),
+                    "best": s.best,
+                })
+            })
+            .collect();
+        let tables = self.session.run.as_ref().map(|r| &r.tables);
+        serde_json::json!({
+            "state": state,
+            "status": self.session.status.describe(),
+            "device": self.session.device,
+            "data": self.session.data_summary.as_ref().map(|d| &d.name),
+            "data_error": self.session.data_error,
+            "notice": self.notice,
+            "stages": stages,
+            "tables": tables,
+            "classes": self.session.data_summary.as_ref().map(|d| d.classes.len()),
+        })
     }
 
     /// Pauses or resumes the run.
@@ -342,7 +401,14 @@ impl MmanetApp {
 
     /// Shows a run folder in the mining, explorer and runs panels and loads its models.
     pub fn open_run(&mut self, dir: &Path) {
-        let record = match RunRecord::load(dir) {
+        let store = match platform::open_run_store(dir) {
+            Ok(s) => s,
+            Err(e) => {
+                self.notice = Some(format!("cannot open the run: {e}"));
+                return;
+            }
+        };
+        let record = match RunRecord::from_store(store.as_ref()) {
             Ok(r) => r,
             Err(e) => {
                 self.notice = Some(format!("cannot open the run: {e}"));
@@ -374,7 +440,7 @@ impl MmanetApp {
             self.explorer.requested = None;
             let models = explorer_models(&cfg);
             self.ask_predictor(PredictorRequest::Load {
-                run_dir: dir.to_path_buf(),
+                store,
                 cfg: Box::new(cfg),
                 data,
                 models,
@@ -600,6 +666,7 @@ impl MmanetApp {
         self.poll_workers();
         self.shortcuts(&ctx);
         self.dropped_files(&ctx);
+        #[cfg(not(target_family = "wasm"))]
         if let Some(mut script) = self.script.take() {
             let keep = script.step(self, &ctx);
             if keep {
@@ -659,6 +726,11 @@ impl eframe::App for MmanetApp {
         self.frame(ui);
     }
 
+    #[cfg(target_arch = "wasm32")]
+    fn as_any_mut(&mut self) -> Option<&mut dyn std::any::Any> {
+        Some(self)
+    }
+
     fn persist_egui_memory(&self) -> bool {
         !self.scripted
     }
@@ -677,100 +749,3 @@ impl eframe::App for MmanetApp {
     }
 }
 
-/// Whether the window renders on Burn's wgpu device (one GPU device for display and training).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum GpuSharing {
-    /// Share when Burn finds a hardware GPU adapter.
-    Auto,
-    /// Share even a software adapter (llvmpipe/lavapipe); an error without any adapter.
-    On,
-    /// The window gets a wgpu device of its own.
-    Off,
-}
-
-/// Burn's wgpu handles when the window should render on them.
-fn shared_gpu(sharing: GpuSharing) -> Result<Option<burn::tensor::wgpu::WgpuSetup>> {
-    Ok(match sharing {
-        GpuSharing::Off => None,
-        GpuSharing::Auto => {
-            let selected = select_device(DeviceChoice::Auto)?;
-            if selected.backend == BackendKind::Wgpu {
-                mmanet_core::device::wgpu_setup()
-            } else {
-                None
-            }
-        }
-        GpuSharing::On => Some(mmanet_core::device::wgpu_setup().ok_or_else(|| {
-            anyhow!("--gpu-sharing on: Burn found no wgpu adapter to share with the window")
-        })?),
-    })
-}
-
-/// Opens the window and runs until it is closed. With a script, clicks through a tiny run,
-/// saves screenshots and exits (non-zero when the script fails).
-pub fn run(script: Option<ScriptOptions>, sharing: GpuSharing) -> Result<()> {
-    let scripted = script.is_some();
-    let shared = shared_gpu(sharing)?;
-    let shared_label = shared.as_ref().map(|s| {
-        let info = s.adapter.get_info();
-        format!(
-            "display and training share {} ({:?})",
-            info.name, info.backend
-        )
-    });
-    let script_state =
-        std::env::temp_dir().join(format!("mmanet-gui-script-{}", std::process::id()));
-    let options = eframe::NativeOptions {
-        viewport: egui::ViewportBuilder::default()
-            .with_title("MMANet — incomplete multimodal learning")
-            .with_inner_size([1280.0, 800.0])
-            .with_min_inner_size([960.0, 600.0])
-            .with_drag_and_drop(true),
-        // A scripted run neither reads nor writes the user's remembered state.
-        persist_window: !scripted,
-        persistence_path: scripted.then(|| script_state.clone()),
-        ..Default::default()
-    };
-    let mut options = options;
-    if let Some(setup) = shared {
-        // egui renders on Burn's wgpu device: one device for the window and the training
-        options.wgpu_options.wgpu_setup = eframe::egui_wgpu::WgpuSetupExisting {
-            instance: setup.instance,
-            adapter: setup.adapter,
-            device: setup.device,
-            queue: setup.queue,
-        }
-        .into();
-    }
-    let outcome = script::ScriptOutcome::default();
-    let outcome_in_app = outcome.clone();
-    eframe::run_native(
-        "mmanet",
-        options,
-        Box::new(move |cc| {
-            let ctx = cc.egui_ctx.clone();
-            let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
-            let persisted: Option<Persisted> = if scripted {
-                None
-            } else {
-                cc.storage
-                    .and_then(|s| eframe::get_value(s, eframe::APP_KEY))
-            };
-            let (settings, tab) = persisted
-                .map(|p| (p.settings, p.tab))
-                .unwrap_or((Settings::default(), Tab::Data));
-            let mut app = MmanetApp::new(settings, tab, wake);
-            app.shared_gpu = shared_label;
-            if let Some(opts) = script {
-                app.script = Some(script::DemoScript::new(opts, outcome_in_app));
-                app.scripted = true;
-            }
-            Ok(Box::new(app))
-        }),
-    )
-    .map_err(|e| anyhow!("the window could not be opened: {e}"))?;
-    if scripted {
-        let _ = std::fs::remove_dir_all(&script_state);
-    }
-    outcome.into_result()
-}

@@ -8,9 +8,10 @@ use mmanet_core::eval::predict_proba;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::model::MultimodalNet;
 use mmanet_core::pipeline::{PreparedData, block_on};
-use mmanet_core::runs::load_stage_model;
-use std::path::PathBuf;
+use mmanet_core::runs::load_stage_model_from;
+use mmanet_core::store::RunStore;
 use std::sync::Arc;
+#[cfg(not(target_family = "wasm"))]
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// A model the explorer shows.
@@ -65,8 +66,8 @@ pub fn explorer_models(cfg: &ExperimentConfig) -> Vec<ExplorerModel> {
 pub enum PredictorRequest {
     /// Load these models of a run (replaces what was loaded).
     Load {
-        /// The run folder.
-        run_dir: PathBuf,
+        /// The run's files.
+        store: Box<dyn RunStore + Send>,
         /// Its config.
         cfg: Box<ExperimentConfig>,
         /// Its data (same split as training).
@@ -120,14 +121,20 @@ pub enum PredictorReply {
     },
 }
 
-/// Handle to the worker thread.
+/// Handle to the worker (a thread natively; in the browser, requests are answered in place:
+/// the models are small and run on the CPU backend, which answers at once).
 pub struct Predictor {
+    #[cfg(not(target_family = "wasm"))]
     requests: Sender<PredictorRequest>,
+    #[cfg(not(target_family = "wasm"))]
     replies: Receiver<PredictorReply>,
+    #[cfg(target_family = "wasm")]
+    state: std::cell::RefCell<(Models, Vec<PredictorReply>)>,
 }
 
 impl Predictor {
-    /// Starts the worker; `wake` is called after each reply.
+    /// Starts the worker; `wake` is called after every reply.
+    #[cfg(not(target_family = "wasm"))]
     pub fn start(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
         let (requests, rx) = channel::<PredictorRequest>();
         let (tx, replies) = channel();
@@ -137,14 +144,32 @@ impl Predictor {
         Ok(Predictor { requests, replies })
     }
 
-    /// Queues a request (a dead worker is reported by the next [`Predictor::poll`]).
-    pub fn send(&self, request: PredictorRequest) {
-        let _ = self.requests.send(request);
+    /// The in-place predictor of the browser.
+    #[cfg(target_family = "wasm")]
+    pub fn start(_wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        Ok(Predictor {
+            state: Default::default(),
+        })
     }
 
-    /// Replies since the last call.
+    /// Queues a request.
+    pub fn send(&self, request: PredictorRequest) {
+        #[cfg(not(target_family = "wasm"))]
+        let _ = self.requests.send(request);
+        #[cfg(target_family = "wasm")]
+        {
+            let mut state = self.state.borrow_mut();
+            let (models, replies) = &mut *state;
+            replies.push(models.answer(request));
+        }
+    }
+
+    /// Every reply since the last call.
     pub fn poll(&self) -> Vec<PredictorReply> {
-        self.replies.try_iter().collect()
+        #[cfg(not(target_family = "wasm"))]
+        return self.replies.try_iter().collect();
+        #[cfg(target_family = "wasm")]
+        return std::mem::take(&mut self.state.borrow_mut().1);
     }
 }
 
@@ -153,9 +178,80 @@ struct Loaded {
     models: Vec<(ExplorerModel, MultimodalNet)>,
 }
 
+/// The loaded models and the answers to requests.
+struct Models {
+    device: burn::prelude::Device,
+    loaded: Option<Loaded>,
+}
+
+impl Default for Models {
+    fn default() -> Self {
+        Models {
+            device: cpu_device().device,
+            loaded: None,
+        }
+    }
+}
+
+impl Models {
+    fn answer(&mut self, request: PredictorRequest) -> PredictorReply {
+        let device = &self.device;
+        match request {
+            PredictorRequest::Load {
+                store,
+                cfg,
+                data,
+                models,
+            } => {
+                let result: Result<Vec<(ExplorerModel, MultimodalNet)>, String> = models
+                    .into_iter()
+                    .map(|m| {
+                        load_stage_model_from(&cfg, &data, device, store.as_ref(), &m.stage)
+                            .map(|net| (m, net))
+                            .map_err(|e| e.to_string())
+                    })
+                    .collect();
+                match result {
+                    Ok(models) => {
+                        let labels = models.iter().map(|(m, _)| m.label.clone()).collect();
+                        self.loaded = Some(Loaded { data, models });
+                        PredictorReply::Loaded(Ok(labels))
+                    }
+                    Err(e) => {
+                        self.loaded = None;
+                        PredictorReply::Loaded(Err(e))
+                    }
+                }
+            }
+            PredictorRequest::Predict { sample, set } => {
+                let result = match &self.loaded {
+                    None => Err("no trained models loaded yet".to_string()),
+                    Some(l) => predict_all(l, l.data.source.as_ref(), sample, set, device),
+                };
+                PredictorReply::Prediction {
+                    sample,
+                    set,
+                    result,
+                }
+            }
+            PredictorRequest::PredictLoaded { sample, set } => {
+                let result = match &self.loaded {
+                    None => Err("no trained models loaded yet".to_string()),
+                    Some(l) => predict_all(l, sample.as_ref(), 0, set, device),
+                };
+                PredictorReply::Prediction {
+                    sample: LOADED_SAMPLE,
+                    set,
+                    result,
+                }
+            }
+        }
+    }
+}
+
+#[cfg(not(target_family = "wasm"))]
 fn worker(rx: Receiver<PredictorRequest>, tx: Sender<PredictorReply>, wake: impl Fn()) {
-    let device = cpu_device().device;
-    let mut loaded: Option<Loaded> = None;
+    let mut models = Models::default();
     while let Ok(first) = rx.recv() {
         // Only the newest prediction matters when the user clicks faster than we answer.
         let mut pending = vec![first];
@@ -167,63 +263,11 @@ fn worker(rx: Receiver<PredictorRequest>, tx: Sender<PredictorReply>, wake: impl
             )
         });
         for (k, request) in pending.into_iter().enumerate() {
-            let reply = match request {
-                PredictorRequest::Load {
-                    run_dir,
-                    cfg,
-                    data,
-                    models,
-                } => {
-                    let result: Result<Vec<(ExplorerModel, MultimodalNet)>, String> = models
-                        .into_iter()
-                        .map(|m| {
-                            load_stage_model(&cfg, &data, &device, &run_dir, &m.stage)
-                                .map(|net| (m, net))
-                                .map_err(|e| e.to_string())
-                        })
-                        .collect();
-                    match result {
-                        Ok(models) => {
-                            let labels = models.iter().map(|(m, _)| m.label.clone()).collect();
-                            loaded = Some(Loaded { data, models });
-                            PredictorReply::Loaded(Ok(labels))
-                        }
-                        Err(e) => {
-                            loaded = None;
-                            PredictorReply::Loaded(Err(e))
-                        }
-                    }
-                }
-                PredictorRequest::Predict { sample, set } => {
-                    if Some(k) != last_predict {
-                        continue;
-                    }
-                    let result = match &loaded {
-                        None => Err("no trained models loaded yet".to_string()),
-                        Some(l) => predict_all(l, l.data.source.as_ref(), sample, set, &device),
-                    };
-                    PredictorReply::Prediction {
-                        sample,
-                        set,
-                        result,
-                    }
-                }
-                PredictorRequest::PredictLoaded { sample, set } => {
-                    if Some(k) != last_predict {
-                        continue;
-                    }
-                    let result = match &loaded {
-                        None => Err("no trained models loaded yet".to_string()),
-                        Some(l) => predict_all(l, sample.as_ref(), 0, set, &device),
-                    };
-                    PredictorReply::Prediction {
-                        sample: LOADED_SAMPLE,
-                        set,
-                        result,
-                    }
-                }
-            };
-            if tx.send(reply).is_err() {
+            let is_predict = !matches!(request, PredictorRequest::Load { .. });
+            if is_predict && Some(k) != last_predict {
+                continue;
+            }
+            if tx.send(models.answer(request)).is_err() {
                 return;
             }
             wake();

@@ -4,7 +4,8 @@
 use super::{MmanetApp, Tab, draw};
 use eframe::egui::{self, Color32, RichText};
 use mmanet_core::report::ComparisonTable;
-use mmanet_core::runs::{RunRecord, list_runs};
+use super::platform;
+use mmanet_core::runs::RunRecord;
 use std::path::{Path, PathBuf};
 
 /// The list of runs and the comparison selection.
@@ -23,10 +24,11 @@ pub struct RunsState {
 
 impl RunsState {
     fn scan(&mut self, output_dir: &Path) {
-        self.runs = list_runs(output_dir)
+        self.runs = platform::list_run_dirs(output_dir)
             .into_iter()
             .map(|p| {
-                let r = RunRecord::load(&p).map_err(|e| e.to_string());
+                let r = platform::open_run_store(&p)
+                    .and_then(|s| RunRecord::from_store(s.as_ref()).map_err(|e| e.to_string()));
                 (p, r)
             })
             .collect();
@@ -68,8 +70,9 @@ impl MmanetApp {
             if ui.button("⟳ Refresh").clicked() {
                 self.runs.rescan = true;
             }
-            if ui.button("Open run folder…").clicked()
-                && let Some(dir) = rfd::FileDialog::new().pick_folder()
+            if platform::HAS_FILES
+                && ui.button("Open run folder…").clicked()
+                && let Some(dir) = platform::pick_folder()
             {
                 self.open_run(&dir);
             }
@@ -167,7 +170,7 @@ impl MmanetApp {
             self.tab = Tab::Explorer;
         }
         if let Some(dir) = export
-            && let Some(target) = rfd::FileDialog::new().pick_folder()
+            && let Some(target) = platform::pick_folder()
         {
             let dest = target.join(dir.file_name().unwrap_or_default());
             self.notice = Some(match copy_dir(&dir, &dest) {

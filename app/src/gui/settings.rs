@@ -69,6 +69,14 @@ impl Preset {
         }
     }
 
+    /// The data it is made for.
+    pub fn data_choice(self) -> DataChoice {
+        match self {
+            Preset::MfeatDemo | Preset::MfeatPixImage => DataChoice::Mfeat,
+            Preset::SyntheticAntispoof => DataChoice::Synthetic,
+        }
+    }
+
     /// The preset that suits a data choice.
     pub fn for_data(data: DataChoice) -> Preset {
         match data {

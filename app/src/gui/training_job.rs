@@ -1,17 +1,18 @@
-//! A training run off the UI thread: the whole experiment (`pipeline::run_experiment`, the same
-//! files the CLI writes) on a worker thread that reports through a channel and can be paused
-//! and stopped between steps.
+//! A training run that never holds up the window: the whole experiment
+//! (`pipeline::run_experiment_in`), reporting through a channel, paused and stopped between
+//! steps.
+//! * Natively it runs on a worker thread and writes the same run folder as the CLI.
+//! * In the browser it is a task on the page's event loop that hands the page back a frame
+//!   every few milliseconds of work, and keeps the run in memory.
 
 use mmanet_core::config::ExperimentConfig;
-use mmanet_core::device::{DeviceChoice, select_device};
-use mmanet_core::pipeline::{PreparedData, ProgressSink, RunMode, run_experiment};
+use mmanet_core::device::DeviceChoice;
+use mmanet_core::pipeline::{PreparedData, ProgressSink};
 use mmanet_core::train::TrainEvent;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, Sender, channel};
-use std::thread::JoinHandle;
-use std::time::Duration;
 
 /// What the worker reports.
 #[derive(Debug)]
@@ -53,12 +54,14 @@ pub struct JobControl {
 pub struct TrainingJob {
     control: Arc<JobControl>,
     events: Receiver<JobEvent>,
-    thread: Option<JoinHandle<()>>,
+    #[cfg(not(target_family = "wasm"))]
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl TrainingJob {
     /// Starts `cfg` on `data` on a new thread. `wake` is called after every event (the app
     /// passes `egui::Context::request_repaint`).
+    #[cfg(not(target_family = "wasm"))]
     pub fn start(
         cfg: ExperimentConfig,
         data: PreparedData,
@@ -77,7 +80,7 @@ impl TrainingJob {
                     control: worker_control,
                     wake: Box::new(wake),
                 };
-                let result = run(&cfg, &data, device, resume, &mut sink);
+                let result = native::run(&cfg, &data, device, resume, &mut sink);
                 sink.send(JobEvent::Finished(result));
             })?;
         Ok(TrainingJob {
@@ -85,6 +88,31 @@ impl TrainingJob {
             events,
             thread: Some(thread),
         })
+    }
+
+    /// Starts `cfg` on `data` as a task on the page's event loop; the run is kept in memory
+    /// (see [`super::platform::keep_run`]). `wake` is called after every event.
+    #[cfg(target_family = "wasm")]
+    pub fn start(
+        cfg: ExperimentConfig,
+        data: PreparedData,
+        device: DeviceChoice,
+        resume: bool,
+        wake: impl Fn() + Send + 'static,
+    ) -> std::io::Result<Self> {
+        let control = Arc::new(JobControl::default());
+        let (tx, events) = channel();
+        let mut sink = ChannelSink {
+            tx,
+            control: control.clone(),
+            wake: Box::new(wake),
+            last_yield: web_time::Instant::now(),
+        };
+        wasm_bindgen_futures::spawn_local(async move {
+            let result = web::run(&cfg, &data, device, resume, &mut sink).await;
+            sink.send(JobEvent::Finished(result));
+        });
+        Ok(TrainingJob { control, events })
     }
 
     /// Every event since the last call.
@@ -116,24 +144,69 @@ impl TrainingJob {
 impl Drop for TrainingJob {
     fn drop(&mut self) {
         self.stop();
+        #[cfg(not(target_family = "wasm"))]
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn run(
-    cfg: &ExperimentConfig,
-    data: &PreparedData,
-    device: DeviceChoice,
-    resume: bool,
-    sink: &mut ChannelSink,
-) -> Result<PathBuf, String> {
-    let selected = select_device(device).map_err(|e| e.to_string())?;
-    sink.send(JobEvent::Device(selected.description.clone()));
-    let outcome = run_experiment(cfg, data, &selected.device, resume, RunMode::Train, sink)
-        .map_err(|e| e.to_string())?;
-    Ok(outcome.run_dir)
+#[cfg(not(target_family = "wasm"))]
+mod native {
+    use super::*;
+    use mmanet_core::device::select_device;
+    use mmanet_core::pipeline::{RunMode, run_experiment};
+
+    pub fn run(
+        cfg: &ExperimentConfig,
+        data: &PreparedData,
+        device: DeviceChoice,
+        resume: bool,
+        sink: &mut ChannelSink,
+    ) -> Result<PathBuf, String> {
+        let selected = select_device(device).map_err(|e| e.to_string())?;
+        sink.send(JobEvent::Device(selected.description.clone()));
+        let outcome = run_experiment(cfg, data, &selected.device, resume, RunMode::Train, sink)
+            .map_err(|e| e.to_string())?;
+        Ok(outcome.run_dir)
+    }
+}
+
+#[cfg(target_family = "wasm")]
+mod web {
+    use super::*;
+    use crate::gui::platform;
+    use mmanet_core::pipeline::{RunMode, run_experiment_in};
+    use mmanet_core::store::{MemoryStore, RunStore};
+
+    pub async fn run(
+        cfg: &ExperimentConfig,
+        data: &PreparedData,
+        device: DeviceChoice,
+        resume: bool,
+        sink: &mut ChannelSink,
+    ) -> Result<PathBuf, String> {
+        let selected = platform::select_device(device).await?;
+        sink.send(JobEvent::Device(selected.description.clone()));
+        // a stopped run continues in the same store
+        let mut store = resume
+            .then(|| platform::take_run(&cfg.name))
+            .flatten()
+            .unwrap_or_else(|| MemoryStore::new(cfg.name.clone()));
+        let result = run_experiment_in(
+            cfg,
+            data,
+            &selected.device,
+            &mut store,
+            resume,
+            RunMode::Train,
+            sink,
+        )
+        .await;
+        let dir = store.location("");
+        platform::keep_run(store);
+        result.map(|_| dir).map_err(|e| e.to_string())
+    }
 }
 
 /// Forwards progress to the UI; holds the worker while paused.
@@ -141,7 +214,14 @@ struct ChannelSink {
     tx: Sender<JobEvent>,
     control: Arc<JobControl>,
     wake: Box<dyn Fn() + Send>,
+    /// When the page last got a frame (browser).
+    #[cfg(target_family = "wasm")]
+    last_yield: web_time::Instant,
 }
+
+/// In the browser, the page gets the event loop back after this much training work.
+#[cfg(target_family = "wasm")]
+const WORK_BETWEEN_FRAMES: std::time::Duration = std::time::Duration::from_millis(12);
 
 impl ChannelSink {
     fn send(&self, event: JobEvent) {
@@ -175,11 +255,29 @@ impl ProgressSink for ChannelSink {
     }
 
     fn cancelled(&mut self) -> bool {
+        #[cfg(not(target_family = "wasm"))]
         while self.control.paused.load(Ordering::SeqCst)
             && !self.control.stop.load(Ordering::SeqCst)
         {
-            std::thread::sleep(Duration::from_millis(30));
+            std::thread::sleep(std::time::Duration::from_millis(30));
         }
         self.control.stop.load(Ordering::SeqCst)
+    }
+
+    #[cfg(target_family = "wasm")]
+    fn between_steps(&mut self) -> mmanet_core::pipeline::StepYield<'_> {
+        Box::pin(async move {
+            let paused = || {
+                self.control.paused.load(Ordering::SeqCst)
+                    && !self.control.stop.load(Ordering::SeqCst)
+            };
+            if self.last_yield.elapsed() >= WORK_BETWEEN_FRAMES || paused() {
+                crate::gui::platform::sleep_ms(0).await;
+                while paused() {
+                    crate::gui::platform::sleep_ms(50).await;
+                }
+                self.last_yield = web_time::Instant::now();
+            }
+        })
     }
 }

@@ -1,0 +1,181 @@
+// The page in headless Chromium (driven by playwright-core, Debian's /usr/bin/chromium):
+// 1. with WebGPU (SwiftShader): the page gets an adapter, a short MMANet run trains on it,
+//    every combination's test accuracy is above chance, and a screenshot is not blank;
+// 2. with WebGPU unavailable: the page has no adapter, the app says it falls back to the CPU,
+//    and the same run trains there.
+//
+// Usage: node browser.mjs URL OUT_DIR   (scripts/web.sh test serves the page and runs this)
+
+import { chromium } from "playwright-core";
+import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { inflateSync } from "node:zlib";
+
+const [url, outDir] = process.argv.slice(2);
+if (!url || !outDir) {
+  console.error("usage: node browser.mjs URL OUT_DIR");
+  process.exit(2);
+}
+mkdirSync(outDir, { recursive: true });
+const RUN_TIMEOUT_MS = Number(process.env.MMANET_WEB_TIMEOUT_S ?? 900) * 1000;
+// A short run: the teacher, SF-MD and MMANet, 3 epochs each (warm-up 1, mining in epoch 0).
+const RUN = "preset=mfeat-demo&methods=sf-md,mmanet&epochs=3&train=1";
+
+// This machine has no network: keep Chromium from reaching out.
+const QUIET = [
+  "--no-sandbox", "--no-first-run", "--disable-background-networking",
+  "--disable-component-update", "--disable-sync", "--disable-quic",
+];
+const WEBGPU = ["--enable-unsafe-webgpu", "--use-webgpu-adapter=swiftshader",
+  "--enable-features=Vulkan", "--use-angle=swiftshader"];
+
+/** Decodes an 8-bit RGB(A) PNG (what Chromium's screenshots are) into pixels. */
+function decodePng(buf) {
+  let pos = 8, width = 0, height = 0, channels = 0;
+  const idat = [];
+  while (pos < buf.length) {
+    const len = buf.readUInt32BE(pos);
+    const type = buf.toString("ascii", pos + 4, pos + 8);
+    const data = buf.subarray(pos + 8, pos + 8 + len);
+    if (type === "IHDR") {
+      width = data.readUInt32BE(0);
+      height = data.readUInt32BE(4);
+      if (data[8] !== 8) throw new Error(`PNG bit depth ${data[8]} not handled`);
+      channels = { 2: 3, 6: 4 }[data[9]];
+      if (!channels) throw new Error(`PNG colour type ${data[9]} not handled`);
+    } else if (type === "IDAT") idat.push(data);
+    pos += 12 + len;
+  }
+  const raw = inflateSync(Buffer.concat(idat));
+  const stride = width * channels;
+  const px = Buffer.alloc(height * stride);
+  for (let y = 0; y < height; y++) {
+    const filter = raw[y * (stride + 1)];
+    const line = raw.subarray(y * (stride + 1) + 1, (y + 1) * (stride + 1));
+    for (let x = 0; x < stride; x++) {
+      const a = x >= channels ? px[y * stride + x - channels] : 0;
+      const b = y > 0 ? px[(y - 1) * stride + x] : 0;
+      const c = x >= channels && y > 0 ? px[(y - 1) * stride + x - channels] : 0;
+      let v = line[x];
+      if (filter === 1) v += a;
+      else if (filter === 2) v += b;
+      else if (filter === 3) v += (a + b) >> 1;
+      else if (filter === 4) {
+        const p = a + b - c, pa = Math.abs(p - a), pb = Math.abs(p - b), pc = Math.abs(p - c);
+        v += pa <= pb && pa <= pc ? a : pb <= pc ? b : c;
+      }
+      px[y * stride + x] = v & 255;
+    }
+  }
+  return { width, height, channels, px };
+}
+
+/** Distinct colours and the share of pixels that differ from the most common one. */
+function pictureStats(png) {
+  const { width, height, channels, px } = decodePng(png);
+  const counts = new Map();
+  for (let i = 0; i < width * height; i++) {
+    const k = (px[i * channels] << 16) | (px[i * channels + 1] << 8) | px[i * channels + 2];
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  const top = Math.max(...counts.values());
+  return { colours: counts.size, nonBackground: 1 - top / (width * height) };
+}
+
+function check(cond, message) {
+  if (!cond) throw new Error(message);
+}
+
+async function scenario(name, { flags, params, expectAdapter, expectDevice }) {
+  const userDataDir = mkdtempSync(join(tmpdir(), "mmanet-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [...QUIET, ...flags],
+    viewport: { width: 1280, height: 800 },
+  });
+  const log = [];
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
+    page.on("pageerror", (e) => log.push(`[pageerror] ${e}`));
+    const started = Date.now();
+    await page.goto(`${url}/?${params}`);
+
+    const adapter = await page.evaluate(async () => {
+      if (!navigator.gpu) return null;
+      const a = await navigator.gpu.requestAdapter();
+      if (!a) return null;
+      return { vendor: a.info?.vendor, architecture: a.info?.architecture,
+               subgroups: a.features.has("subgroups") };
+    });
+    console.log(`${name}: WebGPU adapter: ${JSON.stringify(adapter)}`);
+    check(expectAdapter ? adapter !== null : adapter === null,
+      expectAdapter ? "the page got no WebGPU adapter" : "WebGPU was expected to be unavailable");
+
+    await page.waitForFunction(() => {
+      const h = window.mmanet;
+      if (!h) return document.getElementById("crash")?.style.display === "block";
+      if (h.has_panicked()) return true;
+      const s = JSON.parse(h.status());
+      return s && ["finished", "failed", "stopped"].includes(s.state);
+    }, null, { timeout: RUN_TIMEOUT_MS, polling: 1000 });
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const crash = await page.evaluate(() => document.getElementById("crash").textContent);
+    check(!crash, `the page crashed: ${crash}`);
+    const status = JSON.parse(await page.evaluate(() => window.mmanet.status()));
+    console.log(`${name}: ${status.status} in ${seconds} s; device: ${status.device}`);
+    check(status.state === "finished", `the run did not finish: ${status.status}`);
+    check(expectDevice.test(status.device ?? ""), `unexpected device: ${status.device}`);
+
+    // every method's accuracy on every combination is above chance
+    const table = status.tables.find((t) => t.metric === "accuracy");
+    check(table, "no accuracy table on the page");
+    const chance = 100 / status.classes;
+    console.log(`${name}: accuracy (%), chance ${chance.toFixed(1)}:`);
+    console.log(`  ${"".padEnd(16)}${table.methods.map((m) => m.padStart(9)).join("")}`);
+    table.rows.forEach((row, r) => {
+      const cells = table.cells[r].map(([mean]) => mean);
+      console.log(`  ${row.padEnd(16)}${cells.map((v) => v.toFixed(1).padStart(9)).join("")}`);
+      cells.forEach((v, m) => check(v > chance,
+        `${table.methods[m]} on ${row}: ${v.toFixed(1)}% is not above chance`));
+    });
+    check(table.methods.includes("MMANet"), "no MMANet column");
+
+    await page.waitForTimeout(500);
+    const png = await page.screenshot();
+    const shot = join(outDir, `${name}.png`);
+    writeFileSync(shot, png);
+    const stats = pictureStats(png);
+    console.log(`${name}: screenshot ${shot}: ${stats.colours} colours, ` +
+      `${(stats.nonBackground * 100).toFixed(1)}% off the background`);
+    check(stats.colours > 50 && stats.nonBackground > 0.02, "the screenshot is blank");
+    writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, adapter, status }, null, 2));
+  } catch (e) {
+    console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-40).join("\n")}`);
+    throw e;
+  } finally {
+    await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
+const only = process.env.MMANET_WEB_SCENARIO;
+const scenarios = [
+  ["webgpu", { flags: WEBGPU, params: `${RUN}&device=wgpu`, expectAdapter: true,
+               expectDevice: /WebGPU/ }],
+  ["cpu-fallback", { flags: [], params: `${RUN}&device=auto`, expectAdapter: false,
+                     expectDevice: /^cpu .*no WebGPU adapter/ }],
+];
+let failed = 0;
+for (const [name, opts] of scenarios) {
+  if (only && only !== name) continue;
+  try {
+    await scenario(name, opts);
+    console.log(`${name}: ok`);
+  } catch {
+    failed++;
+  }
+}
+process.exit(failed ? 1 : 0);
