@@ -30,7 +30,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) 
     let h = info[2];
     let mode = info[3];
     let local = wid.x + wid.y * 65535u;
-    if (local >= info[5]) {
+    if (local >= rows_in_block(lid)) {
         return;
     }
     let i = info[4] + local; // the sample's row in the batch

@@ -8,6 +8,18 @@ const WG: u32 = 256u;
 const EPS_SQ: f32 = 1e-24;
 
 var<workgroup> partial: array<vec4<f32>, 256>;
+var<workgroup> block_rows: u32;
+
+// The rows of this block (info[5]) as a workgroup-uniform value. Workgroups past it return at
+// once, before any barrier; browsers' shader compilers (Tint) reject a barrier after a return
+// that depends on a storage-buffer read, so the value goes through workgroupUniformLoad.
+// Every invocation must call it.
+fn rows_in_block(lid: u32) -> u32 {
+    if (lid == 0u) {
+        block_rows = info[5];
+    }
+    return workgroupUniformLoad(&block_rows);
+}
 
 // Tree-reduces `partial` into partial[0]; every invocation of the workgroup must call it.
 fn reduce(lid: u32) {

@@ -16,7 +16,8 @@
 //! * [`pipeline`] — the whole experiment (teacher, students, tables), async over a [`store`];
 //! * [`store`] — where a run's files live: a folder on disk, or memory (the browser);
 //! * [`runs`] — reading a trained run back (config, reports, histories, models, mining);
-//! * [`device`] — choosing wgpu or the CPU backend at run time.
+//! * [`device`] — choosing wgpu or the CPU backend at run time;
+//! * [`limits`] — whether an experiment fits a browser tab (WebGPU limits, wasm memory).
 //!
 //! The library builds for `wasm32-unknown-unknown`; every device read in the training and
 //! evaluation paths is asynchronous.
@@ -30,6 +31,7 @@ pub mod error;
 pub mod eval;
 pub mod fsutil;
 pub mod kernels;
+pub mod limits;
 pub mod losses;
 pub mod metrics;
 pub mod mmanet;

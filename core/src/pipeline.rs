@@ -32,7 +32,7 @@ use crate::modality::{ModalitySet, all_combinations};
 use crate::model::MultimodalNet;
 use crate::report::{ComparisonTable, EvalReport, TableMetric};
 use crate::store::{FolderStore, RunStore};
-use crate::train::{LossTerm, StageTrainer, TrainEvent, module_from_bytes, module_to_bytes};
+use crate::train::{LossTerm, StageTrainer, TrainEvent, module_from_bytes, module_to_bytes_async};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -398,6 +398,9 @@ pub async fn run_stage(
         let event = trainer.step().await?;
         sink.event(&spec.name, &event);
         match event {
+            // In a browser, optimiser state can only be read synchronously, which WebGPU
+            // forbids: a page's run keeps no epoch checkpoints (a stopped stage starts over).
+            TrainEvent::Epoch(_) if cfg!(target_family = "wasm") => {}
             TrainEvent::Epoch(_) => {
                 let (model, optimizer, progress) = trainer.checkpoint()?;
                 let checkpoint = StageCheckpoint {
@@ -414,7 +417,7 @@ pub async fn run_stage(
     }
     // The deployment network: the regularization head is for training only.
     let best = trainer.best_model()?.without_reg_head();
-    store.write(&model_file, &module_to_bytes(&best)?)?;
+    store.write(&model_file, &module_to_bytes_async(&best).await?)?;
     let progress = trainer.progress();
     let meta = StageMeta {
         fingerprint: spec.fingerprint.clone(),

@@ -207,6 +207,64 @@ pub fn module_to_bytes(model: &MultimodalNet) -> Result<Vec<u8>> {
         .map_err(|e| CoreError::Backend(format!("cannot serialise the model: {e:?}")))
 }
 
+/// [`module_to_bytes`] without a blocking read, as a browser's WebGPU device requires: every
+/// parameter is read back in one asynchronous transfer, placed on the CPU backend, and
+/// serialised there (same bytes as [`module_to_bytes`]).
+pub async fn module_to_bytes_async(model: &MultimodalNet) -> Result<Vec<u8>> {
+    use burn::module::{ModuleMapper, ModuleVisitor, Param};
+
+    /// Every float parameter (as saved), flattened, in visiting order.
+    #[derive(Default)]
+    struct Gather(Vec<Tensor<1>>);
+    impl ModuleVisitor for Gather {
+        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+            self.0.push(param.transform_for_save().val().reshape([-1]));
+        }
+    }
+
+    /// The same parameters, in the same order, rebuilt on the CPU from the values read.
+    struct Place {
+        values: Vec<f32>,
+        offset: usize,
+        device: Device,
+    }
+    impl ModuleMapper for Place {
+        fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            let (id, tensor, _) = param.consume();
+            let dims = tensor.dims();
+            let n: usize = dims.iter().product();
+            let end = (self.offset + n).min(self.values.len());
+            let data = TensorData::new(self.values[self.offset..end].to_vec(), dims.to_vec());
+            self.offset = end;
+            Param::initialized(id, Tensor::from_data(data, &self.device))
+        }
+    }
+
+    // the inner backend's module: an autodiff module cannot take CPU tensors
+    let model = model.valid();
+    let mut gather = Gather::default();
+    model.visit(&mut gather);
+    let sizes: usize = gather.0.iter().map(|t| t.dims()[0]).sum();
+    let values = if gather.0.is_empty() {
+        Vec::new()
+    } else {
+        read_f32(Tensor::cat(gather.0, 0)).await?
+    };
+    if values.len() != sizes {
+        return Err(CoreError::Backend(format!(
+            "cannot serialise the model: read {} parameter values, expected {sizes}",
+            values.len()
+        )));
+    }
+    let mut place = Place {
+        values,
+        offset: 0,
+        device: Device::flex(),
+    };
+    let on_cpu = model.map(&mut place);
+    module_to_bytes(&on_cpu)
+}
+
 /// Loads bytes from [`module_to_bytes`] into `fresh` (same architecture).
 pub fn module_from_bytes(fresh: MultimodalNet, bytes: Vec<u8>) -> Result<MultimodalNet> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
@@ -542,7 +600,7 @@ impl StageTrainer {
         if is_best {
             self.progress.best_epoch = Some(epoch);
             self.progress.best_score = val_score;
-            self.best_model = Some(module_to_bytes(&self.model)?);
+            self.best_model = Some(module_to_bytes_async(&self.model).await?);
         }
         let mut reports = Vec::new();
         let classes = self.model.info().classes;

@@ -6,7 +6,8 @@ use mmanet_core::data::{ModalityKind, ModalitySpec};
 use mmanet_core::device::{DeviceChoice, select_device};
 use mmanet_core::modality::{ModalitySet, all_combinations};
 use mmanet_core::model::{ImagePreset, ModalityInput, ModelConfig, MultimodalNet, mask_tensor};
-use mmanet_core::train::{module_from_bytes, module_to_bytes};
+use mmanet_core::pipeline::block_on;
+use mmanet_core::train::{module_from_bytes, module_to_bytes, module_to_bytes_async};
 
 fn inputs(specs: &[ModalitySpec], b: usize, device: &Device) -> Vec<ModalityInput> {
     specs
@@ -40,6 +41,18 @@ fn compare(specs: Vec<ModalitySpec>, cfg: ModelConfig, wgpu: &Device) {
         bytes,
     )
     .unwrap();
+    // the browser's asynchronous serialisation writes the same bytes as the blocking one, for
+    // a model on the CPU, on wgpu, and on wgpu with autodiff (as in training)
+    let net_gpu_training = module_from_bytes(
+        MultimodalNet::new(&specs, 3, &cfg, false, &wgpu.clone().autodiff()).unwrap(),
+        module_to_bytes(&net_cpu).unwrap(),
+    )
+    .unwrap();
+    for net in [&net_cpu, &net_gpu, &net_gpu_training] {
+        let sync = module_to_bytes(net).unwrap();
+        let read_async = block_on(module_to_bytes_async(net)).unwrap();
+        assert!(sync == read_async, "module_to_bytes_async differs");
+    }
     let b = 5;
     let n = specs.len();
     // one sample per combination (cycling), so masking is exercised too

@@ -115,7 +115,7 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice }) {
       expectAdapter ? "the page got no WebGPU adapter" : "WebGPU was expected to be unavailable");
 
     await page.waitForFunction(() => {
-      const h = window.mmanet;
+      const h = window.mmanetApp;
       if (!h) return document.getElementById("crash")?.style.display === "block";
       if (h.has_panicked()) return true;
       const s = JSON.parse(h.status());
@@ -124,22 +124,26 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice }) {
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     const crash = await page.evaluate(() => document.getElementById("crash").textContent);
     check(!crash, `the page crashed: ${crash}`);
-    const status = JSON.parse(await page.evaluate(() => window.mmanet.status()));
+    const status = JSON.parse(await page.evaluate(() => window.mmanetApp.status()));
     console.log(`${name}: ${status.status} in ${seconds} s; device: ${status.device}`);
     check(status.state === "finished", `the run did not finish: ${status.status}`);
     check(expectDevice.test(status.device ?? ""), `unexpected device: ${status.device}`);
 
-    // every method's accuracy on every combination is above chance
+    // the students serve every combination above chance; the teacher (trained on complete
+    // data only) is checked on the complete combination
     const table = status.tables.find((t) => t.metric === "accuracy");
     check(table, "no accuracy table on the page");
     const chance = 100 / status.classes;
     console.log(`${name}: accuracy (%), chance ${chance.toFixed(1)}:`);
     console.log(`  ${"".padEnd(16)}${table.methods.map((m) => m.padStart(9)).join("")}`);
+    const full = table.rows.length - 2; // the last combination, before `Average`
     table.rows.forEach((row, r) => {
       const cells = table.cells[r].map(([mean]) => mean);
       console.log(`  ${row.padEnd(16)}${cells.map((v) => v.toFixed(1).padStart(9)).join("")}`);
-      cells.forEach((v, m) => check(v > chance,
-        `${table.methods[m]} on ${row}: ${v.toFixed(1)}% is not above chance`));
+      cells.forEach((v, m) => {
+        if (table.methods[m] === "Teacher" && r !== full) return;
+        check(v > chance, `${table.methods[m]} on ${row}: ${v.toFixed(1)}% is not above chance`);
+      });
     });
     check(table.methods.includes("MMANet"), "no MMANet column");
 
@@ -153,7 +157,7 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice }) {
     check(stats.colours > 50 && stats.nonBackground > 0.02, "the screenshot is blank");
     writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, adapter, status }, null, 2));
   } catch (e) {
-    console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-40).join("\n")}`);
+    console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-(Number(process.env.MMANET_WEB_LOG_LINES ?? 40))).join("\n")}`);
     throw e;
   } finally {
     await context.close();

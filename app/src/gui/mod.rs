@@ -185,6 +185,32 @@ impl DeviceProbe {
     }
 }
 
+/// Refuses a run the browser could not hold (see [`mmanet_core::limits`]).
+fn fits_in_browser(
+    cfg: &mmanet_core::config::ExperimentConfig,
+    data: &mmanet_core::pipeline::PreparedData,
+) -> mmanet_core::Result<()> {
+    use burn::module::Module;
+    use mmanet_core::config::Method;
+    use mmanet_core::limits::{BrowserLimits, check_browser_fit, footprint};
+    let source = data.source.as_ref();
+    let net = mmanet_core::model::MultimodalNet::new(
+        source.modalities(),
+        source.num_classes(),
+        &cfg.model,
+        true,
+        &mmanet_core::device::cpu_device().device,
+    )?;
+    let n = source.modalities().len();
+    let models = 1 + cfg
+        .methods
+        .iter()
+        .map(|m| if *m == Method::Sf { (1 << n) - 1 } else { 1 })
+        .sum::<usize>();
+    let f = footprint(cfg, source.modalities(), source.len(), net.num_params(), models);
+    check_browser_fit(&f, &BrowserLimits::default())
+}
+
 /// The settings and panel this app remembered in `storage` (eframe persistence).
 pub fn remembered(storage: &dyn eframe::Storage) -> Option<(Settings, Tab)> {
     eframe::get_value::<Persisted>(storage, eframe::APP_KEY).map(|p| (p.settings, p.tab))
@@ -236,6 +262,26 @@ impl MmanetApp {
             }
         };
         let key = serde_json::to_string(&cfg.data).unwrap_or_default();
+        // the generator's images (RGB, Depth, IR: 5 channels) must fit the page's memory
+        if platform::IN_BROWSER
+            && let Some(s) = &cfg.data.synthetic
+            && cfg.data.source == mmanet_core::config::DataSource::Synthetic
+        {
+            let bytes = (s.samples * 5 * s.size * s.size * 4) as u64;
+            let limit = mmanet_core::limits::BrowserLimits::default().memory_bytes;
+            if bytes > limit {
+                self.session.data_error = Some(format!(
+                    "{} samples of {}×{} pixels would take {} MiB, more than the {} MiB a browser page can rely on; lower the samples or the size",
+                    s.samples,
+                    s.size,
+                    s.size,
+                    bytes >> 20,
+                    limit >> 20
+                ));
+                self.data_key = None;
+                return;
+            }
+        }
         match prepare_data(&cfg) {
             Ok(data) => self.install_data(data, key),
             Err(e) => {
@@ -310,6 +356,12 @@ impl MmanetApp {
                 return;
             }
         };
+        if platform::IN_BROWSER
+            && let Err(e) = fits_in_browser(&cfg, &data)
+        {
+            self.notice = Some(format!("cannot start in a browser: {e}"));
+            return;
+        }
         let wake = self.wake.clone();
         match TrainingJob::start(cfg, data, settings.device, resume, move || wake()) {
             Ok(job) => {

@@ -35,6 +35,8 @@ mod imp {
 
     /// Whether the app can read and write files (not in a browser).
     pub const HAS_FILES: bool = true;
+    /// Whether the app runs in a browser page.
+    pub const IN_BROWSER: bool = false;
 
     /// A file chosen in the system's dialog.
     pub fn pick_file(title: &str, filter: &str, extensions: &[&str]) -> Option<PathBuf> {
@@ -82,6 +84,8 @@ mod imp {
 
     /// Whether the app can read and write files (not in a browser).
     pub const HAS_FILES: bool = false;
+    /// Whether the app runs in a browser page.
+    pub const IN_BROWSER: bool = true;
 
     /// No file dialogs in the page (the buttons are hidden).
     pub fn pick_file(_title: &str, _filter: &str, _extensions: &[&str]) -> Option<PathBuf> {

@@ -560,3 +560,29 @@ fn new_settings_never_train_on_the_previous_data() {
         "{notice}"
     );
 }
+
+#[test]
+fn a_browser_run_beyond_webgpu_limits_is_refused_with_the_setting_to_change() {
+    use super::settings::{DataChoice, Preset};
+    use mmanet_core::model::ImagePreset;
+    use mmanet_core::pipeline::prepare_data;
+    let mut s = Settings::default();
+    let cfg = s.experiment_config("fits").unwrap();
+    let data = prepare_data(&cfg).unwrap();
+    super::fits_in_browser(&cfg, &data).unwrap();
+
+    s.data = DataChoice::Synthetic;
+    s.preset = Preset::SyntheticAntispoof;
+    s.synthetic.samples = 40;
+    s.synthetic.size = 112;
+    let mut cfg = s.experiment_config("too-wide").unwrap();
+    cfg.model.image_preset = ImagePreset::Paper;
+    cfg.teacher.batch_size = 256;
+    cfg.student.batch_size = 256;
+    let data = prepare_data(&cfg).unwrap();
+    let err = super::fits_in_browser(&cfg, &data).unwrap_err().to_string();
+    assert!(
+        err.contains("batch_size") && err.contains("WebGPU buffer binding"),
+        "{err}"
+    );
+}
