@@ -44,18 +44,24 @@ build() {
   ensure_build_tools
   cargo build --profile web --target wasm32-unknown-unknown -p mmanet-web
   local wasm="$TARGET_DIR/wasm32-unknown-unknown/web/mmanet_web.wasm"
+  local before
+  before=$(stat -c %s "$wasm")
+  # wasm-opt goes before wasm-bindgen: Debian's binaryen (108) breaks wasm-bindgen's externref
+  # table when it runs after. -g keeps function names for readable crash stacks.
+  if command -v wasm-opt >/dev/null; then
+    local opt="$TARGET_DIR/wasm-opt/mmanet_web.wasm"
+    mkdir -p "$(dirname "$opt")"
+    if wasm-opt -Os -g --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+      --enable-mutable-globals --enable-reference-types --enable-multivalue "$wasm" -o "$opt"; then
+      wasm="$opt"
+    else
+      echo "web: wasm-opt failed; the module stays unshrunk" >&2
+    fi
+  fi
   rm -rf "$DIST"
   mkdir -p "$DIST"
   wasm-bindgen --target web --no-typescript --out-dir "$DIST" "$wasm"
   local out="$DIST/mmanet_web_bg.wasm"
-  local before
-  before=$(stat -c %s "$out")
-  if command -v wasm-opt >/dev/null; then
-    wasm-opt -Os --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-      --enable-mutable-globals --enable-reference-types --enable-multivalue \
-      "$out" -o "$out.opt" && mv "$out.opt" "$out" ||
-      echo "web: wasm-opt failed; keeping the module as wasm-bindgen wrote it" >&2
-  fi
   cp web/static/index.html "$DIST/"
   # the data is inside the module; its files and attribution (CC BY 4.0) travel with the page
   mkdir -p "$DIST/data"

@@ -187,7 +187,11 @@ mod tests {
         let f = footprint(&cfg, &[image("rgb", 3, 112)], 100, 1_000, 1);
         // stem 64 × 56 × 56, pool to 28 × 28, im2col 64·9 × 28 × 28, batch 64, f32
         assert_eq!(f.largest_binding_bytes, 64 * 64 * 9 * 28 * 28 * 4);
-        assert!(f.largest_binding.contains("im2col"), "{}", f.largest_binding);
+        assert!(
+            f.largest_binding.contains("im2col"),
+            "{}",
+            f.largest_binding
+        );
         assert_eq!(f.data_bytes, 3 * 112 * 112 * 100 * 4);
         assert_eq!(f.model_bytes, 1_000 * 4 * MODEL_COPIES);
     }
@@ -212,7 +216,10 @@ mod tests {
             1,
         );
         let err = check_browser_fit(&wide, &limits).unwrap_err().to_string();
-        assert!(err.contains("batch_size") && err.contains("128 MiB"), "{err}");
+        assert!(
+            err.contains("batch_size") && err.contains("128 MiB"),
+            "{err}"
+        );
 
         let many = footprint(
             &config(8, ImagePreset::Tiny),

@@ -29,7 +29,10 @@ struct UrlOptions {
 fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOptions {
     let mut opts = UrlOptions::default();
     if let Some(p) = query.get("preset") {
-        match Preset::ALL.iter().find(|k| k.file().ends_with(&format!("/{p}.toml"))) {
+        match Preset::ALL
+            .iter()
+            .find(|k| k.file().ends_with(&format!("/{p}.toml")))
+        {
             Some(k) => {
                 settings.preset = *k;
                 settings.data = k.data_choice();
@@ -122,7 +125,7 @@ impl WebHandle {
                     let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
                     let (mut settings, mut tab) = cc
                         .storage
-                        .and_then(|s| mmanet_app::gui::remembered(s))
+                        .and_then(mmanet_app::gui::remembered)
                         .unwrap_or((Settings::default(), Tab::Data));
                     let opts = match &query {
                         Some(q) => apply_url(&mut settings, q),

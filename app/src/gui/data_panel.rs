@@ -2,8 +2,8 @@
 //! manifest file (dialog or drag and drop); counts per split and class; a sample gallery.
 
 use super::MmanetApp;
-use super::{draw, platform};
 use super::settings::{DataChoice, Preset};
+use super::{draw, platform};
 use eframe::egui::{self, RichText};
 
 /// Which split and page the gallery shows.

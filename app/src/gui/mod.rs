@@ -207,7 +207,13 @@ fn fits_in_browser(
         .iter()
         .map(|m| if *m == Method::Sf { (1 << n) - 1 } else { 1 })
         .sum::<usize>();
-    let f = footprint(cfg, source.modalities(), source.len(), net.num_params(), models);
+    let f = footprint(
+        cfg,
+        source.modalities(),
+        source.len(),
+        net.num_params(),
+        models,
+    );
     check_browser_fit(&f, &BrowserLimits::default())
 }
 
@@ -671,7 +677,11 @@ impl MmanetApp {
             if self.can_resume()
                 && ui
                     .button("⏩ Continue")
-                    .on_hover_text("continue the stopped run from its last finished epoch")
+                    .on_hover_text(if platform::HAS_FILES {
+                        "continue the stopped run from its last finished epoch"
+                    } else {
+                        "continue the stopped run: finished stages are kept, the stopped one starts over"
+                    })
                     .clicked()
             {
                 self.start_training(true);
@@ -800,4 +810,3 @@ impl eframe::App for MmanetApp {
         }
     }
 }
-

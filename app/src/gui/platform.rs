@@ -169,7 +169,7 @@ mod imp {
             (DeviceChoice::Cpu, _) => Ok(cpu("chosen in the training panel".into())),
             (DeviceChoice::Wgpu, Err(e)) => Err(format!("no WebGPU adapter: {e}")),
             (DeviceChoice::Auto, Err(e)) => Ok(cpu(format!(
-                "this browser gave no WebGPU adapter ({e}), so training runs on the CPU, slower"
+                "no WebGPU adapter ({e}), so training runs on the CPU, slower"
             ))),
             (DeviceChoice::Auto, Ok((_, name, true))) => Ok(cpu(format!(
                 "the only WebGPU adapter is the software adapter `{name}`, which is slower; choose the wgpu device to use it anyway"
@@ -205,24 +205,47 @@ mod imp {
             .map(|w| js_sys::Reflect::has(&w.navigator(), &"gpu".into()).unwrap_or(false))
             .unwrap_or(false);
         if !has_webgpu {
-            return Err("navigator.gpu is missing".into());
+            return Err("this browser has no WebGPU".into());
         }
         let (device, setup) = burn::prelude::Device::wgpu_options()
             .init_with_setup_async()
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| {
+                log::warn!("no WebGPU adapter: {e}");
+                "the browser offered no adapter".to_string()
+            })?;
         let info = setup.adapter.get_info();
         let software = info.device_type == DeviceType::Cpu;
-        let name = if info.name.is_empty() {
-            format!("{} {}", info.driver, info.driver_info)
-        } else {
-            info.name.clone()
+        // browsers tell wgpu no adapter name; their own adapter info has vendor and architecture
+        let name = match adapter_info_from_page().await {
+            Some(n) => n,
+            None => info.name.clone(),
         };
-        Ok((
-            device,
-            format!("wgpu (WebGPU): {} ({:?})", name.trim(), info.device_type),
-            software,
-        ))
+        let kind = if software { "software" } else { "GPU" };
+        Ok((device, format!("wgpu (WebGPU): {name} ({kind})"), software))
+    }
+
+    /// `vendor architecture` (or the description) of the page's WebGPU adapter.
+    async fn adapter_info_from_page() -> Option<String> {
+        use js_sys::Reflect;
+        let gpu = Reflect::get(&web_sys::window()?.navigator(), &"gpu".into()).ok()?;
+        let request: js_sys::Function = Reflect::get(&gpu, &"requestAdapter".into()).ok()?.into();
+        let promise: js_sys::Promise = request.call0(&gpu).ok()?.into();
+        let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
+        let info = Reflect::get(&adapter, &"info".into()).ok()?;
+        let field = |k: &str| {
+            Reflect::get(&info, &k.into())
+                .ok()
+                .and_then(|v| v.as_string())
+                .filter(|s| !s.is_empty())
+        };
+        let text = match (field("vendor"), field("architecture"), field("description")) {
+            (_, _, Some(d)) => d,
+            (Some(v), Some(a), None) => format!("{v} {a}"),
+            (Some(v), None, None) => v,
+            _ => return None,
+        };
+        Some(text)
     }
 
     /// The device for `choice`, waiting for the WebGPU search when it is still running.

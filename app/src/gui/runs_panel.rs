@@ -1,10 +1,10 @@
 //! The runs panel: the run folders under the output folder (the same files the CLI writes),
 //! open one into the other panels, export a copy, and compare two runs per combination.
 
+use super::platform;
 use super::{MmanetApp, Tab, draw};
 use eframe::egui::{self, Color32, RichText};
 use mmanet_core::report::ComparisonTable;
-use super::platform;
 use mmanet_core::runs::RunRecord;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +66,11 @@ impl MmanetApp {
             self.runs.scan(&self.settings.output_dir);
         }
         ui.horizontal(|ui| {
-            ui.heading(format!("Runs in {}", self.settings.output_dir.display()));
+            if platform::HAS_FILES {
+                ui.heading(format!("Runs in {}", self.settings.output_dir.display()));
+            } else {
+                ui.heading("This page's runs (kept in memory until the page is closed)");
+            }
             if ui.button("⟳ Refresh").clicked() {
                 self.runs.rescan = true;
             }

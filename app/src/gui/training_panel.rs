@@ -3,7 +3,7 @@
 
 use super::session::StageLog;
 use super::settings::{METHOD_CHOICES, Preset};
-use super::{MmanetApp, SHORTCUT_PAUSE, SHORTCUT_START, SHORTCUT_STOP};
+use super::{MmanetApp, SHORTCUT_PAUSE, SHORTCUT_START, SHORTCUT_STOP, platform};
 use eframe::egui::{self, RichText};
 use egui_plot::{Legend, Line, Plot, PlotPoints};
 use mmanet_core::config::Method;
@@ -81,12 +81,15 @@ impl MmanetApp {
                     .response
                     .labelled_by(l.id);
                 ui.end_row();
-                let l = ui.label("output folder");
-                let mut out = s.output_dir.display().to_string();
-                if ui.text_edit_singleline(&mut out).labelled_by(l.id).changed() {
-                    s.output_dir = out.into();
+                // a page keeps its runs in memory
+                if platform::HAS_FILES {
+                    let l = ui.label("output folder");
+                    let mut out = s.output_dir.display().to_string();
+                    if ui.text_edit_singleline(&mut out).labelled_by(l.id).changed() {
+                        s.output_dir = out.into();
+                    }
+                    ui.end_row();
                 }
-                ui.end_row();
             });
         });
         ui.add_space(8.0);
