@@ -479,7 +479,7 @@ fn the_predictor_answers_for_test_samples_and_loaded_samples_alike() {
         other => panic!("{other:?}"),
     }
     predictor.send(PredictorRequest::Load {
-        run_dir: out.run_dir.clone(),
+        store: super::platform::open_run_store(&out.run_dir).unwrap(),
         cfg: Box::new(cfg.clone()),
         data: data.clone(),
         models: explorer_models(&cfg),
