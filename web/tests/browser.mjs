@@ -101,6 +101,12 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice }) {
     page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
     page.on("pageerror", (e) => log.push(`[pageerror] ${e}`));
     const started = Date.now();
+    // every animation frame's time, to see whether training ever holds the page up
+    await page.addInitScript(() => {
+      window.frameTimes = [];
+      const tick = (t) => { window.frameTimes.push(t); requestAnimationFrame(tick); };
+      requestAnimationFrame(tick);
+    });
     await page.goto(`${url}/?${params}`);
 
     const adapter = await page.evaluate(async () => {
@@ -126,6 +132,15 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice }) {
     check(!crash, `the page crashed: ${crash}`);
     const status = JSON.parse(await page.evaluate(() => window.mmanetApp.status()));
     console.log(`${name}: ${status.status} in ${seconds} s; device: ${status.device}`);
+    const gaps = await page.evaluate(() => {
+      const t = window.frameTimes;
+      const g = t.slice(1).map((x, i) => x - t[i]).sort((a, b) => a - b);
+      const q = (p) => g[Math.min(g.length - 1, Math.floor(p * g.length))];
+      return { frames: t.length, median: q(0.5), p99: q(0.99), longest: g[g.length - 1] };
+    });
+    console.log(`${name}: frames while loading and training: ${gaps.frames}; gap median ` +
+      `${gaps.median.toFixed(0)} ms, 99th percentile ${gaps.p99.toFixed(0)} ms, ` +
+      `longest ${gaps.longest.toFixed(0)} ms`);
     check(status.state === "finished", `the run did not finish: ${status.status}`);
     check(expectDevice.test(status.device ?? ""), `unexpected device: ${status.device}`);
 
@@ -155,7 +170,7 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice }) {
     console.log(`${name}: screenshot ${shot}: ${stats.colours} colours, ` +
       `${(stats.nonBackground * 100).toFixed(1)}% off the background`);
     check(stats.colours > 50 && stats.nonBackground > 0.02, "the screenshot is blank");
-    writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, adapter, status }, null, 2));
+    writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, adapter, gaps, status }, null, 2));
   } catch (e) {
     console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-(Number(process.env.MMANET_WEB_LOG_LINES ?? 40))).join("\n")}`);
     throw e;
