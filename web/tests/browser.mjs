@@ -87,7 +87,7 @@ function check(cond, message) {
   if (!cond) throw new Error(message);
 }
 
-async function scenario(name, { flags, params, expectAdapter, expectDevice }) {
+async function scenario(name, { flags, params, expectAdapter, expectDevice, explorer }) {
   const userDataDir = mkdtempSync(join(tmpdir(), "mmanet-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -174,6 +174,31 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice }) {
     });
     check(table.methods.includes("MMANet"), "no MMANet column");
 
+    // the mining panel's data: MAR picked a weak set during MMANet's warm-up
+    const mmanet = status.stages.find((s) => s.name === "mmanet");
+    check(mmanet?.weak_set?.length > 0, `MMANet mined no weak set: ${JSON.stringify(mmanet)}`);
+    console.log(`${name}: weak set mined: ${mmanet.weak_set.join(", ")}`);
+
+    if (explorer) {
+      // the explorer (on show from the start) loads the run's models and predicts a test sample
+      await page.waitForFunction(() => {
+        const s = JSON.parse(window.mmanetApp.status());
+        return s.explorer.prediction !== null || s.explorer.models?.error;
+      }, null, { timeout: 60_000, polling: 250 });
+      const ex = JSON.parse(await page.evaluate(() => window.mmanetApp.status())).explorer;
+      check(Array.isArray(ex.models) && ex.models.includes("MMANet"),
+        `explorer models: ${JSON.stringify(ex.models)}`);
+      const p = ex.prediction;
+      check(!p.error && p.models.length === ex.models.length, `explorer: ${JSON.stringify(p)}`);
+      for (const m of p.models) {
+        const sum = m.probs.reduce((a, b) => a + b, 0);
+        check(m.probs.length === status.classes && Math.abs(sum - 1) < 1e-3,
+          `explorer: ${m.model}'s probabilities ${JSON.stringify(m.probs)}`);
+      }
+      console.log(`${name}: explorer, test sample ${p.sample} through ${p.modalities}: ` +
+        p.models.map((m) => `${m.model} → class ${m.probs.indexOf(Math.max(...m.probs))}`).join("; "));
+    }
+
     await page.waitForTimeout(500);
     const png = await page.screenshot();
     const shot = join(outDir, `${name}.png`);
@@ -196,8 +221,8 @@ const only = process.env.MMANET_WEB_SCENARIO;
 const scenarios = [
   ["webgpu", { flags: WEBGPU, params: `${RUN}&device=wgpu`, expectAdapter: true,
                expectDevice: /WebGPU/ }],
-  ["cpu-fallback", { flags: [], params: `${RUN}&device=auto`, expectAdapter: false,
-                     expectDevice: /^cpu .*no WebGPU adapter/ }],
+  ["cpu-fallback", { flags: [], params: `${RUN}&device=auto&tab=explorer`, expectAdapter: false,
+                     expectDevice: /^cpu .*no WebGPU adapter/, explorer: true }],
 ];
 let failed = 0;
 for (const [name, opts] of scenarios) {

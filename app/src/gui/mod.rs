@@ -401,20 +401,50 @@ impl MmanetApp {
             RunStatus::Stopped(_) => "stopped",
             RunStatus::Failed(_) => "failed",
         };
+        let names = self.session.modality_names();
         let stages: Vec<serde_json::Value> = self
             .session
             .stages
             .iter()
             .map(|s| {
+                let weak_set = s.mining().and_then(|t| t.weak_set).map(|w| {
+                    w.iter()
+                        .map(|c| c.long_label(&names))
+                        .collect::<Vec<_>>()
+                });
                 serde_json::json!({
                     "name": s.name,
                     "epochs": s.epochs,
                     "epochs_done": s.summaries.len(),
                     "best": s.best,
+                    "weak_set": weak_set,
                 })
             })
             .collect();
         let tables = self.session.run.as_ref().map(|r| &r.tables);
+        let prediction = match &self.explorer.prediction {
+            Some(PredictorReply::Prediction { sample, set, result }) => serde_json::json!({
+                "sample": sample,
+                "modalities": set.long_label(&names),
+                "models": match result {
+                    Ok(preds) => preds
+                        .iter()
+                        .map(|p| serde_json::json!({ "model": p.label, "probs": p.probs }))
+                        .collect::<Vec<_>>(),
+                    Err(_) => Vec::new(),
+                },
+                "error": result.as_ref().err(),
+            }),
+            _ => serde_json::Value::Null,
+        };
+        let explorer = serde_json::json!({
+            "models": match &self.explorer.models {
+                Some(Ok(labels)) => serde_json::json!(labels),
+                Some(Err(e)) => serde_json::json!({ "error": e }),
+                None => serde_json::Value::Null,
+            },
+            "prediction": prediction,
+        });
         serde_json::json!({
             "state": state,
             "status": self.session.status.describe(),
@@ -424,6 +454,7 @@ impl MmanetApp {
             "notice": self.notice,
             "stages": stages,
             "tables": tables,
+            "explorer": explorer,
             "classes": self.session.data_summary.as_ref().map(|d| d.classes.len()),
         })
     }
