@@ -97,8 +97,8 @@ test_page() {
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   python3 -m http.server --bind 127.0.0.1 "$port" --directory "$DIST" >/dev/null 2>&1 &
-  local server=$!
-  trap 'kill $server 2>/dev/null || true' EXIT
+  WEB_SERVER_PID=$!
+  trap 'kill "$WEB_SERVER_PID" 2>/dev/null || true' EXIT
   for _ in $(seq 50); do
     curl -sf "http://127.0.0.1:$port/index.html" >/dev/null 2>&1 && break
     sleep 0.1
