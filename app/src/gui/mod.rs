@@ -407,11 +407,10 @@ impl MmanetApp {
             .stages
             .iter()
             .map(|s| {
-                let weak_set = s.mining().and_then(|t| t.weak_set).map(|w| {
-                    w.iter()
-                        .map(|c| c.long_label(&names))
-                        .collect::<Vec<_>>()
-                });
+                let weak_set = s
+                    .mining()
+                    .and_then(|t| t.weak_set)
+                    .map(|w| w.iter().map(|c| c.long_label(&names)).collect::<Vec<_>>());
                 serde_json::json!({
                     "name": s.name,
                     "epochs": s.epochs,
@@ -423,7 +422,11 @@ impl MmanetApp {
             .collect();
         let tables = self.session.run.as_ref().map(|r| &r.tables);
         let prediction = match &self.explorer.prediction {
-            Some(PredictorReply::Prediction { sample, set, result }) => serde_json::json!({
+            Some(PredictorReply::Prediction {
+                sample,
+                set,
+                result,
+            }) => serde_json::json!({
                 "sample": sample,
                 "modalities": set.long_label(&names),
                 "models": match result {
