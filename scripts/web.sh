@@ -5,7 +5,7 @@
 #   scripts/web.sh test           builds, serves on a free port, and runs the headless-Chromium
 #                                 test (web/tests/browser.mjs): WebGPU, then the CPU fallback
 # Tools it needs and installs when missing: the wasm32 target, wasm-bindgen-cli at exactly the
-# version of the wasm-bindgen crate (built from source: ~8 minutes, once), and for `test`
+# version of the wasm-bindgen crate (built from source once: a few minutes), and for `test`
 # Debian's chromium and the npm package playwright-core. wasm-opt (Debian's binaryen) shrinks
 # the module when it is there.
 set -euo pipefail
@@ -30,7 +30,7 @@ ensure_build_tools() {
     rustup target add wasm32-unknown-unknown
   fi
   if [ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $WASM_BINDGEN_VERSION" ]; then
-    echo "web: installing wasm-bindgen-cli $WASM_BINDGEN_VERSION into $TOOLS (once; ~8 minutes)"
+    echo "web: installing wasm-bindgen-cli $WASM_BINDGEN_VERSION into $TOOLS (once; a few minutes)"
     cargo install --quiet --root "$TOOLS" wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION"
   fi
   if ! command -v wasm-opt >/dev/null && command -v apt-get >/dev/null; then
