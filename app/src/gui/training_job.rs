@@ -69,17 +69,10 @@ impl TrainingJob {
         resume: bool,
         wake: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
-        let control = Arc::new(JobControl::default());
-        let (tx, events) = channel();
-        let worker_control = control.clone();
+        let (mut sink, control, events) = ChannelSink::new(wake);
         let thread = std::thread::Builder::new()
             .name("mmanet-training".into())
             .spawn(move || {
-                let mut sink = ChannelSink {
-                    tx,
-                    control: worker_control,
-                    wake: Box::new(wake),
-                };
                 let result = native::run(&cfg, &data, device, resume, &mut sink);
                 sink.send(JobEvent::Finished(result));
             })?;
@@ -100,14 +93,7 @@ impl TrainingJob {
         resume: bool,
         wake: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
-        let control = Arc::new(JobControl::default());
-        let (tx, events) = channel();
-        let mut sink = ChannelSink {
-            tx,
-            control: control.clone(),
-            wake: Box::new(wake),
-            last_yield: web_time::Instant::now(),
-        };
+        let (mut sink, control, events) = ChannelSink::new(wake);
         wasm_bindgen_futures::spawn_local(async move {
             let result = web::run(&cfg, &data, device, resume, &mut sink).await;
             sink.send(JobEvent::Finished(result));
@@ -224,6 +210,20 @@ struct ChannelSink {
 const WORK_BETWEEN_FRAMES: std::time::Duration = std::time::Duration::from_millis(12);
 
 impl ChannelSink {
+    /// A sink, the control it obeys, and the receiving end of its events.
+    fn new(wake: impl Fn() + Send + 'static) -> (Self, Arc<JobControl>, Receiver<JobEvent>) {
+        let control = Arc::new(JobControl::default());
+        let (tx, events) = channel();
+        let sink = ChannelSink {
+            tx,
+            control: control.clone(),
+            wake: Box::new(wake),
+            #[cfg(target_family = "wasm")]
+            last_yield: web_time::Instant::now(),
+        };
+        (sink, control, events)
+    }
+
     fn send(&self, event: JobEvent) {
         // The app may have gone away (window closed); the run then ends at its next step.
         if self.tx.send(event).is_err() {
