@@ -40,7 +40,7 @@ impl MmanetApp {
             DataChoice::Manifest,
         ] {
             // a page cannot read a dataset's folder of files
-            if choice != DataChoice::Manifest || platform::HAS_FILES {
+            if choice != DataChoice::Manifest || !platform::IN_BROWSER {
                 ui.radio_value(&mut self.settings.data, choice, choice.label());
             }
         }

@@ -54,7 +54,7 @@ impl MmanetApp {
                 });
                 let sample = test[self.explorer.position];
                 ui.horizontal(|ui| {
-                    let can_read = data.source.reads_sample_files() && platform::HAS_FILES;
+                    let can_read = data.source.reads_sample_files() && !platform::IN_BROWSER;
                     let load = ui
                         .add_enabled(can_read, egui::Button::new("📂 Load sample from files…"))
                         .on_hover_text(

@@ -711,7 +711,7 @@ impl MmanetApp {
             if self.can_resume()
                 && ui
                     .button("⏩ Continue")
-                    .on_hover_text(if platform::HAS_FILES {
+                    .on_hover_text(if !platform::IN_BROWSER {
                         "continue the stopped run from its last finished epoch"
                     } else {
                         "continue the stopped run: finished stages are kept, the stopped one starts over"

@@ -33,9 +33,7 @@ mod imp {
         output_dir.join(name).exists()
     }
 
-    /// Whether the app can read and write files (not in a browser).
-    pub const HAS_FILES: bool = true;
-    /// Whether the app runs in a browser page.
+    /// Whether the app runs in a browser page (no files: runs stay in memory, no file dialogs).
     pub const IN_BROWSER: bool = false;
 
     /// A file chosen in the system's dialog.
@@ -82,9 +80,7 @@ mod imp {
         Ready(Result<(burn::prelude::Device, String, bool), String>),
     }
 
-    /// Whether the app can read and write files (not in a browser).
-    pub const HAS_FILES: bool = false;
-    /// Whether the app runs in a browser page.
+    /// Whether the app runs in a browser page (no files: runs stay in memory, no file dialogs).
     pub const IN_BROWSER: bool = true;
 
     /// No file dialogs in the page (the buttons are hidden).

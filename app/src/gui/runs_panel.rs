@@ -66,7 +66,7 @@ impl MmanetApp {
             self.runs.scan(&self.settings.output_dir);
         }
         ui.horizontal(|ui| {
-            if platform::HAS_FILES {
+            if !platform::IN_BROWSER {
                 ui.heading(format!("Runs in {}", self.settings.output_dir.display()));
             } else {
                 ui.heading("This page's runs (kept in memory until the page is closed)");
@@ -74,7 +74,7 @@ impl MmanetApp {
             if ui.button("⟳ Refresh").clicked() {
                 self.runs.rescan = true;
             }
-            if platform::HAS_FILES
+            if !platform::IN_BROWSER
                 && ui.button("Open run folder…").clicked()
                 && let Some(dir) = platform::pick_folder()
             {

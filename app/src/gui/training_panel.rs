@@ -82,7 +82,7 @@ impl MmanetApp {
                     .labelled_by(l.id);
                 ui.end_row();
                 // a page keeps its runs in memory
-                if platform::HAS_FILES {
+                if !platform::IN_BROWSER {
                     let l = ui.label("output folder");
                     let mut out = s.output_dir.display().to_string();
                     if ui.text_edit_singleline(&mut out).labelled_by(l.id).changed() {
