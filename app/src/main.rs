@@ -8,16 +8,34 @@ use mmanet_app::gui;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use mmanet_core::config::ExperimentConfig;
+use mmanet_core::config::TaskKind;
+use mmanet_core::data::manifest::read_manifest;
+use mmanet_core::data::rgbd::{SegSource, class_pixel_counts};
+use mmanet_core::data::rgbd_trees::RgbdTree;
+use mmanet_core::data::split::Split;
 use mmanet_core::device::{DeviceChoice, SelectedDevice, select_device};
 use mmanet_core::losses::mad::MadImpl;
+use mmanet_core::mining::MiningRecord;
 use mmanet_core::pipeline::{
-    PreparedData, RunMode, prepare_data, prepare_manifest, run_ablation, run_experiment,
-    weak_set_labels,
+    PreparedData, RunMode, TaskData, prepare_data, prepare_manifest, prepare_seg_data,
+    run_ablation, run_experiment, run_task_ablation, run_task_experiment,
 };
+use mmanet_core::task::Segmentation;
 use std::path::PathBuf;
 
-/// The bundled demo config (mfeat: teacher, SF-MD).
+/// The bundled demo config (mfeat: teacher, SF, SF-MD, MMANet).
 const DEMO_CONFIG: &str = include_str!("../../configs/mfeat-demo.toml");
+/// The bundled segmentation demo config (synthetic RGB-D scenes: teacher, SF-MD, MMANet).
+const DEMO_SEG_CONFIG: &str = include_str!("../../configs/scenes-demo.toml");
+
+/// The demo's task.
+#[derive(Clone, Copy, ValueEnum)]
+enum DemoTask {
+    /// classification on the bundled mfeat digits (three views)
+    Cls,
+    /// RGB-D semantic segmentation on synthetic scenes
+    Seg,
+}
 
 #[derive(Parser)]
 #[command(
@@ -93,11 +111,14 @@ impl From<MadImplArg> for MadImpl {
 
 #[derive(Subcommand)]
 enum Command {
-    /// The main job: on the bundled mfeat data, train the teacher and SF-MD and print the
-    /// per-combination comparison table.
+    /// The main job: on the bundled mfeat data (or, with `--task seg`, synthetic RGB-D scenes),
+    /// train the teacher and the methods and print the per-combination comparison table.
     Demo {
         #[command(flatten)]
         run: RunArgs,
+        /// Which task's demo.
+        #[arg(long, value_enum, default_value = "cls")]
+        task: DemoTask,
         /// Override the number of epochs of every stage (quick look).
         #[arg(long)]
         epochs: Option<usize>,
@@ -195,7 +216,8 @@ enum BenchCommand {
 
 #[derive(Subcommand)]
 enum DataCommand {
-    /// Load a dataset manifest, report problems, and print modalities and split counts.
+    /// Load a dataset manifest, report problems, and print modalities and split counts (for an
+    /// RGB-D segmentation manifest: scenes and class pixel counts per split).
     Check {
         /// The manifest (TOML).
         manifest: PathBuf,
@@ -243,12 +265,12 @@ fn run() -> Result<()> {
         return Ok(());
     };
     match command {
-        Command::Demo { run, epochs } => {
-            let mut cfg = ExperimentConfig::from_toml_with_overrides(
-                DEMO_CONFIG,
-                "configs/mfeat-demo.toml",
-                &run.overrides,
-            )?;
+        Command::Demo { run, task, epochs } => {
+            let (text, file) = match task {
+                DemoTask::Cls => (DEMO_CONFIG, "configs/mfeat-demo.toml"),
+                DemoTask::Seg => (DEMO_SEG_CONFIG, "configs/scenes-demo.toml"),
+            };
+            let mut cfg = ExperimentConfig::from_toml_with_overrides(text, file, &run.overrides)?;
             if let Some(e) = epochs {
                 let distils = cfg.methods.iter().any(|m| m.uses_teacher());
                 if distils && cfg.mmanet.fit_warmup(e) {
@@ -259,13 +281,15 @@ fn run() -> Result<()> {
                 }
                 cfg.set_epochs(e).context("--epochs")?;
             }
-            println!(
-                "{}",
-                mmanet_core::data::mfeat::ATTRIBUTION
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-            );
+            if matches!(task, DemoTask::Cls) {
+                println!(
+                    "{}",
+                    mmanet_core::data::mfeat::ATTRIBUTION
+                        .lines()
+                        .next()
+                        .unwrap_or("")
+                );
+            }
             train(cfg, run, RunMode::Train)
         }
         Command::Train { config, run } => {
@@ -329,8 +353,8 @@ fn run() -> Result<()> {
     }
 }
 
-/// Picks the device and loads the data, printing one line about each.
-fn setup(cfg: &mut ExperimentConfig, run: &RunArgs) -> Result<(SelectedDevice, PreparedData)> {
+/// Applies the run options to the config and picks the device, printing it.
+fn setup_device(cfg: &mut ExperimentConfig, run: &RunArgs) -> Result<SelectedDevice> {
     if let Some(out) = &run.output {
         cfg.output_dir = out.clone();
     }
@@ -339,6 +363,11 @@ fn setup(cfg: &mut ExperimentConfig, run: &RunArgs) -> Result<(SelectedDevice, P
     }
     let selected = select_device(run.device.into())?;
     println!("device: {}", selected.description);
+    Ok(selected)
+}
+
+/// Loads a classification config's data, printing one line about it.
+fn load_classification_data(cfg: &ExperimentConfig) -> Result<PreparedData> {
     let data = prepare_data(cfg).context("loading the data")?;
     println!(
         "data: {} — {} samples, {} classes, modalities {}; split train {} / val {} / test {}",
@@ -355,41 +384,80 @@ fn setup(cfg: &mut ExperimentConfig, run: &RunArgs) -> Result<(SelectedDevice, P
         data.split.val.len(),
         data.split.test.len()
     );
-    Ok((selected, data))
+    Ok(data)
 }
 
-fn print_weak_sets(mining: &[serde_json::Value], names: &[String]) {
+/// Loads a segmentation config's data, printing one line about it.
+fn load_segmentation_data(cfg: &ExperimentConfig) -> Result<TaskData<Segmentation>> {
+    let data = prepare_seg_data(cfg).context("loading the data")?;
+    let src = data.source.source.as_ref();
+    let [h, w] = src.train_size();
+    println!(
+        "data: {} — {} scenes, {} classes, rgb + depth, training crops {h}×{w}; split train {} / val {} / test {}",
+        src.name(),
+        src.len(),
+        src.num_classes(),
+        data.split.train.len(),
+        data.split.val.len(),
+        data.split.test.len()
+    );
+    Ok(data)
+}
+
+fn print_weak_sets(mining: &[MiningRecord], names: &[String]) {
     for m in mining {
-        let method = m.get("method").and_then(|v| v.as_str()).unwrap_or("?");
-        if let Some(w) = weak_set_labels(m, names) {
-            println!("{method}: mined weak set {}", w.join(", "));
+        if let Some(w) = m.trace.weak_set_labels(names) {
+            println!("{}: mined weak set {}", m.method, w.join(", "));
         }
     }
 }
 
 fn train(mut cfg: ExperimentConfig, run: RunArgs, mode: RunMode) -> Result<()> {
-    let (selected, data) = setup(&mut cfg, &run)?;
+    let selected = setup_device(&mut cfg, &run)?;
     let mut sink = progress::BarProgress::new();
-    let outcome = run_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?;
+    let outcome = match cfg.task {
+        TaskKind::Classification => {
+            let data = load_classification_data(&cfg)?;
+            run_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?
+        }
+        TaskKind::Segmentation => {
+            let data = load_segmentation_data(&cfg)?;
+            run_task_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?
+        }
+    };
     drop(sink);
     println!();
-    let names = data.source.modality_names();
+    let names = outcome
+        .reports
+        .first()
+        .map(|r| r.modalities.clone())
+        .unwrap_or_default();
     print_weak_sets(&outcome.mining, &names);
     for table in &outcome.tables {
         println!("\nTest split, {} per combination:\n", table.metric.name());
         println!("{}", table.to_markdown());
     }
     println!(
-        "results written to {} (results.md / .csv / .json, reports.json)",
+        "results written to {} (results*.md / .csv / .json, reports.json)",
         outcome.run_dir.display()
     );
     Ok(())
 }
 
 fn ablation(mut cfg: ExperimentConfig, seeds: usize, run: RunArgs) -> Result<()> {
-    let (selected, data) = setup(&mut cfg, &run)?;
+    let selected = setup_device(&mut cfg, &run)?;
     let mut sink = progress::BarProgress::new();
-    let outcome = run_ablation(&cfg, &data, &selected.device, seeds, run.resume, &mut sink)?;
+    let device = &selected.device;
+    let outcome = match cfg.task {
+        TaskKind::Classification => {
+            let data = load_classification_data(&cfg)?;
+            run_ablation(&cfg, &data, device, seeds, run.resume, &mut sink)?
+        }
+        TaskKind::Segmentation => {
+            let data = load_segmentation_data(&cfg)?;
+            run_task_ablation(&cfg, &data, device, seeds, run.resume, &mut sink)?
+        }
+    };
     drop(sink);
     println!();
     for (k, seed) in outcome.weak_sets.iter().enumerate() {
@@ -412,6 +480,12 @@ fn ablation(mut cfg: ExperimentConfig, seeds: usize, run: RunArgs) -> Result<()>
 }
 
 fn data_check(path: PathBuf) -> Result<()> {
+    let manifest = read_manifest(&path)?;
+    if let (Some(layout), Some(rgbd)) = (manifest.format.rgbd_layout(), &manifest.rgbd) {
+        let base = path.parent().unwrap_or(std::path::Path::new("."));
+        let (tree, split) = RgbdTree::open(&manifest.name, layout, rgbd, base)?;
+        return seg_data_check(&tree, &split);
+    }
     let data = prepare_manifest(&path, false)?;
     let src = data.source.as_ref();
     println!(
@@ -448,6 +522,42 @@ fn data_check(path: PathBuf) -> Result<()> {
             src.load_sample(i, None, &mut scratch)
                 .with_context(|| format!("reading sample {i}"))?;
         }
+    }
+    println!("ok");
+    Ok(())
+}
+
+/// `data check` for a segmentation dataset: scenes and class pixel counts per split, and the
+/// first scene of every split decoded.
+fn seg_data_check(src: &dyn SegSource, split: &Split) -> Result<()> {
+    println!(
+        "{}: {} scenes, {} classes, rgb + depth; training crops {:?}, evaluation inputs {:?}",
+        src.name(),
+        src.len(),
+        src.num_classes(),
+        src.train_size(),
+        src.eval_size()
+    );
+    let names = src.class_names();
+    for (name, idx) in [
+        ("train", &split.train),
+        ("val", &split.val),
+        ("test", &split.test),
+    ] {
+        let counts = class_pixel_counts(src, idx).with_context(|| format!("counting {name}"))?;
+        let labelled: u64 = counts.pixels[1..].iter().sum();
+        println!(
+            "  {name}: {} scenes, {labelled} labelled pixels, {} void",
+            idx.len(),
+            counts.pixels[0]
+        );
+        let per_class = names
+            .iter()
+            .zip(&counts.pixels[1..])
+            .map(|(n, c)| format!("{n}: {c}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        println!("    {per_class}");
     }
     println!("ok");
     Ok(())

@@ -3,12 +3,14 @@
 //! See `configs/*.toml` for complete, commented examples.
 
 use crate::data::manifest::toml_error;
+use crate::data::scenes::ScenesConfig;
 use crate::data::split::SplitRule;
 use crate::data::synthetic::SyntheticConfig;
 use crate::dropout::DropoutMode;
 use crate::error::{CoreError, Result};
 use crate::mmanet::MmanetConfig;
 use crate::model::ModelConfig;
+use crate::model::esanet::SegModelConfig;
 use crate::schedule::{LrSchedule, ScheduleKind};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -19,13 +21,20 @@ use std::path::{Path, PathBuf};
 pub struct ExperimentConfig {
     /// Run name; outputs go to `<output_dir>/<name>/`.
     pub name: String,
+    /// The task: `classification` (default) or `segmentation` (RGB-D semantic segmentation).
+    #[serde(default)]
+    pub task: TaskKind,
     /// Folder for runs (checkpoints, results). Relative paths are relative to the working dir.
     #[serde(default = "default_output_dir")]
     pub output_dir: PathBuf,
     /// Where the data comes from.
     pub data: DataConfig,
-    /// The network.
+    /// The classification network.
+    #[serde(default)]
     pub model: ModelConfig,
+    /// The segmentation network (ESANet).
+    #[serde(default)]
+    pub seg_model: SegModelConfig,
     /// Teacher training (complete modalities).
     pub teacher: StageConfig,
     /// Student (deployment network) training.
@@ -60,6 +69,13 @@ pub struct DataConfig {
     /// `synthetic` only: generator settings.
     #[serde(default)]
     pub synthetic: Option<SyntheticConfig>,
+    /// `scenes` only: the synthetic RGB-D scene generator's settings.
+    #[serde(default)]
+    pub scenes: Option<ScenesConfig>,
+    /// Segmentation: the task loss's class weights, `median_frequency` (NYUv2's) or `none`
+    /// (Cityscapes'); by default the dataset's official choice.
+    #[serde(default)]
+    pub class_weighting: Option<ClassWeighting>,
     /// Split rule for mfeat and synthetic data (a manifest carries its own).
     #[serde(default)]
     pub split: SplitRule,
@@ -72,6 +88,27 @@ fn yes() -> bool {
     true
 }
 
+/// The paper's two tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskKind {
+    /// Classification (face anti-spoofing, multi-view data).
+    #[default]
+    Classification,
+    /// RGB-D semantic segmentation.
+    Segmentation,
+}
+
+/// Class weights of the segmentation loss.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum ClassWeighting {
+    /// Median frequency over the training split (NYUv2).
+    MedianFrequency,
+    /// All ones (Cityscapes).
+    None,
+}
+
 /// Data sources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +117,8 @@ pub enum DataSource {
     Mfeat,
     /// The synthetic anti-spoofing generator.
     Synthetic,
+    /// The synthetic RGB-D scene generator (segmentation).
+    Scenes,
     /// A user dataset described by a manifest.
     Manifest,
 }
@@ -121,7 +160,8 @@ pub struct StageConfig {
     /// L2 weight decay on all parameters (official 5e-4).
     #[serde(default = "default_wd")]
     pub weight_decay: f64,
-    /// Schedule variant: `official` (epoch 0 skipped, lr 0 at epoch 1) or `paper`.
+    /// Schedule variant: `official` (epoch 0 skipped, lr 0 at epoch 1), `paper`, or
+    /// `one_cycle` (the segmentation recipe; cycles the momentum too).
     #[serde(default)]
     pub schedule: ScheduleKind,
     /// Warm-up epochs of the learning rate (official 5).
@@ -165,6 +205,7 @@ impl StageConfig {
             warmup_epochs: self.lr_warmup_epochs,
             milestones: self.lr_milestones.clone(),
             gamma: self.lr_gamma,
+            total_epochs: self.epochs,
         }
     }
 
@@ -353,11 +394,16 @@ impl ExperimentConfig {
         let text = std::fs::read_to_string(path).map_err(|e| CoreError::io(path, e))?;
         let mut cfg =
             Self::from_toml_with_overrides(&text, &path.display().to_string(), overrides)?;
+        let base = path.parent().unwrap_or(Path::new("."));
         if let Some(m) = &cfg.data.manifest
             && m.is_relative()
         {
-            let base = path.parent().unwrap_or(Path::new("."));
             cfg.data.manifest = Some(base.join(m));
+        }
+        if let Some(w) = &cfg.seg_model.imagenet
+            && w.is_relative()
+        {
+            cfg.seg_model.imagenet = Some(base.join(w));
         }
         Ok(cfg)
     }
@@ -395,6 +441,36 @@ impl ExperimentConfig {
                 ));
             }
             _ => {}
+        }
+        let seg_source = match self.data.source {
+            DataSource::Scenes => Some(true),
+            DataSource::Mfeat | DataSource::Synthetic => Some(false),
+            // a manifest's format says which task it is for; checked when it is read
+            DataSource::Manifest => None,
+        };
+        if let Some(seg) = seg_source
+            && seg != (self.task == TaskKind::Segmentation)
+        {
+            return Err(CoreError::config(
+                "task",
+                format!(
+                    "`{:?}` data is for {}; set `task = \"{}\"`",
+                    self.data.source,
+                    if seg {
+                        "segmentation"
+                    } else {
+                        "classification"
+                    },
+                    if seg {
+                        "segmentation"
+                    } else {
+                        "classification"
+                    },
+                ),
+            ));
+        }
+        if let Some(scenes) = &self.data.scenes {
+            scenes.validate()?;
         }
         self.data.split.validate()?;
         self.model.validate()?;

@@ -112,6 +112,7 @@ pub async fn evaluate(
             samples: indices.len(),
             accuracy: accuracy(&preds, &labels),
             pad,
+            seg: None,
         });
     }
     Ok(EvalReport {

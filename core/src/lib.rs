@@ -7,15 +7,20 @@
 //! * [`modality`] — modality sets and the ordered list of combinations;
 //! * [`dropout`] — per-sample modality dropout (which combination each sample sees);
 //! * [`data`] — datasets (multi-view CSV, manifests, mfeat, image lists, synthetic), splits, batches;
-//! * [`model`] — encoders, masked fusion, trunks ([`model::MultimodalNet`]);
+//! * [`model`] — encoders, masked fusion, trunks ([`model::MultimodalNet`]); ESANet for
+//!   segmentation ([`model::esanet::EsaNet`]);
 //! * [`train`] — the step-wise training loop and its pluggable loss terms;
 //! * [`losses`] — MAD and MAR in tensor ops; [`mmanet`] — them as training terms (and SP, SR);
+//! * [`mining`] — MAR's mining rounds, weak-set choice and trace, typed for both tasks;
 //! * [`eval`], [`metrics`], [`report`] — per-combination evaluation, metrics, tables;
 //! * [`schedule`] — learning-rate schedules; [`config`] — TOML experiment configs;
 //! * [`checkpoint`], [`fsutil`] — atomic checkpoint and result files;
+//! * [`stage`] — running one training stage (reuse, resume, checkpoints, progress);
 //! * [`pipeline`] — the whole experiment (teacher, students, tables), async over a [`store`];
 //! * [`store`] — where a run's files live: a folder on disk, or memory (the browser);
 //! * [`runs`] — reading a trained run back (config, reports, histories, models, mining);
+//! * [`task`] — the seam between the pipeline and the two tasks (classification, RGB-D
+//!   segmentation);
 //! * [`device`] — choosing wgpu or the CPU backend at run time;
 //! * [`limits`] — whether an experiment fits a browser tab (WebGPU limits, wasm memory).
 //!
@@ -34,6 +39,7 @@ pub mod kernels;
 pub mod limits;
 pub mod losses;
 pub mod metrics;
+pub mod mining;
 pub mod mmanet;
 pub mod modality;
 pub mod model;
@@ -41,7 +47,9 @@ pub mod pipeline;
 pub mod report;
 pub mod runs;
 pub mod schedule;
+pub mod stage;
 pub mod store;
+pub mod task;
 pub mod train;
 
 pub use error::{CoreError, Result};

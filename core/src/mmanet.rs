@@ -6,17 +6,22 @@
 //! Schedule (spec §1.5, §4): both terms are off while `epoch ≤ warmup_epochs`; MAR mines after
 //! each epoch of `mining_epochs` and fixes the weak set at the end of epoch `warmup_epochs`.
 //! Total loss `L = CE + α·MAD + β·MAR`.
+//!
+//! Both terms are generic over the [`Task`]: the task says how the teacher's relations are
+//! distilled and how the regularization network's loss reads the weak combinations; mining, the
+//! memory bank, the warm-up and the checkpointed state are shared.
 
 use crate::error::{CoreError, Result};
-use crate::losses::mad::{MadImpl, MadReduction, mad_loss, mad_loss_kernels};
+use crate::losses::mad::{MadImpl, MadReduction};
 use crate::losses::mar::{
     BankMode, CandidateRule, MarLossMode, MemoryBank, MiningMode, candidates, label_histogram,
-    mar_loss, mean_probabilities,
+    mean_probabilities,
 };
 use crate::metrics::argmax_rows;
+use crate::mining::{MiningEvent, RoundMeasure, WeakSetChoice};
 use crate::modality::ModalitySet;
-use crate::model::{ModalityInput, MultimodalNet, mask_tensor};
-use crate::train::{LossContext, LossTerm, cross_entropy_per_sample};
+use crate::task::{FrozenTeacher, Task, TeacherNorm};
+use crate::train::{LossContext, LossTerm, MiningEvidence};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -71,6 +76,11 @@ pub struct MmanetConfig {
     /// left out of the serialized config, so switching it does not invalidate a checkpoint.
     #[serde(default, skip_serializing)]
     pub mad_impl: MadImpl,
+    /// How the frozen teacher's BatchNorm layers normalise while distilling: `official`
+    /// (running statistics for classification, batch statistics for segmentation, as each
+    /// released loop), `running` or `batch`.
+    #[serde(default)]
+    pub teacher_norm: TeacherNorm,
 }
 
 fn default_alpha() -> f64 {
@@ -100,6 +110,7 @@ impl Default for MmanetConfig {
             mar_loss: MarLossMode::default(),
             mining_split: MiningSplit::default(),
             mad_impl: MadImpl::default(),
+            teacher_norm: TeacherNorm::default(),
         }
     }
 }
@@ -165,8 +176,8 @@ impl MmanetConfig {
 }
 
 /// Margin-aware distillation from a frozen teacher (or the unweighted SP baseline).
-pub struct MadTerm {
-    teacher: MultimodalNet,
+pub struct MadTerm<T: Task> {
+    teacher: FrozenTeacher<T>,
     reduction: MadReduction,
     imp: MadImpl,
     alpha: f64,
@@ -174,22 +185,22 @@ pub struct MadTerm {
     name: String,
 }
 
-impl MadTerm {
+impl<T: Task> MadTerm<T> {
     /// MAD with `reduction` (`Sp` gives the SP baseline), computed as `imp` says (check it
-    /// against the device first with [`MadImpl::use_kernels`]). `teacher` is put in eval mode.
+    /// against the device first with [`MadImpl::use_kernels`]). `teacher` is frozen for the
+    /// training `device`, its BatchNorm layers normalising as `norm` says.
     pub fn new(
-        teacher: &MultimodalNet,
+        teacher: &T::Net,
+        cfg: &MmanetConfig,
         reduction: MadReduction,
-        imp: MadImpl,
-        alpha: f64,
-        warmup_epochs: usize,
+        device: &Device,
     ) -> Self {
         MadTerm {
-            teacher: teacher.valid(),
+            teacher: FrozenTeacher::new(teacher, cfg.teacher_norm, device),
             reduction,
-            imp,
-            alpha,
-            warmup_epochs,
+            imp: cfg.mad_impl,
+            alpha: cfg.alpha,
+            warmup_epochs: cfg.warmup_epochs,
             name: if reduction == MadReduction::Sp {
                 "sp".into()
             } else {
@@ -199,44 +210,18 @@ impl MadTerm {
     }
 }
 
-impl LossTerm for MadTerm {
+impl<T: Task> LossTerm<T> for MadTerm<T> {
     fn name(&self) -> &str {
         &self.name
     }
     fn weight(&self) -> f64 {
         self.alpha
     }
-    fn compute(&mut self, ctx: &LossContext<'_>) -> Option<Tensor<1>> {
+    fn compute(&mut self, ctx: &LossContext<'_, T>) -> Option<Tensor<1>> {
         if ctx.epoch <= self.warmup_epochs {
             return None;
         }
-        // The teacher runs without autodiff, on the complete modalities, in eval mode.
-        let inputs: Vec<ModalityInput> = ctx
-            .inputs
-            .iter()
-            .map(|x| match x {
-                ModalityInput::Vector(t) => ModalityInput::Vector(t.clone().without_autodiff()),
-                ModalityInput::Image(t) => ModalityInput::Image(t.clone().without_autodiff()),
-            })
-            .collect();
-        let b = ctx.masks.len();
-        let n = self.teacher.num_modalities();
-        let device = ctx.output.logits.device().without_autodiff();
-        let full = mask_tensor(&vec![ModalitySet::full(n); b], n, &device);
-        let t = self.teacher.forward(&inputs, full);
-        let student = ctx.output.features.clone();
-        if self.imp != MadImpl::Ops
-            && let Some(loss) = mad_loss_kernels(
-                student.clone(),
-                t.features.clone(),
-                t.logits.clone(),
-                self.reduction,
-            )
-        {
-            return Some(loss);
-        }
-        // Off wgpu (`auto`), or `ops`: `kernel` off wgpu is refused before training starts.
-        Some(mad_loss(student, t.features, t.logits, self.reduction))
+        Some(T::distill(&self.teacher, ctx, self.reduction, self.imp))
     }
 }
 
@@ -250,12 +235,13 @@ pub enum WeakSource {
 }
 
 /// The regularization-head loss on the weak combinations (MAR, or SR).
-pub struct MarTerm {
+pub struct MarTerm<T: Task> {
     cfg: MmanetConfig,
     n_modalities: usize,
     source: WeakSource,
     weak: Option<Vec<ModalitySet>>,
     name: String,
+    task: std::marker::PhantomData<fn() -> T>,
 }
 
 /// What MAR keeps in checkpoints.
@@ -265,7 +251,7 @@ struct MarState {
     weak: Option<Vec<ModalitySet>>,
 }
 
-impl MarTerm {
+impl<T: Task> MarTerm<T> {
     /// MAR: mines the weak combination among the configured candidates.
     pub fn mined(cfg: &MmanetConfig, n_modalities: usize) -> Self {
         let bank = MemoryBank::new(
@@ -280,6 +266,7 @@ impl MarTerm {
             source: WeakSource::Mined(bank),
             weak: None,
             name: "mar".into(),
+            task: std::marker::PhantomData,
         }
     }
 
@@ -292,6 +279,7 @@ impl MarTerm {
             weak: Some(singles.clone()),
             source: WeakSource::Singles(singles),
             name: "sr".into(),
+            task: std::marker::PhantomData,
         }
     }
 
@@ -309,21 +297,19 @@ impl MarTerm {
     }
 }
 
-impl LossTerm for MarTerm {
+impl<T: Task> LossTerm<T> for MarTerm<T> {
     fn name(&self) -> &str {
         &self.name
     }
     fn weight(&self) -> f64 {
         self.cfg.beta
     }
-    fn compute(&mut self, ctx: &LossContext<'_>) -> Option<Tensor<1>> {
+    fn compute(&mut self, ctx: &LossContext<'_, T>) -> Option<Tensor<1>> {
         if ctx.epoch <= self.cfg.warmup_epochs {
             return None;
         }
         let weak = self.weak.as_ref()?;
-        let reg = ctx.output.reg_logits.clone()?;
-        let ce = cross_entropy_per_sample(reg, ctx.labels.clone());
-        Some(mar_loss(ce, ctx.masks, weak, self.cfg.mar_loss))
+        T::regularization_loss(ctx, weak, self.cfg.mar_loss)
     }
     fn mining_request(&self, epoch: usize) -> Vec<ModalitySet> {
         match &self.source {
@@ -335,27 +321,24 @@ impl LossTerm for MarTerm {
             _ => Vec::new(),
         }
     }
-    fn on_predictions(
-        &mut self,
-        epoch: usize,
-        _combinations: &[ModalitySet],
-        probabilities: Vec<Vec<f32>>,
-        classes: usize,
-    ) -> Option<serde_json::Value> {
+    fn on_mining(&mut self, epoch: usize, evidence: MiningEvidence) -> Option<MiningEvent> {
         let WeakSource::Mined(bank) = &mut self.source else {
             return None;
         };
-        let distributions: Vec<Vec<f64>> = probabilities
-            .iter()
-            .map(|p| match bank.mode {
-                MiningMode::Official => label_histogram(&argmax_rows(p, classes), classes),
-                MiningMode::Paper => mean_probabilities(p, classes),
-            })
-            .collect();
-        let round = bank.add_round(epoch, distributions);
-        serde_json::to_value(round).ok()
+        let measure = match evidence {
+            MiningEvidence::Probabilities { rows, classes } => RoundMeasure::Distributions(
+                rows.iter()
+                    .map(|p| match bank.mode {
+                        MiningMode::Official => label_histogram(&argmax_rows(p, classes), classes),
+                        MiningMode::Paper => mean_probabilities(p, classes),
+                    })
+                    .collect(),
+            ),
+            MiningEvidence::Miou(miou) => RoundMeasure::Miou(miou),
+        };
+        Some(MiningEvent::Round(bank.add_round(epoch, measure).clone()))
     }
-    fn end_of_epoch(&mut self, epoch: usize) -> Option<serde_json::Value> {
+    fn end_of_epoch(&mut self, epoch: usize) -> Option<MiningEvent> {
         if epoch != self.cfg.warmup_epochs {
             return None;
         }
@@ -363,10 +346,10 @@ impl LossTerm for MarTerm {
             return None;
         };
         self.weak = bank.weak_set();
-        Some(serde_json::json!({
-            "weak_set": self.weak,
-            "bank": bank.values(),
-            "candidates": bank.candidates,
+        Some(MiningEvent::WeakSetChosen(WeakSetChoice {
+            weak_set: self.weak.clone()?,
+            bank: bank.values(),
+            candidates: bank.candidates.clone(),
         }))
     }
     fn state(&self) -> Option<serde_json::Value> {

@@ -20,6 +20,22 @@ pub struct CombinationResult {
     pub accuracy: f64,
     /// APCER / BPCER / ACER (two-class tasks only).
     pub pad: Option<PadRates>,
+    /// mIoU and per-class IoU (segmentation only; `accuracy` is then the pixel accuracy and
+    /// `samples` the number of scenes).
+    #[serde(default)]
+    pub seg: Option<SegScores>,
+}
+
+/// Segmentation scores of one combination over a split (ESANet's convention: a class with an
+/// empty union has IoU 0 and still counts in the mean).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SegScores {
+    /// Mean IoU over the classes, 0..1.
+    pub miou: f64,
+    /// IoU per class, 0..1.
+    pub class_iou: Vec<f64>,
+    /// Labelled (non-void) pixels evaluated.
+    pub pixels: u64,
 }
 
 /// One model evaluated on every combination.
@@ -37,6 +53,24 @@ impl EvalReport {
     /// Mean accuracy over the rows.
     pub fn mean_accuracy(&self) -> f64 {
         mean(self.rows.iter().map(|r| r.accuracy))
+    }
+
+    /// Mean mIoU over the rows (segmentation).
+    pub fn mean_miou(&self) -> Option<f64> {
+        if self.rows.iter().all(|r| r.seg.is_some()) && !self.rows.is_empty() {
+            Some(mean(
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.seg.as_ref().map(|s| s.miou)),
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// The model-selection score: mean mIoU for segmentation, mean accuracy otherwise.
+    pub fn selection_score(&self) -> f64 {
+        self.mean_miou().unwrap_or_else(|| self.mean_accuracy())
     }
 
     /// Mean ACER over the rows (two-class tasks).
@@ -58,10 +92,12 @@ fn mean(values: impl Iterator<Item = f64>) -> f64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TableMetric {
-    /// Accuracy in percent (higher is better).
+    /// Accuracy in percent (higher is better; pixel accuracy for segmentation).
     Accuracy,
     /// ACER in percent (lower is better).
     Acer,
+    /// mIoU in percent (higher is better; segmentation).
+    Miou,
 }
 
 impl TableMetric {
@@ -69,6 +105,7 @@ impl TableMetric {
         match self {
             TableMetric::Accuracy => Some(r.accuracy * 100.0),
             TableMetric::Acer => r.pad.map(|p| p.acer * 100.0),
+            TableMetric::Miou => r.seg.as_ref().map(|s| s.miou * 100.0),
         }
     }
 
@@ -77,6 +114,7 @@ impl TableMetric {
         match self {
             TableMetric::Accuracy => "accuracy (%)",
             TableMetric::Acer => "ACER (%)",
+            TableMetric::Miou => "mIoU (%)",
         }
     }
 }
@@ -167,7 +205,7 @@ impl ComparisonTable {
         let row = self.cells.get(r)?;
         (0..row.len()).reduce(|a, b| {
             let better = match self.metric {
-                TableMetric::Accuracy => row[b].0 > row[a].0,
+                TableMetric::Accuracy | TableMetric::Miou => row[b].0 > row[a].0,
                 TableMetric::Acer => row[b].0 < row[a].0,
             };
             if better { b } else { a }
@@ -253,6 +291,37 @@ impl ComparisonTable {
         let json = serde_json::to_vec_pretty(self)
             .map_err(|e| CoreError::data("comparison table", e.to_string()))?;
         store.write(&format!("{stem}.json"), &json)
+    }
+}
+
+/// The comparison tables a set of reports supports: mIoU first when every row has
+/// segmentation scores, then accuracy, then ACER when every row has PAD rates.
+pub fn comparison_tables(methods: &[(String, Vec<EvalReport>)]) -> Result<Vec<ComparisonTable>> {
+    let every = |f: &dyn Fn(&CombinationResult) -> bool| {
+        methods
+            .iter()
+            .flat_map(|(_, reps)| reps.iter().flat_map(|r| &r.rows))
+            .all(f)
+    };
+    let mut tables = Vec::new();
+    if every(&|r| r.seg.is_some()) {
+        tables.push(ComparisonTable::build(TableMetric::Miou, methods)?);
+    }
+    tables.push(ComparisonTable::build(TableMetric::Accuracy, methods)?);
+    if every(&|r| r.pad.is_some()) {
+        tables.push(ComparisonTable::build(TableMetric::Acer, methods)?);
+    }
+    Ok(tables)
+}
+
+impl TableMetric {
+    /// File stem of this metric's table: `base` for accuracy, `base-acer`, `base-miou`.
+    pub fn file_stem(self, base: &str) -> String {
+        match self {
+            TableMetric::Accuracy => base.to_string(),
+            TableMetric::Acer => format!("{base}-acer"),
+            TableMetric::Miou => format!("{base}-miou"),
+        }
     }
 }
 

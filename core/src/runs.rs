@@ -1,18 +1,16 @@
 //! Reading a trained run folder back: the files [`crate::pipeline::run_experiment`] writes (its
 //! config, every method's per-combination report, each stage's per-epoch history and the
-//! trained models), and the MAR mining trace recorded in a stage's history.
+//! trained models); the MAR mining trace of a stage is [`crate::mining::MiningTrace`].
 //!
 //! `mmanet gui` uses this to show and compare runs trained earlier, from the CLI or the app.
 
 use crate::config::{ExperimentConfig, Method};
 use crate::error::{CoreError, Result};
-use crate::losses::mar::MiningRound;
-use crate::modality::ModalitySet;
 use crate::model::MultimodalNet;
 use crate::pipeline::{PreparedData, RUN_CONFIG_FILE, StageMeta};
-use crate::report::{ComparisonTable, EvalReport, TableMetric};
+use crate::report::{ComparisonTable, EvalReport, comparison_tables};
 use crate::store::{FolderStore, RunStore};
-use crate::train::{EpochSummary, module_from_bytes};
+use crate::train::module_from_bytes;
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -79,22 +77,15 @@ impl RunRecord {
         })
     }
 
-    /// The run's comparison tables (accuracy; and ACER when the reports carry it).
+    /// The run's comparison tables (mIoU for segmentation, accuracy, ACER where the reports
+    /// carry it).
     pub fn tables(&self) -> Result<Vec<ComparisonTable>> {
         let per_method: Vec<(String, Vec<EvalReport>)> = self
             .reports
             .iter()
             .map(|r| (r.method.clone(), vec![r.clone()]))
             .collect();
-        let mut tables = vec![ComparisonTable::build(TableMetric::Accuracy, &per_method)?];
-        let has_pad = self
-            .reports
-            .iter()
-            .all(|r| r.rows.iter().all(|c| c.pad.is_some()));
-        if has_pad {
-            tables.push(ComparisonTable::build(TableMetric::Acer, &per_method)?);
-        }
-        Ok(tables)
+        comparison_tables(&per_method)
     }
 }
 
@@ -153,58 +144,4 @@ pub fn load_stage_model_from(
         path,
         message: format!("does not fit this run's model: {e}"),
     })
-}
-
-/// What MAR's mining did over a stage's warm-up: every round and the chosen weak set.
-#[derive(Clone, Debug, PartialEq, Default)]
-pub struct MiningTrace {
-    /// One round per mining epoch, in order.
-    pub rounds: Vec<MiningRound>,
-    /// The ranked candidate combinations (the bank's order).
-    pub candidates: Vec<ModalitySet>,
-    /// The bank when the weak set was chosen.
-    pub final_bank: Vec<f64>,
-    /// The weak set (the combination with the largest bank value and its subsets), once chosen.
-    pub weak_set: Option<Vec<ModalitySet>>,
-    /// The epoch after which it was chosen.
-    pub chosen_after_epoch: Option<usize>,
-}
-
-impl MiningTrace {
-    /// The mining recorded in a stage's epoch summaries (the `mar` term's reports); `None` when
-    /// the stage did not mine.
-    pub fn from_history(history: &[EpochSummary]) -> Option<Self> {
-        let mut trace = MiningTrace::default();
-        let mut any = false;
-        for e in history {
-            for (term, value) in &e.reports {
-                if term != "mar" {
-                    continue;
-                }
-                if let Some(weak) = value.get("weak_set") {
-                    any = true;
-                    trace.weak_set = serde_json::from_value(weak.clone()).ok().flatten();
-                    trace.final_bank = value
-                        .get("bank")
-                        .and_then(|b| serde_json::from_value(b.clone()).ok())
-                        .unwrap_or_default();
-                    if let Some(c) = value
-                        .get("candidates")
-                        .and_then(|c| serde_json::from_value(c.clone()).ok())
-                    {
-                        trace.candidates = c;
-                    }
-                    trace.chosen_after_epoch = Some(e.epoch);
-                } else if let Ok(round) = serde_json::from_value::<MiningRound>(value.clone()) {
-                    any = true;
-                    if trace.candidates.is_empty() {
-                        let k = round.combinations.len().saturating_sub(1);
-                        trace.candidates = round.combinations[..k].to_vec();
-                    }
-                    trace.rounds.push(round);
-                }
-            }
-        }
-        any.then_some(trace)
-    }
 }

@@ -7,13 +7,13 @@
 //! the browser's thread. Extra loss terms (MMANet's MAD and MAR) plug in through [`LossTerm`].
 
 use crate::config::{OptimizerKind, StageConfig};
-use crate::data::{MultimodalSource, make_batch};
 use crate::dropout::{DropoutMode, ModalityDropout};
 use crate::error::{CoreError, Result};
-use crate::eval::{evaluate, predict_proba, read_f32};
+use crate::eval::read_f32;
+use crate::mining::MiningEvent;
 use crate::modality::{ModalitySet, all_combinations};
-use crate::model::{ModalityInput, MultimodalNet, NetOutput, label_tensor, mask_tensor};
 use crate::schedule::LrSchedule;
+use crate::task::Task;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
@@ -35,13 +35,13 @@ pub fn cross_entropy_per_sample(logits: Tensor<2>, labels: Tensor<1, Int>) -> Te
 }
 
 /// Everything a loss term may look at during one training step.
-pub struct LossContext<'a> {
+pub struct LossContext<'a, T: Task> {
     /// The student's forward output.
-    pub output: &'a NetOutput,
+    pub output: &'a T::Output,
     /// The batch inputs (for a teacher's forward pass).
-    pub inputs: &'a [ModalityInput],
-    /// Labels `[B]`.
-    pub labels: &'a Tensor<1, Int>,
+    pub inputs: &'a T::Inputs,
+    /// The batch targets (labels, label maps).
+    pub targets: &'a T::Targets,
     /// Per-sample combinations drawn for this step.
     pub masks: &'a [ModalitySet],
     /// The current epoch (0-based).
@@ -49,31 +49,25 @@ pub struct LossContext<'a> {
 }
 
 /// An extra term of the training loss (MAD, MAR, …), added as `weight × value`.
-pub trait LossTerm: Send {
+pub trait LossTerm<T: Task>: Send {
     /// Short name shown in progress and plots (`mad`, `mar`).
     fn name(&self) -> &str;
     /// The weight of this term in the total loss.
     fn weight(&self) -> f64;
     /// The term's value for this step, or `None` when it is off (e.g. during warm-up).
-    fn compute(&mut self, ctx: &LossContext<'_>) -> Option<Tensor<1>>;
+    fn compute(&mut self, ctx: &LossContext<'_, T>) -> Option<Tensor<1>>;
     /// Combinations whose predictions on the mining split the term needs after `epoch`
     /// (MAR's contrastive ranking); empty for none.
     fn mining_request(&self, _epoch: usize) -> Vec<ModalitySet> {
         Vec::new()
     }
-    /// Receives, for each requested combination, the deployment head's class probabilities on
-    /// the mining split (`samples × classes`, row-major); returns what it found, for the logs.
-    fn on_predictions(
-        &mut self,
-        _epoch: usize,
-        _combinations: &[ModalitySet],
-        _probabilities: Vec<Vec<f32>>,
-        _classes: usize,
-    ) -> Option<serde_json::Value> {
+    /// Receives what the trainer measured on the mining split for the combinations of
+    /// [`LossTerm::mining_request`]; returns the round it recorded.
+    fn on_mining(&mut self, _epoch: usize, _evidence: MiningEvidence) -> Option<MiningEvent> {
         None
     }
-    /// Called at the end of every epoch (after any mining); may return a report.
-    fn end_of_epoch(&mut self, _epoch: usize) -> Option<serde_json::Value> {
+    /// Called at the end of every epoch (after any mining); may report the weak set.
+    fn end_of_epoch(&mut self, _epoch: usize) -> Option<MiningEvent> {
         None
     }
     /// State to keep in checkpoints (a mining memory bank, …).
@@ -84,6 +78,20 @@ pub trait LossTerm: Send {
     fn restore_state(&mut self, _state: serde_json::Value) -> Result<()> {
         Ok(())
     }
+}
+
+/// What the trainer measured on the mining split, per requested combination.
+#[derive(Clone, Debug, PartialEq)]
+pub enum MiningEvidence {
+    /// Classification: each combination's class probabilities (`samples × classes`, row-major).
+    Probabilities {
+        /// One block per combination.
+        rows: Vec<Vec<f32>>,
+        /// Number of classes.
+        classes: usize,
+    },
+    /// Segmentation: each combination's mIoU.
+    Miou(Vec<f64>),
 }
 
 /// What one call of [`StageTrainer::step`] did.
@@ -117,7 +125,7 @@ pub struct StepReport {
     pub losses: Vec<(String, f32)>,
     /// Weighted total loss.
     pub total: f32,
-    /// Accuracy of the deployment head on this batch.
+    /// Accuracy of the deployment head on this batch (pixel accuracy for segmentation).
     pub accuracy: f32,
 }
 
@@ -130,17 +138,18 @@ pub struct EpochSummary {
     pub lr: Option<f64>,
     /// Mean of each loss term over the epoch's batches.
     pub losses: Vec<(String, f32)>,
-    /// Mean training-batch accuracy.
+    /// Mean training-batch accuracy (pixel accuracy for segmentation).
     pub train_accuracy: f32,
-    /// Validation accuracy per combination of the stage, in paper order.
+    /// Validation score per combination of the stage, in paper order: accuracy, or mIoU for
+    /// segmentation.
     pub val_accuracy: Vec<(ModalitySet, f64)>,
-    /// Mean validation accuracy over those combinations (the selection score).
+    /// Mean validation score over those combinations (the selection score).
     pub val_score: f64,
     /// Whether this epoch's model is the best so far (and eligible).
     pub is_best: bool,
     /// What the loss terms reported this epoch (MAR mining rounds, the weak set), by term name.
     #[serde(default)]
-    pub reports: Vec<(String, serde_json::Value)>,
+    pub reports: Vec<(String, MiningEvent)>,
 }
 
 /// Serializable progress of a stage (saved with checkpoints, used by `--resume`).
@@ -162,12 +171,19 @@ pub struct TrainerProgress {
 /// Builds the optimiser of a stage: SGD (Nesterov, momentum, no dampening, L2 weight decay, as
 /// PyTorch's `SGD(nesterov=True)`) or Adam (ε = 1e-8 as PyTorch).
 pub fn make_optimizer(cfg: &StageConfig) -> ModuleOptimizer {
+    make_optimizer_with_momentum(cfg, None)
+}
+
+/// [`make_optimizer`] with SGD's momentum (Adam's β₁) set to `momentum` instead of the
+/// configured value (the one-cycle schedule cycles it).
+pub fn make_optimizer_with_momentum(cfg: &StageConfig, momentum: Option<f64>) -> ModuleOptimizer {
     let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
     match cfg.optimizer {
         OptimizerKind::Sgd => {
-            let momentum = (cfg.momentum > 0.0).then(|| {
+            let m = momentum.unwrap_or(cfg.momentum);
+            let momentum = (m > 0.0).then(|| {
                 MomentumConfig::new()
-                    .with_momentum(cfg.momentum)
+                    .with_momentum(m)
                     .with_dampening(0.0)
                     .with_nesterov(cfg.nesterov)
             });
@@ -178,6 +194,7 @@ pub fn make_optimizer(cfg: &StageConfig) -> ModuleOptimizer {
         }
         OptimizerKind::Adam => AdamConfig::new()
             .with_epsilon(1e-8)
+            .with_beta_1(momentum.unwrap_or(0.9) as f32)
             .with_weight_decay(decay)
             .init(),
     }
@@ -198,7 +215,7 @@ pub fn stage_combinations(dropout: &ModalityDropout, n_modalities: usize) -> Vec
 }
 
 /// Serialises a module to bytes (burnpack).
-pub fn module_to_bytes(model: &MultimodalNet) -> Result<Vec<u8>> {
+pub fn module_to_bytes<M: Module + Clone>(model: &M) -> Result<Vec<u8>> {
     model
         .clone()
         .into_record()
@@ -210,7 +227,7 @@ pub fn module_to_bytes(model: &MultimodalNet) -> Result<Vec<u8>> {
 /// [`module_to_bytes`] without a blocking read, as a browser's WebGPU device requires: every
 /// parameter is read back in one asynchronous transfer, placed on the CPU backend, and
 /// serialised there (same bytes as [`module_to_bytes`]).
-pub async fn module_to_bytes_async(model: &MultimodalNet) -> Result<Vec<u8>> {
+pub async fn module_to_bytes_async<M: Module + Clone>(model: &M) -> Result<Vec<u8>> {
     use burn::module::{ModuleMapper, ModuleVisitor, Param};
 
     /// Every float parameter (as saved), flattened, in visiting order.
@@ -266,7 +283,7 @@ pub async fn module_to_bytes_async(model: &MultimodalNet) -> Result<Vec<u8>> {
 }
 
 /// Loads bytes from [`module_to_bytes`] into `fresh` (same architecture).
-pub fn module_from_bytes(fresh: MultimodalNet, bytes: Vec<u8>) -> Result<MultimodalNet> {
+pub fn module_from_bytes<M: Module>(fresh: M, bytes: Vec<u8>) -> Result<M> {
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
         .map_err(|e| CoreError::Backend(format!("cannot read the model record: {e:?}")))?;
     fresh
@@ -274,19 +291,19 @@ pub fn module_from_bytes(fresh: MultimodalNet, bytes: Vec<u8>) -> Result<Multimo
         .map_err(|e| CoreError::Backend(format!("the model record does not fit: {e:?}")))
 }
 
-/// Trains one stage, a step at a time.
-pub struct StageTrainer {
+/// Trains one stage of task `T`, a step at a time.
+pub struct StageTrainer<T: Task> {
     cfg: StageConfig,
     schedule: LrSchedule,
     dropout: ModalityDropout,
     device: Device,
-    model: MultimodalNet,
+    model: T::Net,
     optim: ModuleOptimizer,
-    source: Arc<dyn MultimodalSource>,
+    source: Arc<T::Source>,
     train_idx: Vec<usize>,
     val_idx: Vec<usize>,
     mining_idx: Vec<usize>,
-    extra: Vec<Box<dyn LossTerm>>,
+    extra: Vec<Box<dyn LossTerm<T>>>,
     val_combinations: Vec<ModalitySet>,
     eval_batch: usize,
     progress: TrainerProgress,
@@ -300,19 +317,19 @@ pub struct StageTrainer {
     steps: usize,
 }
 
-impl StageTrainer {
+impl<T: Task> StageTrainer<T> {
     /// A trainer for `model` over the given training and validation indices of `source`.
     /// Build the model on `device.autodiff()`: Burn compares devices without their autodiff flag,
     /// so a model built on the plain device would not be tracked.
     pub fn new(
         cfg: StageConfig,
-        model: MultimodalNet,
-        source: Arc<dyn MultimodalSource>,
+        model: T::Net,
+        source: Arc<T::Source>,
         train_idx: Vec<usize>,
         val_idx: Vec<usize>,
         device: &Device,
     ) -> Result<Self> {
-        let n = model.num_modalities();
+        let n = T::num_modalities(&model);
         let dropout = ModalityDropout::from_mode(&cfg.dropout, n)?;
         let batches = if cfg.drop_last {
             train_idx.len() / cfg.batch_size
@@ -321,7 +338,7 @@ impl StageTrainer {
         };
         if batches == 0 {
             return Err(CoreError::data(
-                source.name(),
+                T::source_name(&source),
                 format!(
                     "the training split has {} samples, fewer than one batch of {} (set a smaller batch_size or drop_last = false)",
                     train_idx.len(),
@@ -331,7 +348,7 @@ impl StageTrainer {
         }
         if val_idx.is_empty() {
             return Err(CoreError::data(
-                source.name(),
+                T::source_name(&source),
                 "the validation split is empty",
             ));
         }
@@ -364,7 +381,7 @@ impl StageTrainer {
     }
 
     /// Adds a loss term (MAD, MAR, …).
-    pub fn add_loss_term(&mut self, term: Box<dyn LossTerm>) {
+    pub fn add_loss_term(&mut self, term: Box<dyn LossTerm<T>>) {
         self.extra.push(term);
     }
 
@@ -380,7 +397,7 @@ impl StageTrainer {
     }
 
     /// The model being trained.
-    pub fn model(&self) -> &MultimodalNet {
+    pub fn model(&self) -> &T::Net {
         &self.model
     }
 
@@ -409,7 +426,7 @@ impl StageTrainer {
     }
 
     /// The selected (best-validation) model, or the current one if none was selected yet.
-    pub fn best_model(&self) -> Result<MultimodalNet> {
+    pub fn best_model(&self) -> Result<T::Net> {
         match &self.best_model {
             Some(bytes) => module_from_bytes(self.model.clone(), bytes.clone()),
             None => Ok(self.model.clone()),
@@ -462,8 +479,17 @@ impl StageTrainer {
         Ok(())
     }
 
-    fn start_epoch(&mut self) {
+    fn start_epoch(&mut self) -> Result<()> {
         let epoch = self.progress.epochs_done;
+        if let Some(m) = self.schedule.momentum_at(epoch) {
+            // a new momentum / β₁ for this epoch, the optimiser's state carried over
+            let state = self.optim.into_bytes().map_err(|e| {
+                CoreError::Backend(format!("cannot read the optimiser state: {e:?}"))
+            })?;
+            self.optim = make_optimizer_with_momentum(&self.cfg, Some(m))
+                .from_bytes(state)
+                .map_err(|e| CoreError::Backend(format!("cannot restore the optimiser: {e:?}")))?;
+        }
         self.rng = StdRng::seed_from_u64(
             self.cfg
                 .seed
@@ -476,6 +502,7 @@ impl StageTrainer {
         self.sums.clear();
         self.acc_sum = 0.0;
         self.steps = 0;
+        Ok(())
     }
 
     /// Runs one unit of work: a training batch, or the end-of-epoch validation.
@@ -488,7 +515,7 @@ impl StageTrainer {
         }
         let epoch = self.progress.epochs_done;
         if self.order.is_empty() && self.batch_in_epoch == 0 {
-            self.start_epoch();
+            self.start_epoch()?;
         }
         let batches = self.batches_per_epoch();
         let lr = self.schedule.lr_at(epoch);
@@ -506,20 +533,23 @@ impl StageTrainer {
         let end = (start + bs).min(self.order.len());
         let idx: Vec<usize> = self.order[start..end].to_vec();
         let batches = self.batches_per_epoch();
-        let host = make_batch(self.source.as_ref(), &idx, Some(&mut self.rng))?;
-        let inputs = self.model.inputs_from_batch(&host, &self.device)?;
+        let (inputs, targets) = T::load_batch(
+            &self.model,
+            &self.source,
+            &idx,
+            Some(&mut self.rng),
+            &self.device,
+        )?;
         let sets = self.dropout.sample_batch(&mut self.rng, idx.len());
-        let mask = mask_tensor(&sets, self.model.num_modalities(), &self.device);
-        let labels = label_tensor(&host.labels, &self.device);
-        let output = self.model.forward(&inputs, mask);
-        let ce = cross_entropy_per_sample(output.logits.clone(), labels.clone()).mean();
+        let output = T::forward(&self.model, &inputs, &sets);
+        let ce = T::task_loss(&output, &targets);
         let mut names = vec!["ce".to_string()];
         let mut terms = vec![ce.clone()];
         let mut total = ce;
         let ctx = LossContext {
             output: &output,
             inputs: &inputs,
-            labels: &labels,
+            targets: &targets,
             masks: &sets,
             epoch,
         };
@@ -530,14 +560,7 @@ impl StageTrainer {
                 terms.push(v);
             }
         }
-        let correct = output
-            .logits
-            .clone()
-            .argmax(1)
-            .reshape([idx.len()])
-            .equal(labels)
-            .float()
-            .mean();
+        let correct = T::batch_score(&output, &targets);
         // one readback for every number of the step
         let mut readout = terms.clone();
         readout.push(total.clone());
@@ -577,13 +600,14 @@ impl StageTrainer {
 
     async fn end_epoch(&mut self, epoch: usize, lr: Option<f64>) -> Result<EpochSummary> {
         let eval_model = self.model.valid();
-        let report = evaluate(
+        let eval_device = self.device.clone().without_autodiff();
+        let report = T::evaluate(
             &eval_model,
-            self.source.as_ref(),
+            &self.source,
             &self.val_idx,
             &self.val_combinations,
             self.eval_batch,
-            &self.device.clone().without_autodiff(),
+            &eval_device,
             None,
             "val",
         )
@@ -591,9 +615,9 @@ impl StageTrainer {
         let val_accuracy: Vec<(ModalitySet, f64)> = report
             .rows
             .iter()
-            .map(|r| (r.combination, r.accuracy))
+            .map(|r| (r.combination, r.seg.as_ref().map_or(r.accuracy, |s| s.miou)))
             .collect();
-        let val_score = report.mean_accuracy();
+        let val_score = report.selection_score();
         let eligible = epoch >= self.cfg.select_after_epoch;
         let is_best = eligible
             && (self.progress.best_epoch.is_none() || val_score > self.progress.best_score);
@@ -603,28 +627,19 @@ impl StageTrainer {
             self.best_model = Some(module_to_bytes_async(&self.model).await?);
         }
         let mut reports = Vec::new();
-        let classes = self.model.info().classes;
-        let eval_device = self.device.clone().without_autodiff();
         for term in &mut self.extra {
             let combos = term.mining_request(epoch);
             if !combos.is_empty() {
-                let mut probs = Vec::with_capacity(combos.len());
-                for &c in &combos {
-                    let mut rows = Vec::with_capacity(self.mining_idx.len() * classes);
-                    for chunk in self.mining_idx.chunks(self.eval_batch) {
-                        let p = predict_proba(
-                            &eval_model,
-                            self.source.as_ref(),
-                            chunk,
-                            c,
-                            &eval_device,
-                        )
-                        .await?;
-                        rows.extend(p.into_iter().flatten());
-                    }
-                    probs.push(rows);
-                }
-                if let Some(r) = term.on_predictions(epoch, &combos, probs, classes) {
+                let evidence = T::mining_evidence(
+                    &eval_model,
+                    &self.source,
+                    &self.mining_idx,
+                    &combos,
+                    self.eval_batch,
+                    &eval_device,
+                )
+                .await?;
+                if let Some(r) = term.on_mining(epoch, evidence) {
                     reports.push((term.name().to_string(), r));
                 }
             }

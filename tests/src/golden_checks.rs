@@ -3,6 +3,7 @@
 
 use crate::{assert_close, assert_close_matrix, flat_f64, golden, golden_files};
 use burn::prelude::*;
+use mmanet_core::losses::mad::MadImpl;
 use mmanet_core::losses::mad::{
     MadReduction, dense_block_row_sums, dense_mad_loss, gram, mad_parts, softmax_entropy,
     teacher_weights,
@@ -12,7 +13,10 @@ use mmanet_core::losses::mar::{
     mar_terms,
 };
 use mmanet_core::metrics::argmax_rows;
+use mmanet_core::mining::RoundMeasure;
 use mmanet_core::modality::ModalitySet;
+use mmanet_core::model::esanet::FuseCache;
+use mmanet_core::task::segmentation::{dense_mad_levels, pixel_rows};
 use mmanet_core::train::cross_entropy_per_sample;
 use serde_json::Value;
 
@@ -173,10 +177,46 @@ pub fn check_mad_seg(name: &str, device: &Device) {
     );
     assert_close(
         &ctx("loss_official"),
-        &host(dense_mad_loss(xs, xt, zt)),
+        &host(dense_mad_loss(xs.clone(), xt, zt)),
         &[scalar(&o["loss_official"])],
         REL,
     );
+    // The training code path: `[B, C, H, W]` maps become pixel rows in (b, h, w) order, and
+    // `dense_mad_levels` sums the loss over three fused levels (here the same maps three
+    // times), with the implementation `auto` picks on this device (the kernels on wgpu).
+    let fs = map(&i["fm_s_map"], device);
+    let ft = map(&i["fm_t_map"], device);
+    let pt = map(&i["pred_t_map"], device);
+    assert_close(
+        &ctx("pixel rows"),
+        &host(pixel_rows(fs.clone())),
+        &host(xs),
+        0.0,
+    );
+    let cache = |m: &Tensor<4>| FuseCache {
+        context: m.clone(),
+        skip3: m.clone(),
+        skip2: m.clone(),
+        skip1: m.clone(),
+    };
+    assert_close(
+        &ctx("dense_mad_levels (3 levels)"),
+        &host(dense_mad_levels(
+            &cache(&fs),
+            &cache(&ft),
+            pt,
+            MadImpl::Auto,
+        )),
+        &[3.0 * scalar(&o["loss_official"])],
+        REL,
+    );
+}
+
+/// A `[B, C, H, W]` golden map.
+fn map(v: &Value, device: &Device) -> Tensor<4> {
+    let s = shape(v);
+    let values: Vec<f32> = flat_f64(v).into_iter().map(|x| x as f32).collect();
+    Tensor::from_data(TensorData::new(values, [s[0], s[1], s[2], s[3]]), device)
 }
 
 /// Checks one MAR case (`mar_cls_*`): mining rounds, bank, weak set, masks, both MAR losses,
@@ -221,10 +261,12 @@ pub fn check_mar_cls(name: &str, device: &Device) {
             &flat_f64(&want["distributions"]),
             REL,
         );
-        let round = bank.add_round(2 + r, dists).clone();
+        let round = bank
+            .add_round(2 + r, RoundMeasure::Distributions(dists))
+            .clone();
         assert_close(
             &ctx(&format!("round {r} kl_official")),
-            &round.kl,
+            &round.discrepancy,
             &flat_f64(&want["kl_official"]),
             REL,
         );

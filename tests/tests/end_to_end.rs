@@ -82,6 +82,7 @@ fn interrupted_stage_resumes_to_the_same_model() {
     use mmanet_core::checkpoint::StageCheckpoint;
     use mmanet_core::model::MultimodalNet;
     use mmanet_core::pipeline::block_on;
+    use mmanet_core::task::Classification;
     use mmanet_core::train::{StageTrainer, TrainEvent};
 
     let dir = tempfile::tempdir().unwrap();
@@ -98,7 +99,7 @@ fn interrupted_stage_resumes_to_the_same_model() {
         let fresh = MultimodalNet::new(data.source.modalities(), 10, &cfg.model, false, &train_dev)
             .unwrap();
         let net = mmanet_core::train::module_from_bytes(fresh, init_bytes.clone()).unwrap();
-        StageTrainer::new(
+        StageTrainer::<Classification>::new(
             cfg.student.clone(),
             net,
             data.source.clone(),
@@ -108,7 +109,7 @@ fn interrupted_stage_resumes_to_the_same_model() {
         )
         .unwrap()
     };
-    let run_to_end = |t: &mut StageTrainer, stop_after_epochs: Option<usize>| loop {
+    let run_to_end = |t: &mut StageTrainer<Classification>, stop_after_epochs: Option<usize>| loop {
         match block_on(t.step()).unwrap() {
             TrainEvent::Finished { .. } => break,
             TrainEvent::Epoch(e) if Some(e.epoch + 1) == stop_after_epochs => break,
@@ -141,7 +142,7 @@ fn interrupted_stage_resumes_to_the_same_model() {
     // Same weights: identical class probabilities on the validation split.
     let full = mmanet_core::modality::ModalitySet::full(3);
     let eval_dev = device.clone();
-    let proba = |t: &StageTrainer| {
+    let proba = |t: &StageTrainer<Classification>| {
         block_on(mmanet_core::eval::predict_proba(
             &t.model().valid(),
             data.source.as_ref(),

@@ -6,6 +6,7 @@ use mmanet_core::losses::mad::{MadReduction, mad_loss, teacher_weights};
 use mmanet_core::losses::mar::{
     BankMode, CandidateRule, MemoryBank, MiningMode, candidates, mean_probabilities, weak_set_of,
 };
+use mmanet_core::mining::RoundMeasure;
 use mmanet_core::modality::ModalitySet;
 use mmanet_tests::golden_checks::check_all;
 
@@ -60,13 +61,16 @@ fn paper_mining_uses_mean_softmax_and_plain_kl() {
     let even = mean_probabilities(&[0.5, 0.5, 0.5, 0.5], 2);
     let skew = mean_probabilities(&[0.9, 0.1, 0.7, 0.3], 2);
     let round = bank
-        .add_round(2, vec![even.clone(), skew.clone(), even.clone(), even])
+        .add_round(
+            2,
+            RoundMeasure::Distributions(vec![even.clone(), skew.clone(), even.clone(), even]),
+        )
         .clone();
     let want = 0.8f64 * (0.8f64 / 0.5).ln() + 0.2 * (0.2f64 / 0.5).ln();
     assert!(
-        (round.kl[1] - want).abs() < 1e-6 && round.kl[0] == 0.0,
+        (round.discrepancy[1] - want).abs() < 1e-6 && round.discrepancy[0] == 0.0,
         "{:?}",
-        round.kl
+        round.discrepancy
     );
     assert_eq!(bank.argmax(), Some(1));
     let ri = ModalitySet::from_mask(&[true, false, true]);
@@ -79,23 +83,28 @@ fn paper_mining_uses_mean_softmax_and_plain_kl() {
 
 #[test]
 fn segmentation_mining_matches_golden() {
+    // through the memory bank MAR trains with: RGB and Depth ranked by the squared mIoU gap
     let g = mmanet_tests::golden("seg_mining.json");
-    let miou: Vec<Vec<f64>> = g["miou_per_epoch"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(mmanet_tests::flat_f64)
-        .collect();
-    let (bank, weak) = mmanet_core::losses::mar::seg_bank(&miou);
+    let cands = candidates(2, CandidateRule::Official);
+    assert_eq!(cands, [ModalitySet::single(0), ModalitySet::single(1)]);
+    let mut bank = MemoryBank::new(2, cands, MiningMode::Official, BankMode::Sum);
+    for (e, row) in g["miou_per_epoch"].as_array().unwrap().iter().enumerate() {
+        let round = bank.add_round(6 + e, RoundMeasure::Miou(mmanet_tests::flat_f64(row)));
+        assert_eq!(round.combinations.len(), 3);
+    }
     mmanet_tests::assert_close(
         "seg bank",
-        &bank,
+        &bank.values(),
         &mmanet_tests::flat_f64(&g["bank"]),
         1e-12,
     );
-    let want: Vec<f64> = mmanet_tests::flat_f64(&g["weak_combination"]);
-    let combos = mmanet_tests::flat_f64(&g["combos"]);
-    assert_eq!(&combos[weak * 2..weak * 2 + 2], &want[..]);
+    let want = mmanet_tests::flat_f64(&g["weak_combination"]);
+    let want = ModalitySet::from_mask(&[want[0] == 1.0, want[1] == 1.0]);
+    assert_eq!(
+        bank.weak_set(),
+        Some(vec![want]),
+        "a single weak combination"
+    );
 }
 
 /// `--mad-impl kernel` off wgpu is a config error that names the field; `auto` and `ops` fall

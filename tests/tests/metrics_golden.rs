@@ -56,6 +56,7 @@ fn official_lr_schedule_matches_golden() {
         warmup_epochs: 5,
         milestones: vec![16, 33, 50],
         gamma: 0.1,
+        total_epochs: 100,
     };
     assert_eq!(sched.lr_at(0), None, "epoch 0 makes no update");
     let got: Vec<f64> = (0..want.len())
@@ -77,10 +78,46 @@ fn paper_lr_schedule_warms_up_then_decays() {
         warmup_epochs: 2,
         milestones: vec![5],
         gamma: 0.1,
+        total_epochs: 7,
     };
     let got: Vec<f64> = (0..7).map(|e| sched.lr_at(e).unwrap()).collect();
     let want = [0.05, 0.1, 0.1, 0.1, 0.1, 0.01, 0.01];
     for (g, w) in got.iter().zip(want) {
         assert!((g - w).abs() < 1e-12, "{got:?}");
+    }
+}
+
+/// The official segmentation schedules (NYUv2: SGD lr 0.01; Cityscapes: Adam lr 1e-4), read
+/// from the shipped configs as the trainer reads them: one-cycle lr and cycled momentum / β₁.
+#[test]
+fn one_cycle_schedule_of_the_segmentation_configs_matches_golden() {
+    let g = golden("lr_schedule_seg.json");
+    for (config, key) in [
+        ("nyuv2.toml", "nyuv2_sgd_lr0.01"),
+        ("cityscapes.toml", "cityscapes_adam_lr1e-4"),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../configs")
+            .join(config);
+        let cfg = mmanet_core::config::ExperimentConfig::load(&path).unwrap();
+        let sched = cfg.student.schedule();
+        let lr = flat_f64(&g[key]);
+        let momentum = flat_f64(&g[format!("{key}_momentum_or_beta1")]);
+        assert_eq!(lr.len(), cfg.student.epochs, "{config}: 300 epochs");
+        for e in 0..lr.len() {
+            let got = sched.lr_at(e).unwrap();
+            assert!(
+                (got - lr[e]).abs() <= 1e-12 * lr[e].abs(),
+                "{config} epoch {e}: lr {got} vs {}",
+                lr[e]
+            );
+            let m = sched.momentum_at(e).unwrap();
+            assert!(
+                (m - momentum[e]).abs() <= 1e-12,
+                "{config} epoch {e}: momentum {m} vs {}",
+                momentum[e]
+            );
+        }
+        assert_eq!(cfg.teacher.schedule().lr_at(0), sched.lr_at(0));
     }
 }

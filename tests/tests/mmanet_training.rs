@@ -4,8 +4,8 @@
 
 use burn::prelude::*;
 use mmanet_core::config::{ExperimentConfig, Method};
+use mmanet_core::mining::RoundMeasure;
 use mmanet_core::modality::ModalitySet;
-use mmanet_core::pipeline::weak_set_labels;
 
 const DEMO: &str = include_str!("../../configs/mfeat-demo.toml");
 
@@ -66,26 +66,19 @@ fn mad_and_mar_switch_on_after_warmup_and_mar_mines_a_weak_set() {
 
     // Mining: rounds after epochs 1 and 2, weak set fixed after epoch 3, among the pairs.
     let mining = &out.mining[0];
-    let epochs: Vec<u64> = mining["epochs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["epoch"].as_u64().unwrap())
-        .collect();
-    assert_eq!(epochs, [1, 2, 3]);
-    let round = &mining["epochs"][1]["reports"][0]["report"];
-    assert_eq!(
-        round["kl"].as_array().unwrap().len(),
-        3,
-        "three pair candidates"
-    );
-    assert_eq!(
-        round["distributions"].as_array().unwrap().len(),
-        4,
-        "pairs + full"
-    );
+    assert_eq!(mining.method, "MMANet");
+    let trace = &mining.trace;
+    let epochs: Vec<usize> = trace.rounds.iter().map(|r| r.epoch).collect();
+    assert_eq!(epochs, [1, 2]);
+    assert_eq!(trace.chosen_after_epoch, Some(3));
+    let round = &trace.rounds[1];
+    assert_eq!(round.discrepancy.len(), 3, "three pair candidates");
+    match &round.measure {
+        RoundMeasure::Distributions(d) => assert_eq!(d.len(), 4, "pairs + full"),
+        other => panic!("classification mines prediction distributions, got {other:?}"),
+    }
     let names = data.source.modality_names();
-    let weak = weak_set_labels(mining, &names).expect("a weak set");
+    let weak = trace.weak_set_labels(&names).expect("a weak set");
     assert_eq!(
         weak.len(),
         3,
@@ -128,27 +121,29 @@ fn inconsistent_mmanet_settings_are_rejected() {
 #[test]
 fn mar_mining_state_survives_a_checkpoint() {
     use mmanet_core::mmanet::{MarTerm, MmanetConfig};
-    use mmanet_core::train::LossTerm;
+    use mmanet_core::task::Classification;
+    use mmanet_core::train::{LossTerm, MiningEvidence};
     let cfg = MmanetConfig {
         warmup_epochs: 3,
         mining_epochs: vec![1, 2],
         ..MmanetConfig::default()
     };
-    let mut a = MarTerm::mined(&cfg, 3);
+    let mut a = MarTerm::<Classification>::mined(&cfg, 3);
     assert!(a.mining_request(0).is_empty());
     let combos = a.mining_request(1);
     assert_eq!(combos.len(), 4);
     // 4 samples, 2 classes: the third candidate (DI) disagrees most with the full combination
     let agree = vec![0.9f32, 0.1, 0.2, 0.8, 0.9, 0.1, 0.2, 0.8];
     let skewed = vec![0.9f32, 0.1, 0.9, 0.1, 0.9, 0.1, 0.9, 0.1];
-    a.on_predictions(
+    a.on_mining(
         1,
-        &combos,
-        vec![agree.clone(), agree.clone(), skewed, agree],
-        2,
+        MiningEvidence::Probabilities {
+            rows: vec![agree.clone(), agree.clone(), skewed, agree],
+            classes: 2,
+        },
     );
     let saved = a.state().unwrap();
-    let mut b = MarTerm::mined(&cfg, 3);
+    let mut b = MarTerm::<Classification>::mined(&cfg, 3);
     b.restore_state(saved).unwrap();
     assert_eq!(a.bank(), b.bank());
     assert!(b.end_of_epoch(3).is_some());

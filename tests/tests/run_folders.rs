@@ -41,7 +41,7 @@ fn a_run_folder_reads_back_whole() {
 
     // MMANet's mining: one round per mining epoch, then the weak set after the warm-up
     let (_, meta) = &record.stages[2];
-    let trace = mmanet_core::runs::MiningTrace::from_history(&meta.history).expect("mined");
+    let trace = mmanet_core::mining::MiningTrace::from_history(&meta.history).expect("mined");
     assert_eq!(
         trace.rounds.iter().map(|r| r.epoch).collect::<Vec<_>>(),
         [0, 1]
@@ -55,14 +55,21 @@ fn a_run_folder_reads_back_whole() {
     assert_eq!(trace.rounds[1].bank, trace.final_bank);
     // the same trace as the CLI's mining record names
     let names = data.source.modality_names();
-    let labels = mmanet_core::pipeline::weak_set_labels(&out.mining[0], &names).unwrap();
+    // the CLI's record is the same trace (up to JSON's last-digit rounding of the values)
+    let live = &out.mining[0].trace;
+    assert_eq!(
+        (&live.weak_set, &live.candidates, live.chosen_after_epoch),
+        (&trace.weak_set, &trace.candidates, trace.chosen_after_epoch)
+    );
+    assert_eq!(live.rounds.len(), trace.rounds.len());
+    let labels = out.mining[0].trace.weak_set_labels(&names).unwrap();
     assert_eq!(
         labels,
         weak.iter()
             .map(|s| s.long_label(&names))
             .collect::<Vec<_>>()
     );
-    assert!(mmanet_core::runs::MiningTrace::from_history(&record.stages[1].1.history).is_none());
+    assert!(mmanet_core::mining::MiningTrace::from_history(&record.stages[1].1.history).is_none());
 
     // a loaded model scores exactly what the run reported
     let device = Device::flex();

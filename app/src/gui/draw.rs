@@ -207,7 +207,7 @@ pub fn column_extremes(table: &ComparisonTable) -> Vec<(usize, usize)> {
         .map(|c| {
             let value = |r: usize| table.cells[r][c].0;
             let better = |a: f64, b: f64| match table.metric {
-                TableMetric::Accuracy => a > b,
+                TableMetric::Accuracy | TableMetric::Miou => a > b,
                 TableMetric::Acer => a < b,
             };
             let mut best = 0;

@@ -1,13 +1,14 @@
 //! The mining panel (the picture behind the paper's Fig. 5): per warm-up mining round, each
-//! candidate combination's prediction distribution and its KL to the full combination, the
-//! accumulated memory bank, and the weak set MAR chose.
+//! candidate combination's prediction distribution and its KL to the full combination (or, for
+//! segmentation, its mIoU and squared gap), the accumulated memory bank, and the weak set MAR
+//! chose.
 
 use super::MmanetApp;
 use eframe::egui::{self, Color32, RichText, Vec2};
 use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotPoints};
 use mmanet_core::losses::mar::weak_set_of;
+use mmanet_core::mining::{MiningTrace, RoundMeasure};
 use mmanet_core::modality::ModalitySet;
-use mmanet_core::runs::MiningTrace;
 
 /// Colour of the weak combinations.
 const WEAK: Color32 = Color32::from_rgb(220, 80, 70);
@@ -118,11 +119,15 @@ impl MmanetApp {
         let avail = ui.available_height();
         ui.columns(2, |cols| {
             let ui = &mut cols[0];
+            let what = round.measure.discrepancy_name();
             ui.label(
-                RichText::new("KL to the full combination, this round · memory bank").strong(),
+                RichText::new(format!(
+                    "{what} to the full combination, this round · memory bank"
+                ))
+                .strong(),
             );
             let kl: Vec<Bar> = round
-                .kl
+                .discrepancy
                 .iter()
                 .enumerate()
                 .map(|(k, v)| {
@@ -162,7 +167,7 @@ impl MmanetApp {
                     }
                 })
                 .show(ui, |p| {
-                    p.bar_chart(BarChart::new("KL this round", kl).color(KL_COLOR));
+                    p.bar_chart(BarChart::new(format!("{what} this round"), kl).color(KL_COLOR));
                     p.bar_chart(BarChart::new("bank (Σ over rounds)", bank).color(BANK_COLOR));
                 });
             ui.label(
@@ -172,35 +177,55 @@ impl MmanetApp {
             );
 
             let ui = &mut cols[1];
-            ui.label(RichText::new("prediction distribution per combination").strong());
-            ui.label(
-                RichText::new(
-                    "share of validation samples predicted as each class (official mining)",
-                )
+            let combination_label = |k: usize, set: &ModalitySet| {
+                let full = k + 1 == round.combinations.len();
+                let mut text = RichText::new(if full {
+                    format!("{} (full)", label(set))
+                } else {
+                    format!("{}  {what} {:.2e}", label(set), round.discrepancy[k])
+                })
                 .small()
-                .weak(),
-            );
-            egui::Grid::new("distributions")
-                .num_columns(2)
-                .spacing([8.0, 6.0])
-                .show(ui, |ui| {
-                    for (k, set) in round.combinations.iter().enumerate() {
-                        let full = k + 1 == round.combinations.len();
-                        let mut text = RichText::new(if full {
-                            format!("{} (full)", label(set))
-                        } else {
-                            format!("{}  KL {:.2e}", label(set), round.kl[k])
-                        })
+                .monospace();
+                if leader_set.contains(set) {
+                    text = text.color(WEAK);
+                }
+                text
+            };
+            match &round.measure {
+                RoundMeasure::Distributions(distributions) => {
+                    ui.label(RichText::new("prediction distribution per combination").strong());
+                    ui.label(
+                        RichText::new(
+                            "share of validation samples predicted as each class (official mining)",
+                        )
                         .small()
-                        .monospace();
-                        if leader_set.contains(set) {
-                            text = text.color(WEAK);
-                        }
-                        ui.label(text);
-                        distribution_bars(ui, &round.distributions[k], classes.len());
-                        ui.end_row();
-                    }
-                });
+                        .weak(),
+                    );
+                    egui::Grid::new("distributions")
+                        .num_columns(2)
+                        .spacing([8.0, 6.0])
+                        .show(ui, |ui| {
+                            for (k, set) in round.combinations.iter().enumerate() {
+                                ui.label(combination_label(k, set));
+                                distribution_bars(ui, &distributions[k], classes.len());
+                                ui.end_row();
+                            }
+                        });
+                }
+                RoundMeasure::Miou(miou) => {
+                    ui.label(RichText::new("validation mIoU per combination").strong());
+                    egui::Grid::new("miou")
+                        .num_columns(2)
+                        .spacing([8.0, 6.0])
+                        .show(ui, |ui| {
+                            for (k, set) in round.combinations.iter().enumerate() {
+                                ui.label(combination_label(k, set));
+                                ui.label(format!("{:.1}%", miou[k] * 100.0));
+                                ui.end_row();
+                            }
+                        });
+                }
+            }
         });
         ui.add_space(6.0);
         ui.label(RichText::new("memory bank after each mining round").strong());

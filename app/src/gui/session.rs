@@ -3,9 +3,10 @@
 
 use super::training_job::JobEvent;
 use mmanet_core::data::MultimodalSource;
+use mmanet_core::mining::MiningTrace;
 use mmanet_core::pipeline::PreparedData;
 use mmanet_core::report::ComparisonTable;
-use mmanet_core::runs::{MiningTrace, RunRecord};
+use mmanet_core::runs::RunRecord;
 use mmanet_core::train::{EpochSummary, StepReport, TrainEvent};
 use std::path::PathBuf;
 

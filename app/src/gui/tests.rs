@@ -272,6 +272,7 @@ fn report(method: &str, acc: &[f64]) -> EvalReport {
                 samples: 10,
                 accuracy: a,
                 pad: None,
+                seg: None,
             })
             .collect(),
     }

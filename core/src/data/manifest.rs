@@ -26,13 +26,15 @@
 //!
 //! Image datasets use `format = "casia-surf"` (list files) or `format = "cefa"` (the CeFA folder
 //! layout, split by `images.cefa_protocol`, default `race_prot_rdi_4@5`); see
-//! [`super::imagelist`]. A CASIA-SURF list file (`.txt`) opened where a manifest is expected
+//! [`super::imagelist`]. RGB-D segmentation datasets use `format = "nyuv2"` or
+//! `format = "cityscapes"` with an `[rgbd]` table (`root`, …); see [`super::rgbd_trees`]. A CASIA-SURF list file (`.txt`) opened where a manifest is expected
 //! stands for the dataset in its folder, with the official list names and image settings
 //! ([`surf_manifest_for_list`]).
 
 use super::InMemoryDataset;
 use super::csv::{CsvView, LabelColumn, load_multiview};
 use super::imagelist::ImageListConfig;
+use super::rgbd_trees::{RgbdLayout, RgbdTreeConfig};
 use super::split::SplitRule;
 use crate::error::{CoreError, Result};
 use serde::{Deserialize, Serialize};
@@ -62,6 +64,9 @@ pub struct Manifest {
     /// The image-list settings (`casia-surf` format).
     #[serde(default)]
     pub images: Option<ImageListConfig>,
+    /// The RGB-D tree settings (`nyuv2` and `cityscapes` formats, segmentation).
+    #[serde(default)]
+    pub rgbd: Option<RgbdTreeConfig>,
 }
 
 /// Storage layouts a manifest can describe.
@@ -75,6 +80,21 @@ pub enum ManifestFormat {
     CasiaSurf,
     /// The CeFA folder layout, split by a protocol.
     Cefa,
+    /// NYUv2 as ESANet's prepare script writes it (segmentation).
+    Nyuv2,
+    /// Cityscapes as ESANet's prepare script writes it (segmentation).
+    Cityscapes,
+}
+
+impl ManifestFormat {
+    /// The RGB-D layout of a segmentation format (`None` for classification formats).
+    pub fn rgbd_layout(self) -> Option<RgbdLayout> {
+        match self {
+            ManifestFormat::Nyuv2 => Some(RgbdLayout::Nyuv2),
+            ManifestFormat::Cityscapes => Some(RgbdLayout::Cityscapes),
+            _ => None,
+        }
+    }
 }
 
 /// One modality of a CSV manifest.
@@ -151,7 +171,16 @@ pub fn parse_manifest(text: &str, file: &str) -> Result<Manifest> {
             format!("{file}: a CSV manifest needs at least one [[modality]] table"),
         ));
     }
-    if manifest.format != ManifestFormat::Csv {
+    if manifest.format.rgbd_layout().is_some() {
+        if manifest.rgbd.is_none() {
+            return Err(CoreError::config(
+                "rgbd",
+                format!(
+                    "{file}: an nyuv2 / cityscapes manifest needs an [rgbd] table with its `root`"
+                ),
+            ));
+        }
+    } else if manifest.format != ManifestFormat::Csv {
         let Some(images) = &manifest.images else {
             return Err(CoreError::config(
                 "images",

@@ -3,12 +3,19 @@
 //! * [`InMemoryDataset`] holds every sample in memory (multi-view CSV, mfeat, synthetic data);
 //! * [`imagelist`] reads CASIA-SURF / CeFA image trees lazily, decoding on demand;
 //! * [`split`] makes seeded, stratified train/val/test splits;
-//! * [`Batch`] and [`make_batch`] turn sample indices into a dense batch for the model.
+//! * [`Batch`] and [`make_batch`] turn sample indices into a dense batch for the model;
+//! * [`rgbd`]: RGB-D segmentation scenes, their preprocessing and augmentation, and
+//!   [`scenes`], a synthetic RGB-D scene generator, and [`rgbd_trees`], NYUv2 and Cityscapes;
+//! * [`prepare`] assembles a config's data and split for either task.
 
 pub mod csv;
 pub mod imagelist;
 pub mod manifest;
 pub mod mfeat;
+pub mod prepare;
+pub mod rgbd;
+pub mod rgbd_trees;
+pub mod scenes;
 pub mod split;
 pub mod synthetic;
 

@@ -8,12 +8,18 @@
 //! accumulated in a memory bank (sum, as the code; or mean, same argmax). After warm-up the weak
 //! combination is the bank's argmax (first maximum on ties) and the weak set is it plus its
 //! single-modality members.
+//!
+//! Segmentation (spec §2) ranks by mIoU instead: the bank adds `(mIoU_full − mIoU_k)²` per round
+//! ([`RoundMeasure::Miou`]); its candidates, RGB and Depth, are single modalities, so the weak set
+//! is the one combination.
 
+use crate::mining::{MiningRound, RoundMeasure};
 use crate::modality::{ModalitySet, all_combinations};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-/// How each candidate's prediction distribution and its distance to the full one are computed.
+/// How each candidate's prediction distribution and its distance to the full one are computed
+/// (classification; segmentation always ranks by the squared mIoU gap).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum MiningMode {
@@ -122,21 +128,6 @@ pub fn kl_plain(q: &[f64], r: &[f64]) -> f64 {
         .sum()
 }
 
-/// One mining round's measurements.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct MiningRound {
-    /// Epoch of the round (0-based).
-    pub epoch: usize,
-    /// The candidates, then the full combination last.
-    pub combinations: Vec<ModalitySet>,
-    /// Prediction distribution of each of `combinations`.
-    pub distributions: Vec<Vec<f64>>,
-    /// Discrepancy of each candidate to the full combination.
-    pub kl: Vec<f64>,
-    /// The bank after this round (one value per candidate).
-    pub bank: Vec<f64>,
-}
-
 /// The memory bank over the warm-up epochs and the resulting weak set.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MemoryBank {
@@ -182,27 +173,37 @@ impl MemoryBank {
         }
     }
 
-    /// Adds one round: `distributions` holds one distribution per candidate, then the full
-    /// combination's last.
-    pub fn add_round(&mut self, epoch: usize, distributions: Vec<Vec<f64>>) -> &MiningRound {
-        let full = distributions.last().cloned().unwrap_or_default();
-        let kl: Vec<f64> = distributions[..self.candidates.len()]
-            .iter()
-            .map(|q| match self.mode {
-                MiningMode::Official => kl_official(q, &full),
-                MiningMode::Paper => kl_plain(q, &full),
-            })
-            .collect();
-        for (s, k) in self.sums.iter_mut().zip(&kl) {
-            *s += k;
+    /// Adds one round: `measure` holds one value per candidate, then the full combination's
+    /// last. The discrepancy is the KL of the distributions ([`MiningMode`]) or the squared
+    /// mIoU gap.
+    pub fn add_round(&mut self, epoch: usize, measure: RoundMeasure) -> &MiningRound {
+        let k = self.candidates.len();
+        let discrepancy: Vec<f64> = match &measure {
+            RoundMeasure::Distributions(d) => {
+                let full = d.last().cloned().unwrap_or_default();
+                d[..k]
+                    .iter()
+                    .map(|q| match self.mode {
+                        MiningMode::Official => kl_official(q, &full),
+                        MiningMode::Paper => kl_plain(q, &full),
+                    })
+                    .collect()
+            }
+            RoundMeasure::Miou(m) => {
+                let full = m.last().copied().unwrap_or_default();
+                m[..k].iter().map(|v| (full - v).powi(2)).collect()
+            }
+        };
+        for (s, d) in self.sums.iter_mut().zip(&discrepancy) {
+            *s += d;
         }
         let mut combinations = self.candidates.clone();
         combinations.push(ModalitySet::full(self.n_modalities));
         self.rounds.push(MiningRound {
             epoch,
             combinations,
-            distributions,
-            kl,
+            measure,
+            discrepancy,
             bank: Vec::new(),
         });
         let values = self.values();
@@ -279,24 +280,4 @@ pub fn mar_loss(
     mode: MarLossMode,
 ) -> Tensor<1> {
     mar_terms(ce, masks, weak, mode).sum()
-}
-
-/// Segmentation mining (spec §2): bank_k = Σ_epochs (mIoU_full − mIoU_k)²; the weak combination
-/// is the argmax, alone. `miou[e][k]` lists the candidates then the full combination last.
-pub fn seg_bank(miou: &[Vec<f64>]) -> (Vec<f64>, usize) {
-    let k = miou.first().map_or(0, |r| r.len().saturating_sub(1));
-    let mut bank = vec![0f64; k];
-    for row in miou {
-        let full = row[k];
-        for (b, v) in bank.iter_mut().zip(row) {
-            *b += (full - v).powi(2);
-        }
-    }
-    let mut best = 0;
-    for (i, x) in bank.iter().enumerate() {
-        if *x > bank[best] {
-            best = i;
-        }
-    }
-    (bank, best)
 }

@@ -10,6 +10,9 @@
 //! The same struct serves the teacher (always the full mask), SF (a fixed mask) and SF-MD / the
 //! MMANet student (a per-sample mask).
 
+pub mod esanet;
+#[cfg(not(target_family = "wasm"))]
+pub mod imagenet;
 pub mod resnet;
 
 use crate::data::{Batch, ModalityKind, ModalitySpec};
@@ -464,4 +467,36 @@ pub fn mask_tensor(sets: &[ModalitySet], n_modalities: usize, device: &Device) -
 pub fn label_tensor(labels: &[usize], device: &Device) -> Tensor<1, Int> {
     let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Tensor::from_data(TensorData::new(values, [labels.len()]), device)
+}
+
+/// Trainable parameters of any module: every float parameter except BatchNorm running
+/// statistics (PyTorch's `sum(p.numel() for p in model.parameters())`).
+pub fn trainable_params<M: Module>(module: &M) -> usize {
+    /// Counts parameters, halving BatchNorm's (γ, β, running mean, running var are the same size).
+    struct Count {
+        containers: Vec<String>,
+        total: usize,
+    }
+    impl burn::module::ModuleVisitor for Count {
+        fn enter_module(&mut self, _name: &str, container_type: &str) {
+            self.containers.push(container_type.to_string());
+        }
+        fn exit_module(&mut self, _name: &str, _container_type: &str) {
+            self.containers.pop();
+        }
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            let n = param.lazy_shape().num_elements();
+            let in_bn = self
+                .containers
+                .last()
+                .is_some_and(|c| c == "Struct:BatchNorm");
+            self.total += if in_bn { n / 2 } else { n };
+        }
+    }
+    let mut count = Count {
+        containers: Vec::new(),
+        total: 0,
+    };
+    module.visit(&mut count);
+    count.total
 }

@@ -1,0 +1,169 @@
+//! The seam between the one training pipeline and the paper's two tasks.
+//!
+//! A [`Task`] says what a network, a batch and an output are, how the task loss and the batch
+//! score are computed, how a model is evaluated per modality combination, what MAR's mining
+//! measures, and how MMANet's two terms (MAD from the teacher, the regularization network's
+//! loss on the weak combinations) read that task's outputs. Everything else — the step-wise
+//! trainer ([`crate::train::StageTrainer`]), checkpoints, the stage runner and the experiment
+//! ([`crate::pipeline`]), the comparison tables and the run folders — is written once, generic
+//! over the task:
+//!
+//! * [`Classification`]: one encoder per modality, fused by concatenation, a classifier trunk
+//!   (face anti-spoofing, mfeat); scored by accuracy and ACER; mining by prediction distributions;
+//! * [`Segmentation`]: ESANet on RGB-D scenes; scored by mIoU; mining by mIoU.
+
+pub mod classification;
+pub mod segmentation;
+
+pub use classification::Classification;
+pub use segmentation::Segmentation;
+
+use crate::config::ExperimentConfig;
+use crate::error::Result;
+use crate::losses::mad::{MadImpl, MadReduction};
+use crate::losses::mar::MarLossMode;
+use crate::modality::ModalitySet;
+use crate::report::EvalReport;
+use crate::train::{LossContext, MiningEvidence};
+use burn::prelude::*;
+use rand::rngs::StdRng;
+
+/// How the frozen teacher's BatchNorm layers normalise while distilling.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default, Hash,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum TeacherNorm {
+    /// As the released code of each task: running statistics for classification (the teacher
+    /// is in eval mode), batch statistics for segmentation (the teacher is never put in eval
+    /// mode there).
+    #[default]
+    Official,
+    /// Running statistics (eval mode).
+    Running,
+    /// Batch statistics (train mode, under no gradient).
+    Batch,
+}
+
+/// One task of the paper, as the training pipeline sees it.
+pub trait Task: Sized + Send + 'static {
+    /// The network (deployment network, optionally with the regularization head).
+    type Net: Module + Clone + Send + std::fmt::Debug + 'static;
+    /// The data a network trains on.
+    type Source: ?Sized + Send + Sync;
+    /// A batch of inputs on the device.
+    type Inputs: Clone;
+    /// A batch of targets on the device.
+    type Targets;
+    /// What a forward pass returns.
+    type Output;
+
+    /// Short name (`classification`, `segmentation`).
+    const NAME: &'static str;
+    /// Whether [`TeacherNorm::Official`] means batch statistics.
+    const OFFICIAL_TEACHER_BATCH_NORM: bool;
+
+    /// Builds a fresh network for `source` as `cfg` describes it (with the regularization head
+    /// when `with_reg`).
+    fn build_net(
+        cfg: &ExperimentConfig,
+        source: &Self::Source,
+        with_reg: bool,
+        device: &Device,
+    ) -> Result<Self::Net>;
+    /// Number of modalities the network reads.
+    fn num_modalities(net: &Self::Net) -> usize;
+    /// Number of classes.
+    fn num_classes(net: &Self::Net) -> usize;
+    /// The dataset's name, for messages.
+    fn source_name(source: &Self::Source) -> String;
+    /// Loads the samples `indices` onto `device` (with `augment`, the training augmentation).
+    fn load_batch(
+        net: &Self::Net,
+        source: &Self::Source,
+        indices: &[usize],
+        augment: Option<&mut StdRng>,
+        device: &Device,
+    ) -> Result<(Self::Inputs, Self::Targets)>;
+    /// A forward pass with one combination per sample.
+    fn forward(net: &Self::Net, inputs: &Self::Inputs, masks: &[ModalitySet]) -> Self::Output;
+    /// The task loss `[1]` (cross-entropy; for segmentation summed over four scales).
+    fn task_loss(output: &Self::Output, targets: &Self::Targets) -> Tensor<1>;
+    /// The batch score `[1]` shown while training (accuracy; pixel accuracy).
+    fn batch_score(output: &Self::Output, targets: &Self::Targets) -> Tensor<1>;
+    /// The deployment network alone (the regularization head dropped).
+    fn deployment(net: Self::Net) -> Self::Net;
+    /// Evaluates `net` (in eval mode) on `indices` once per combination. `bona_fide_label`
+    /// adds APCER/BPCER/ACER on two-class classification data.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        net: &Self::Net,
+        source: &Self::Source,
+        indices: &[usize],
+        combinations: &[ModalitySet],
+        batch_size: usize,
+        device: &Device,
+        bona_fide_label: Option<usize>,
+        method: &str,
+    ) -> impl Future<Output = Result<EvalReport>>;
+    /// What MAR's mining measures for `combinations` on `indices`.
+    fn mining_evidence(
+        net: &Self::Net,
+        source: &Self::Source,
+        indices: &[usize],
+        combinations: &[ModalitySet],
+        batch_size: usize,
+        device: &Device,
+    ) -> impl Future<Output = Result<MiningEvidence>>;
+    /// MAD between the student's features in `ctx` and the frozen `teacher`'s on the complete
+    /// modalities.
+    fn distill(
+        teacher: &FrozenTeacher<Self>,
+        ctx: &LossContext<'_, Self>,
+        reduction: MadReduction,
+        imp: MadImpl,
+    ) -> Tensor<1>;
+    /// The regularization network's loss on the weak combinations `weak`, or `None` when the
+    /// output has no regularization head.
+    fn regularization_loss(
+        ctx: &LossContext<'_, Self>,
+        weak: &[ModalitySet],
+        mode: MarLossMode,
+    ) -> Option<Tensor<1>>;
+}
+
+/// The frozen teacher as MAD runs it.
+pub struct FrozenTeacher<T: Task> {
+    /// The network: on the plain device in eval mode (running statistics), or on the autodiff
+    /// device with no parameter tracked, so its BatchNorm layers use batch statistics.
+    pub net: T::Net,
+    /// Whether it normalises with batch statistics (it then runs on the autodiff device).
+    pub batch_stats: bool,
+}
+
+impl<T: Task> FrozenTeacher<T> {
+    /// Freezes `teacher` for distillation on the training `device`, normalising as `norm` says.
+    pub fn new(teacher: &T::Net, norm: TeacherNorm, device: &Device) -> Self {
+        let batch_stats = match norm {
+            TeacherNorm::Official => T::OFFICIAL_TEACHER_BATCH_NORM,
+            TeacherNorm::Running => false,
+            TeacherNorm::Batch => true,
+        };
+        let net = if batch_stats {
+            teacher.clone().fork(&device.clone().autodiff()).no_grad()
+        } else {
+            teacher.valid()
+        };
+        FrozenTeacher { net, batch_stats }
+    }
+
+    /// An input tensor moved to the teacher's side (the plain device unless it uses batch
+    /// statistics), never tracked.
+    pub fn input<const D: usize>(&self, x: &Tensor<D>) -> Tensor<D> {
+        if self.batch_stats {
+            x.clone().detach()
+        } else {
+            x.clone().without_autodiff()
+        }
+    }
+}
