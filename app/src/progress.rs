@@ -7,11 +7,16 @@ use mmanet_core::train::TrainEvent;
 /// Draws one bar per stage and prints a line per epoch.
 pub struct BarProgress {
     bar: Option<ProgressBar>,
+    /// What the current stage validates (from its epochs), for the stage's last line.
+    metric: &'static str,
 }
 
 impl BarProgress {
     pub fn new() -> Self {
-        BarProgress { bar: None }
+        BarProgress {
+            bar: None,
+            metric: "acc",
+        }
     }
 
     fn println(&self, text: &str) {
@@ -73,8 +78,9 @@ impl ProgressSink for BarProgress {
                     .map(|(n, v)| format!("{n} {v:.4}"))
                     .collect::<Vec<_>>()
                     .join(", ");
+                self.metric = e.val_metric.short_name();
                 self.println(&format!(
-                    "{stage:>10} epoch {:>3}: lr {} | {} | train acc {:.1}% | val acc {:.2}%{}",
+                    "{stage:>10} epoch {:>3}: lr {} | {} | train acc {:.1}% | val {} {:.2}%{}",
                     e.epoch + 1,
                     e.lr.map_or("—".to_string(), |l| format!("{l:.2e}")),
                     if losses.is_empty() {
@@ -83,6 +89,7 @@ impl ProgressSink for BarProgress {
                         losses
                     },
                     e.train_accuracy * 100.0,
+                    self.metric,
                     e.val_score * 100.0,
                     if e.is_best { " *" } else { "" }
                 ));
@@ -92,8 +99,9 @@ impl ProgressSink for BarProgress {
                 best_score,
             } => {
                 self.println(&format!(
-                    "{stage:>10} done: selected epoch {} (val acc {:.2}%)",
+                    "{stage:>10} done: selected epoch {} (val {} {:.2}%)",
                     best_epoch + 1,
+                    self.metric,
                     best_score * 100.0
                 ));
                 if let Some(b) = self.bar.take() {

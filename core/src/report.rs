@@ -109,6 +109,15 @@ impl TableMetric {
         }
     }
 
+    /// Short name for progress lines (`acc`, `ACER`, `mIoU`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            TableMetric::Accuracy => "acc",
+            TableMetric::Acer => "ACER",
+            TableMetric::Miou => "mIoU",
+        }
+    }
+
     /// Column header.
     pub fn name(self) -> &'static str {
         match self {

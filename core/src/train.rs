@@ -12,6 +12,7 @@ use crate::error::{CoreError, Result};
 use crate::eval::read_f32;
 use crate::mining::MiningEvent;
 use crate::modality::{ModalitySet, all_combinations};
+use crate::report::TableMetric;
 use crate::schedule::LrSchedule;
 use crate::task::Task;
 use burn::optim::decay::WeightDecayConfig;
@@ -145,11 +146,18 @@ pub struct EpochSummary {
     pub val_accuracy: Vec<(ModalitySet, f64)>,
     /// Mean validation score over those combinations (the selection score).
     pub val_score: f64,
+    /// What `val_accuracy` and `val_score` measure (accuracy, or mIoU for segmentation).
+    #[serde(default = "accuracy_metric")]
+    pub val_metric: TableMetric,
     /// Whether this epoch's model is the best so far (and eligible).
     pub is_best: bool,
     /// What the loss terms reported this epoch (MAR mining rounds, the weak set), by term name.
     #[serde(default)]
     pub reports: Vec<(String, MiningEvent)>,
+}
+
+fn accuracy_metric() -> TableMetric {
+    TableMetric::Accuracy
 }
 
 /// Serializable progress of a stage (saved with checkpoints, used by `--resume`).
@@ -659,6 +667,7 @@ impl<T: Task> StageTrainer<T> {
             train_accuracy: (self.acc_sum / steps) as f32,
             val_accuracy,
             val_score,
+            val_metric: T::SCORE,
             is_best,
             reports,
         };

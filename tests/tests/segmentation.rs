@@ -450,6 +450,17 @@ fn short_segmentation_experiment_mines_by_miou() {
     let last = meta.history.last().unwrap();
     let names: Vec<&str> = last.losses.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["ce", "mad", "mar"]);
+    // `mmanet eval`: the finished stages are loaded, not trained, and score the same
+    let again = run_task_experiment(
+        &cfg,
+        &data,
+        &Device::flex(),
+        false,
+        RunMode::EvalOnly,
+        &mut SilentProgress,
+    )
+    .unwrap();
+    assert_eq!(again.reports, out.reports);
     // the run folder reads back
     let record = mmanet_core::runs::RunRecord::load(&out.run_dir).unwrap();
     assert_eq!(record.reports.len(), out.reports.len());

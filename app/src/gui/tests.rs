@@ -238,6 +238,7 @@ fn validation_series_are_per_combination() {
             (ModalitySet::from_indices([0, 1]), b),
         ],
         val_score: (a + b) / 2.0,
+        val_metric: mmanet_core::report::TableMetric::Accuracy,
         is_best: false,
         reports: vec![],
     };

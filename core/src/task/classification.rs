@@ -11,7 +11,7 @@ use crate::losses::mad::{MadImpl, MadReduction, mad_loss, mad_loss_kernels};
 use crate::losses::mar::{MarLossMode, mar_loss};
 use crate::modality::ModalitySet;
 use crate::model::{ModalityInput, MultimodalNet, NetOutput, label_tensor, mask_tensor};
-use crate::report::EvalReport;
+use crate::report::{EvalReport, TableMetric};
 use crate::train::{LossContext, MiningEvidence, cross_entropy_per_sample};
 use burn::prelude::*;
 use rand::rngs::StdRng;
@@ -27,6 +27,7 @@ impl Task for Classification {
     type Output = NetOutput;
 
     const NAME: &'static str = "classification";
+    const SCORE: TableMetric = TableMetric::Accuracy;
     const OFFICIAL_TEACHER_BATCH_NORM: bool = false;
 
     fn build_net(

@@ -23,7 +23,7 @@ use crate::error::Result;
 use crate::losses::mad::{MadImpl, MadReduction};
 use crate::losses::mar::MarLossMode;
 use crate::modality::ModalitySet;
-use crate::report::EvalReport;
+use crate::report::{EvalReport, TableMetric};
 use crate::train::{LossContext, MiningEvidence};
 use burn::prelude::*;
 use rand::rngs::StdRng;
@@ -62,6 +62,8 @@ pub trait Task: Sized + Send + 'static {
     const NAME: &'static str;
     /// Whether [`TeacherNorm::Official`] means batch statistics.
     const OFFICIAL_TEACHER_BATCH_NORM: bool;
+    /// What validation scores (and model selection maximises): accuracy, or mIoU.
+    const SCORE: TableMetric;
 
     /// Builds a fresh network for `source` as `cfg` describes it (with the regularization head
     /// when `with_reg`).

@@ -14,7 +14,7 @@ use crate::metrics::iou;
 use crate::modality::ModalitySet;
 use crate::model::esanet::{EsaNet, FuseCache, SegOutput, bilinear};
 use crate::model::mask_tensor;
-use crate::report::{CombinationResult, EvalReport, SegScores};
+use crate::report::{CombinationResult, EvalReport, SegScores, TableMetric};
 use crate::train::{LossContext, MiningEvidence};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
@@ -170,6 +170,7 @@ impl Task for Segmentation {
     type Output = SegOutput;
 
     const NAME: &'static str = "segmentation";
+    const SCORE: TableMetric = TableMetric::Miou;
     const OFFICIAL_TEACHER_BATCH_NORM: bool = true;
 
     fn build_net(
