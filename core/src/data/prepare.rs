@@ -10,7 +10,7 @@ use crate::data::rgbd::{SegSource, class_pixel_counts, median_frequency_weights}
 use crate::data::rgbd_trees::{RgbdLayout, RgbdTree};
 use crate::data::scenes::SyntheticScenes;
 use crate::data::split::Split;
-use crate::data::{FeatureScaler, MultimodalSource, mfeat, synthetic};
+use crate::data::{FeatureScaler, InMemoryDataset, MultimodalSource, mfeat, synthetic};
 use crate::error::{CoreError, Result};
 use crate::task::Task;
 use crate::task::segmentation::{SegData, Segmentation};
@@ -47,7 +47,7 @@ pub struct PreparedData {
 
 /// Loads the data a config names and splits it.
 pub fn prepare_data(cfg: &ExperimentConfig) -> Result<PreparedData> {
-    let (mut ds, split) = match cfg.data.source {
+    let (ds, split) = match cfg.data.source {
         DataSource::Mfeat => {
             let ds = mfeat::load(cfg.data.pix_as_image)?;
             let split = cfg.data.split.apply(&ds.labels, "mfeat")?;
@@ -74,16 +74,22 @@ pub fn prepare_data(cfg: &ExperimentConfig) -> Result<PreparedData> {
             return prepare_manifest(path, cfg.data.standardize);
         }
     };
-    let scalers = if cfg.data.standardize {
+    Ok(prepared(ds, split, cfg.data.standardize))
+}
+
+/// In-memory data with its split, vector modalities standardised on the training split when
+/// `standardize`.
+fn prepared(mut ds: InMemoryDataset, split: Split, standardize: bool) -> PreparedData {
+    let scalers = if standardize {
         ds.standardize_vectors(&split.train)
     } else {
         vec![None; ds.modalities.len()]
     };
-    Ok(PreparedData {
+    PreparedData {
         source: Arc::new(ds),
         split,
         scalers,
-    })
+    }
 }
 
 /// Loads a dataset manifest (CSV views or CASIA-SURF lists) and splits it.
@@ -92,20 +98,11 @@ pub fn prepare_manifest(path: &Path, standardize: bool) -> Result<PreparedData> 
     let base = path.parent().unwrap_or(Path::new("."));
     match manifest.format {
         ManifestFormat::Csv => {
-            let mut ds = load_csv_manifest(&manifest, base)?;
+            let ds = load_csv_manifest(&manifest, base)?;
             let split = manifest
                 .split
                 .apply(&ds.labels, &path.display().to_string())?;
-            let scalers = if standardize {
-                ds.standardize_vectors(&split.train)
-            } else {
-                vec![None; ds.modalities.len()]
-            };
-            Ok(PreparedData {
-                source: Arc::new(ds),
-                split,
-                scalers,
-            })
+            Ok(prepared(ds, split, standardize))
         }
         ManifestFormat::Nyuv2 | ManifestFormat::Cityscapes => Err(CoreError::config(
             "task",

@@ -166,26 +166,11 @@ fn scene(cfg: &ScenesConfig, rng: &mut StdRng) -> RgbdScene {
     // the horizon: wall above, floor below
     let horizon = rng.random_range(h * 2 / 5..h * 3 / 5);
     let wall_depth = rng.random_range(3500.0f32..5000.0);
-    let wall_rgb = [
-        rng.random_range(150..190u8),
-        rng.random_range(140..175u8),
-        rng.random_range(120..150u8),
-    ];
-    let floor_rgb = [
-        rng.random_range(100..130u8),
-        rng.random_range(65..90u8),
-        rng.random_range(40..60u8),
-    ];
-    let poster_rgb = [
-        rng.random_range(20..80u8),
-        rng.random_range(90..160u8),
-        rng.random_range(170..230u8),
-    ];
-    let rug_rgb = [
-        rng.random_range(160..220u8),
-        rng.random_range(30..70u8),
-        rng.random_range(60..110u8),
-    ];
+    let mut colour = |ranges: [std::ops::Range<u8>; 3]| ranges.map(|r| rng.random_range(r));
+    let wall_rgb = colour([150..190, 140..175, 120..150]);
+    let floor_rgb = colour([100..130, 65..90, 40..60]);
+    let poster_rgb = colour([20..80, 90..160, 170..230]);
+    let rug_rgb = colour([160..220, 30..70, 60..110]);
     let lamp_rgb = [230u8, 210, 60];
     let min_side = (h / 8).max(3);
     let boxr = random_rect(rng, 2..horizon, w, min_side, h / 3);
