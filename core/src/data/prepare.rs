@@ -66,11 +66,7 @@ pub fn prepare_data(cfg: &ExperimentConfig) -> Result<PreparedData> {
             ));
         }
         DataSource::Manifest => {
-            let path = cfg
-                .data
-                .manifest
-                .as_ref()
-                .ok_or_else(|| CoreError::config("data.manifest", "missing"))?;
+            let path = manifest_path(cfg)?;
             return prepare_manifest(path, cfg.data.standardize);
         }
     };
@@ -197,11 +193,7 @@ pub fn prepare_seg_data(cfg: &ExperimentConfig) -> Result<TaskData<Segmentation>
             (Arc::new(scenes), split, ClassWeighting::MedianFrequency)
         }
         DataSource::Manifest => {
-            let path = cfg
-                .data
-                .manifest
-                .as_ref()
-                .ok_or_else(|| CoreError::config("data.manifest", "missing"))?;
+            let path = manifest_path(cfg)?;
             let manifest = read_manifest(path)?;
             let base = path.parent().unwrap_or(Path::new("."));
             let (Some(layout), Some(rgbd)) = (manifest.format.rgbd_layout(), &manifest.rgbd) else {
@@ -254,4 +246,12 @@ pub fn prepare_seg_data(cfg: &ExperimentConfig) -> Result<TaskData<Segmentation>
         }),
         split,
     })
+}
+
+/// The config's `data.manifest`, required when the source is a manifest.
+fn manifest_path(cfg: &ExperimentConfig) -> Result<&Path> {
+    cfg.data
+        .manifest
+        .as_deref()
+        .ok_or_else(|| CoreError::config("data.manifest", "missing"))
 }
