@@ -172,6 +172,9 @@ enum Command {
         /// The demo script's training device.
         #[arg(long, value_enum, default_value = "auto")]
         script_device: DeviceArg,
+        /// The demo script's task: mfeat classification or synthetic RGB-D segmentation.
+        #[arg(long, value_enum, default_value = "cls")]
+        script_task: DemoTask,
         /// Render the window on Burn's wgpu device, so display and training share one GPU
         /// device (`auto`: when a hardware GPU is found; `on`: even a software adapter).
         #[arg(long, value_enum, default_value = "auto")]
@@ -332,6 +335,7 @@ fn run() -> Result<()> {
             script_output,
             gpu_sharing,
             script_device,
+            script_task,
         } => {
             if !has_display() {
                 bail!("no display: set DISPLAY (X11) or WAYLAND_DISPLAY, or run under xvfb-run");
@@ -347,6 +351,10 @@ fn run() -> Result<()> {
                 epochs: script_epochs,
                 timeout: std::time::Duration::from_secs(900),
                 device: script_device.into(),
+                task: match script_task {
+                    DemoTask::Cls => TaskKind::Classification,
+                    DemoTask::Seg => TaskKind::Segmentation,
+                },
             });
             gui::run(script, gpu_sharing)
         }

@@ -119,6 +119,57 @@ pub fn footprint(
     }
 }
 
+/// [`footprint`] for segmentation: `scenes` RGB-D scenes stored at `stored` `[h, w]` pixels
+/// (RGB bytes, f32 depth, u8 labels), network inputs of `input` `[h, w]` (the training crop or
+/// the evaluation size, whichever is larger), models of `params` parameters each, `models`
+/// trained models. The largest binding is the input batch, the stem's output at 1/2, the
+/// im2col buffer of the first encoder layer at 1/4, or the full-resolution logits.
+pub fn seg_footprint(
+    cfg: &ExperimentConfig,
+    classes: usize,
+    scenes: usize,
+    stored: [usize; 2],
+    input: [usize; 2],
+    params: usize,
+    models: usize,
+) -> Footprint {
+    let batch = cfg
+        .teacher
+        .batch_size
+        .max(cfg.student.batch_size)
+        .max(cfg.eval.batch_size) as u64;
+    let arch = cfg.seg_model.arch();
+    let (h, w) = (input[0] as u64, input[1] as u64);
+    let stem = arch.planes[0] as u64;
+    let candidates = [
+        (batch * 3 * h * w * 4, "the RGB input batch"),
+        (
+            batch * stem * (h / 2) * (w / 2) * 4,
+            "the stem convolution's output",
+        ),
+        (
+            batch * stem * 9 * (h / 4) * (w / 4) * 4,
+            "the first encoder layer's im2col buffer",
+        ),
+        (
+            batch * classes as u64 * h * w * 4,
+            "the full-resolution logits",
+        ),
+    ];
+    let (bytes, what) = candidates
+        .into_iter()
+        .max_by_key(|(b, _)| *b)
+        .unwrap_or((0, ""));
+    let pixels = (stored[0] * stored[1]) as u64;
+    Footprint {
+        largest_binding_bytes: bytes,
+        largest_binding: what.to_string(),
+        // RGB bytes + f32 depth + u8 labels per pixel
+        data_bytes: scenes as u64 * pixels * (3 + 4 + 1),
+        model_bytes: params as u64 * 4 * MODEL_COPIES * models as u64,
+    }
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
 }
@@ -194,6 +245,35 @@ mod tests {
         );
         assert_eq!(f.data_bytes, 3 * 112 * 112 * 100 * 4);
         assert_eq!(f.model_bytes, 1_000 * 4 * MODEL_COPIES);
+    }
+
+    #[test]
+    fn the_segmentation_footprint_is_computed_from_the_shapes() {
+        let mut cfg = ExperimentConfig::from_toml(
+            include_str!("../../configs/scenes-demo.toml"),
+            "scenes-demo.toml",
+        )
+        .unwrap();
+        cfg.eval.batch_size = 4;
+        // small preset: stem 16 channels; batch 8; input 64 × 96
+        let f = seg_footprint(&cfg, 7, 240, [64, 96], [64, 96], 1_000, 3);
+        assert_eq!(f.largest_binding_bytes, 8 * 16 * 9 * 16 * 24 * 4);
+        assert!(
+            f.largest_binding.contains("im2col"),
+            "{}",
+            f.largest_binding
+        );
+        assert_eq!(f.data_bytes, 240 * 64 * 96 * 8);
+        assert_eq!(f.model_bytes, 1_000 * 4 * MODEL_COPIES * 3);
+        check_browser_fit(&f, &BrowserLimits::default()).unwrap();
+        // the paper network at NYUv2's size does not fit a browser's buffer binding
+        cfg.seg_model.preset = crate::model::esanet::SegPreset::Paper;
+        cfg.teacher.batch_size = 8;
+        let f = seg_footprint(&cfg, 40, 1449, [480, 640], [480, 640], 71_733_544, 3);
+        let e = check_browser_fit(&f, &BrowserLimits::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("batch_size"), "{e}");
     }
 
     #[test]

@@ -19,7 +19,7 @@
 //!   `<method>/mining.json` — MAR's mining rounds and weak set.
 
 pub use crate::data::prepare::{
-    PreparedData, TaskData, prepare_data, prepare_manifest, prepare_seg_data,
+    LoadedData, PreparedData, TaskData, prepare_data, prepare_manifest, prepare_seg_data,
 };
 pub use crate::stage::{
     ProgressSink, RunContext, RunMode, SilentProgress, StageMeta, StageSpec, StepYield, block_on,
@@ -161,6 +161,42 @@ pub async fn run_experiment_in(
     sink: &mut dyn ProgressSink,
 ) -> Result<ExperimentOutcome> {
     run_task_experiment_in(cfg, &data.task_data(), device, store, resume, mode, sink).await
+}
+
+/// [`run_task_experiment_in`] for the task `data` is loaded for.
+pub async fn run_loaded_experiment_in(
+    cfg: &ExperimentConfig,
+    data: &LoadedData,
+    device: &Device,
+    store: &mut dyn RunStore,
+    resume: bool,
+    mode: RunMode,
+    sink: &mut dyn ProgressSink,
+) -> Result<ExperimentOutcome> {
+    match data {
+        LoadedData::Classification(d) => {
+            run_experiment_in(cfg, d, device, store, resume, mode, sink).await
+        }
+        LoadedData::Segmentation(d) => {
+            run_task_experiment_in(cfg, d, device, store, resume, mode, sink).await
+        }
+    }
+}
+
+/// [`run_loaded_experiment_in`] on the run folder `<output_dir>/<name>` (native targets; blocks
+/// until done).
+pub fn run_loaded_experiment(
+    cfg: &ExperimentConfig,
+    data: &LoadedData,
+    device: &Device,
+    resume: bool,
+    mode: RunMode,
+    sink: &mut dyn ProgressSink,
+) -> Result<ExperimentOutcome> {
+    match data {
+        LoadedData::Classification(d) => run_experiment(cfg, d, device, resume, mode, sink),
+        LoadedData::Segmentation(d) => run_task_experiment(cfg, d, device, resume, mode, sink),
+    }
 }
 
 /// Runs the experiment a config describes: teacher, then each method; evaluates all on the test

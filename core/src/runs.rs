@@ -10,6 +10,7 @@ use crate::model::MultimodalNet;
 use crate::pipeline::{PreparedData, RUN_CONFIG_FILE, StageMeta};
 use crate::report::{ComparisonTable, EvalReport, comparison_tables};
 use crate::store::{FolderStore, RunStore};
+use crate::task::{Classification, Task};
 use crate::train::module_from_bytes;
 use burn::prelude::*;
 use std::path::{Path, PathBuf};
@@ -130,16 +131,25 @@ pub fn load_stage_model_from(
     store: &dyn RunStore,
     stage: &str,
 ) -> Result<MultimodalNet> {
+    load_task_stage_model::<Classification>(cfg, data.source.as_ref(), device, store, stage)
+}
+
+/// The selected model of stage `stage` of a run of task `T` in `store`, on `device`, as a
+/// deployment network (no regularization head). The network is built as the run's config says
+/// (ImageNet initialisation skipped: the file holds every weight).
+pub fn load_task_stage_model<T: Task>(
+    cfg: &ExperimentConfig,
+    source: &T::Source,
+    device: &Device,
+    store: &dyn RunStore,
+    stage: &str,
+) -> Result<T::Net> {
     let file = format!("{stage}/model.bpk");
     let path = store.location(&file);
     let bytes = store.read(&file)?;
-    let fresh = MultimodalNet::new(
-        data.source.modalities(),
-        data.source.num_classes(),
-        &cfg.model,
-        false,
-        device,
-    )?;
+    let mut cfg = cfg.clone();
+    cfg.seg_model.imagenet = None;
+    let fresh = T::build_net(&cfg, source, false, device)?;
     module_from_bytes(fresh, bytes).map_err(|e| CoreError::Checkpoint {
         path,
         message: format!("does not fit this run's model: {e}"),

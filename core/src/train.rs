@@ -122,6 +122,9 @@ pub struct StepReport {
     pub batches: usize,
     /// Learning rate of the step.
     pub lr: f64,
+    /// SGD's momentum (Adam's β₁) of the step, when the schedule cycles it (one-cycle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
     /// Loss terms (unweighted), `ce` first.
     pub losses: Vec<(String, f32)>,
     /// Weighted total loss.
@@ -137,6 +140,9 @@ pub struct EpochSummary {
     pub epoch: usize,
     /// Learning rate (None: the epoch made no update, as epoch 0 of the official schedule).
     pub lr: Option<f64>,
+    /// SGD's momentum (Adam's β₁) of the epoch, when the schedule cycles it (one-cycle).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub momentum: Option<f64>,
     /// Mean of each loss term over the epoch's batches.
     pub losses: Vec<(String, f32)>,
     /// Mean training-batch accuracy (pixel accuracy for segmentation).
@@ -600,6 +606,7 @@ impl<T: Task> StageTrainer<T> {
             batch: self.batch_in_epoch - 1,
             batches,
             lr,
+            momentum: self.schedule.momentum_at(epoch),
             losses,
             total: total_v,
             accuracy,
@@ -659,6 +666,7 @@ impl<T: Task> StageTrainer<T> {
         let summary = EpochSummary {
             epoch,
             lr,
+            momentum: self.schedule.momentum_at(epoch),
             losses: self
                 .sums
                 .iter()

@@ -4,7 +4,9 @@
 
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::data::rgbd::SegSource;
-use mmanet_core::data::rgbd_trees::{DepthKind, RgbdLayout, RgbdTree, RgbdTreeConfig, read_npy_2d};
+use mmanet_core::data::rgbd_trees::{
+    DepthKind, RgbdLayout, RgbdTree, RgbdTreeConfig, read_npy_2d, read_rgbd_files,
+};
 use mmanet_core::pipeline::prepare_seg_data;
 use std::path::Path;
 
@@ -283,4 +285,37 @@ fn an_nyuv2_manifest_loads_through_the_config() {
         .expect("refused")
         .to_string();
     assert!(err.contains("segmentation"), "{err}");
+}
+
+#[test]
+fn a_scene_of_ones_own_reads_from_an_rgb_image_and_its_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let (rgb, png, npy) = (
+        dir.path().join("rgb.png"),
+        dir.path().join("depth.png"),
+        dir.path().join("depth.npy"),
+    );
+    write_png_rgb(&rgb, 3);
+    write_png_depth(&png, 3);
+    write_npy_f16(&npy, 3);
+    let scene = read_rgbd_files(&rgb, &png).unwrap();
+    assert_eq!((scene.height, scene.width), (H, W));
+    assert_eq!(&scene.rgb[..3], &[30, 0, 0]);
+    assert_eq!(scene.depth[W + 5], f32::from(depth_at(3, 1, 5)));
+    assert!(scene.labels.iter().all(|&l| l == 0), "labels unknown: void");
+    // Cityscapes' float16 depth
+    let from_npy = read_rgbd_files(&rgb, &npy).unwrap();
+    assert_eq!(from_npy.depth.len(), H * W);
+    // a depth of another size names the depth file and the image
+    let small = dir.path().join("small.png");
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_pixel(8, 8, image::Luma([1000]))
+        .save(&small)
+        .unwrap();
+    let e = read_rgbd_files(&rgb, &small).unwrap_err().to_string();
+    assert!(e.contains("small.png") && e.contains("rgb.png"), "{e}");
+    // a missing file is named
+    let e = read_rgbd_files(&dir.path().join("none.png"), &png)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("none.png"), "{e}");
 }

@@ -12,8 +12,13 @@ use mmanet_core::data::scenes::{SCENE_CLASSES, ScenesConfig, SyntheticScenes};
 use mmanet_core::mining::RoundMeasure;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::model::esanet::{ContextKind, EsaNet, SegModelConfig, SegPreset};
-use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_seg_data, run_task_experiment};
+use mmanet_core::pipeline::{
+    LoadedData, RunMode, SilentProgress, block_on, prepare_seg_data, run_task_experiment,
+};
 use mmanet_core::report::TableMetric;
+use mmanet_core::runs::load_task_stage_model;
+use mmanet_core::task::Segmentation;
+use mmanet_core::task::segmentation::{LabelMap, predict_scene, scene_scores};
 use mmanet_core::task::segmentation::{SegTargets, multiscale_loss, weighted_cross_entropy};
 use mmanet_tests::golden;
 use rand::SeedableRng;
@@ -474,4 +479,84 @@ fn short_segmentation_experiment_mines_by_miou() {
     let tables = record.tables().unwrap();
     assert_eq!(tables[0].metric, TableMetric::Miou);
     assert_eq!(tables[0].methods, out.tables[0].methods);
+
+    // The explorer's path: a stage's model loaded from the run folder, one scene at a time.
+    // Summed over the test scenes, its pixels agree with the evaluation's pixel accuracy for
+    // every combination.
+    let device = Device::flex();
+    let store = mmanet_core::store::FolderStore::new(&out.run_dir);
+    let net = load_task_stage_model::<Segmentation>(&cfg, &data.source, &device, &store, "mmanet")
+        .unwrap();
+    let source = data.source.source.as_ref();
+    let mmanet_report = &out.reports[2];
+    for row in &mmanet_report.rows {
+        let (mut correct, mut pixels) = (0f64, 0f64);
+        for &i in &data.split.test {
+            let scene = source.scene(i).unwrap();
+            let map = block_on(predict_scene(
+                &net,
+                source,
+                &scene,
+                row.combination,
+                &device,
+            ))
+            .unwrap();
+            assert_eq!((map.height, map.width), (scene.height, scene.width));
+            assert!(
+                map.classes
+                    .iter()
+                    .all(|&k| (k as usize) < SCENE_CLASSES.len())
+            );
+            let labelled = scene.labels.iter().filter(|&&l| l > 0).count() as f64;
+            let scores = scene_scores(&map, &scene.labels, SCENE_CLASSES.len());
+            correct += scores.pixel_accuracy * labelled;
+            pixels += labelled;
+        }
+        let accuracy = correct / pixels;
+        assert!(
+            (accuracy - row.accuracy).abs() < 1e-5,
+            "{}: {accuracy} scene by scene, {} evaluated",
+            row.label,
+            row.accuracy
+        );
+    }
+    // an empty combination is refused
+    let scene = source.scene(data.split.test[0]).unwrap();
+    let e = block_on(predict_scene(
+        &net,
+        source,
+        &scene,
+        ModalitySet::from_mask(&[false, false]),
+        &device,
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("at least one modality"), "{e}");
+    // either task's data through one loader
+    let loaded = LoadedData::load(&cfg).unwrap();
+    assert_eq!(loaded.task(), mmanet_core::config::TaskKind::Segmentation);
+    assert_eq!(loaded.split().test, data.split.test);
+    assert_eq!(loaded.modality_names(), ["rgb", "depth"]);
+    assert_eq!(
+        loaded.class_names(),
+        SCENE_CLASSES.map(String::from).to_vec()
+    );
+}
+
+#[test]
+fn scene_scores_count_the_classes_present() {
+    // truth: classes 0 and 1 (labels 1, 2), one void pixel; class 2 never appears
+    let truth = [1u8, 1, 2, 2, 0];
+    let map = LabelMap {
+        height: 1,
+        width: 5,
+        classes: vec![0, 1, 1, 1, 2],
+    };
+    let s = scene_scores(&map, &truth, 3);
+    // class 0: IoU 1/2; class 1: 2/3; class 2 (predicted only on void) absent from both
+    assert!((s.miou - (0.5 + 2.0 / 3.0) / 2.0).abs() < 1e-12, "{s:?}");
+    assert!((s.pixel_accuracy - 0.75).abs() < 1e-12, "{s:?}");
+    // nothing labelled: zero, not NaN
+    let s = scene_scores(&map, &[0; 5], 3);
+    assert_eq!((s.miou, s.pixel_accuracy), (0.0, 0.0));
 }

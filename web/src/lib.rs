@@ -24,7 +24,8 @@ struct UrlOptions {
     tab: Option<Tab>,
 }
 
-/// Applies `?preset=…&methods=…&epochs=…&warmup=…&beta=…&device=…&train=1&tab=…` to `settings`;
+/// Applies `?preset=…&methods=…&epochs=…&scenes=…&warmup=…&beta=…&device=…&train=1&tab=…` to
+/// `settings` (`scenes`: how many synthetic RGB-D scenes);
 /// an unknown value is reported and ignored.
 fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOptions {
     let mut opts = UrlOptions::default();
@@ -34,7 +35,7 @@ fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOp
             .find(|k| k.file().ends_with(&format!("/{p}.toml")))
         {
             Some(k) => {
-                settings.preset = *k;
+                settings.use_preset(*k);
                 settings.data = k.data_choice();
             }
             None => log::warn!("unknown preset `{p}`"),
@@ -57,6 +58,9 @@ fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOp
         if settings.epochs >= 3 && settings.warmup_epochs + 1 >= settings.epochs {
             settings.warmup_epochs = mmanet_core::mmanet::warmup_for(settings.epochs);
         }
+    }
+    if let Some(n) = number("scenes") {
+        settings.scenes.scenes = n as usize;
     }
     if let Some(w) = number("warmup") {
         settings.warmup_epochs = w as usize;

@@ -1,10 +1,14 @@
-//! The data panel: choose mfeat, the synthetic generator (with its cue-strength sliders) or a
-//! manifest file (dialog or drag and drop); counts per split and class; a sample gallery.
+//! The data panel: choose mfeat, the synthetic anti-spoofing generator or the synthetic RGB-D
+//! scene generator (each with its cue-strength sliders), or a manifest file (dialog or drag
+//! and drop); counts per split and class (samples, or labelled pixels for segmentation); a
+//! sample gallery (for segmentation: RGB, depth in Turbo with its scale, and the labels in the
+//! class palette with a legend).
 
 use super::MmanetApp;
 use super::settings::{DataChoice, Preset};
-use super::{draw, platform};
+use super::{draw, platform, seg_view};
 use eframe::egui::{self, RichText};
+use mmanet_core::pipeline::LoadedData;
 
 /// Which split and page the gallery shows.
 #[derive(Default)]
@@ -37,6 +41,7 @@ impl MmanetApp {
         for choice in [
             DataChoice::Mfeat,
             DataChoice::Synthetic,
+            DataChoice::Scenes,
             DataChoice::Manifest,
         ] {
             // a page cannot read a dataset's folder of files
@@ -46,7 +51,8 @@ impl MmanetApp {
         }
         let mut reload = false;
         if self.settings.data != before {
-            self.settings.preset = Preset::for_data(self.settings.data);
+            self.settings
+                .use_preset(Preset::for_data(self.settings.data));
             reload = self.settings.data != DataChoice::Manifest || self.settings.manifest.is_some();
         }
         ui.add_space(6.0);
@@ -103,8 +109,55 @@ impl MmanetApp {
                 });
                 reload |= changed;
             }
+            DataChoice::Scenes => {
+                let s = &mut self.settings.scenes;
+                ui.label(
+                    "RGB-D scenes for segmentation: a wall and a floor; a box and a step that only \
+                     depth shows, a poster and a rug that only colour shows, and a lamp both show.",
+                );
+                let mut changed = false;
+                egui::Grid::new("scenes").num_columns(2).show(ui, |ui| {
+                    for (name, v, range, hint) in [
+                        ("RGB cue %", &mut s.rgb_cue_percent, 0..=100, "how far the poster's and rug's colours are from the wall's and floor's"),
+                        ("Depth cue %", &mut s.depth_cue_percent, 0..=100, "how far the box and the step stand out"),
+                        ("RGB noise σ", &mut s.rgb_noise, 0..=60, "in 0..255 units"),
+                        ("depth noise σ (mm)", &mut s.depth_noise, 0..=400, "in mm"),
+                        ("depth dropout %", &mut s.depth_dropout_percent, 0..=50, "missing depth readings, as a real sensor"),
+                    ] {
+                        let l = ui.label(name);
+                        changed |= ui
+                            .add(egui::Slider::new(v, range))
+                            .labelled_by(l.id)
+                            .on_hover_text(hint)
+                            .drag_stopped();
+                        ui.end_row();
+                    }
+                    let l = ui.label("scenes");
+                    changed |= ui
+                        .add(egui::Slider::new(&mut s.scenes, 30..=1000))
+                        .labelled_by(l.id)
+                        .drag_stopped();
+                    ui.end_row();
+                    for (name, v) in [("height", &mut s.height), ("width", &mut s.width)] {
+                        let l = ui.label(name);
+                        changed |= ui
+                            .add(egui::Slider::new(v, 32..=256).step_by(32.0))
+                            .labelled_by(l.id)
+                            .on_hover_text("a multiple of 32")
+                            .drag_stopped();
+                        ui.end_row();
+                    }
+                    let l = ui.label("seed");
+                    changed |= ui
+                        .add(egui::DragValue::new(&mut s.seed))
+                        .labelled_by(l.id)
+                        .changed();
+                    ui.end_row();
+                });
+                reload |= changed;
+            }
             DataChoice::Manifest => {
-                ui.label("A dataset manifest (TOML: CSV views, or CASIA-SURF / CeFA image lists), or a CASIA-SURF list file (train_list.txt, with the official val and test lists beside it). Drop the file on the window or:");
+                ui.label("A dataset manifest (TOML: CSV views, CASIA-SURF / CeFA image lists, or an NYUv2 / Cityscapes tree for segmentation), or a CASIA-SURF list file (train_list.txt, with the official val and test lists beside it). Drop the file on the window or:");
                 if ui.button("Open manifest or list…").clicked()
                     && let Some(path) = platform::pick_file(
                         "Open a manifest or list",
@@ -141,7 +194,7 @@ impl MmanetApp {
         ui.heading(&summary.name);
         ui.label(format!("modalities: {}", summary.modalities.join(" · ")));
         ui.add_space(4.0);
-        egui::CollapsingHeader::new("samples per split and class")
+        egui::CollapsingHeader::new(format!("{} per split and class", summary.unit))
             .default_open(true)
             .show(ui, |ui| {
                 egui::Grid::new("counts").striped(true).show(ui, |ui| {
@@ -157,7 +210,7 @@ impl MmanetApp {
                             ui.label(n.to_string());
                         }
                         ui.label(
-                            RichText::new(summary.counts[k].iter().sum::<usize>().to_string())
+                            RichText::new(summary.counts[k].iter().sum::<u64>().to_string())
                                 .strong(),
                         );
                         ui.end_row();
@@ -165,7 +218,8 @@ impl MmanetApp {
                 });
             });
         ui.add_space(8.0);
-        let splits = [&data.split.train, &data.split.val, &data.split.test];
+        let split = data.split().clone();
+        let splits = [&split.train, &split.val, &split.test];
         ui.horizontal(|ui| {
             ui.label("Gallery:");
             for (k, name) in ["train", "val", "test"].iter().enumerate() {
@@ -192,35 +246,79 @@ impl MmanetApp {
         });
         let indices = splits[self.gallery.split];
         let start = self.gallery.page * GALLERY_PAGE;
-        let classes = &summary.classes;
-        let source = data.source.clone();
-        egui::Grid::new("gallery")
-            .num_columns(3)
-            .spacing([18.0, 12.0])
-            .show(ui, |ui| {
-                for (k, &i) in indices.iter().skip(start).take(GALLERY_PAGE).enumerate() {
-                    ui.vertical(|ui| {
-                        let label = source.label(i);
-                        ui.label(
-                            RichText::new(format!(
-                                "#{i} · {}",
-                                classes.get(label).cloned().unwrap_or_default()
-                            ))
-                            .small(),
-                        );
-                        draw::sample_modalities(
-                            ui,
-                            &mut self.textures,
-                            source.as_ref(),
-                            (i, i),
-                            None,
-                            48.0,
-                        );
+        let classes = summary.classes.clone();
+        let page: Vec<usize> = indices
+            .iter()
+            .skip(start)
+            .take(GALLERY_PAGE)
+            .copied()
+            .collect();
+        match data.clone() {
+            LoadedData::Classification(data) => {
+                let source = data.source.clone();
+                egui::Grid::new("gallery")
+                    .num_columns(3)
+                    .spacing([18.0, 12.0])
+                    .show(ui, |ui| {
+                        for (k, &i) in page.iter().enumerate() {
+                            ui.vertical(|ui| {
+                                let label = source.label(i);
+                                ui.label(
+                                    RichText::new(format!(
+                                        "#{i} · {}",
+                                        classes.get(label).cloned().unwrap_or_default()
+                                    ))
+                                    .small(),
+                                );
+                                draw::sample_modalities(
+                                    ui,
+                                    &mut self.textures,
+                                    source.as_ref(),
+                                    (i, i),
+                                    None,
+                                    48.0,
+                                );
+                            });
+                            if k % 3 == 2 {
+                                ui.end_row();
+                            }
+                        }
                     });
-                    if k % 3 == 2 {
-                        ui.end_row();
-                    }
-                }
-            });
+            }
+            LoadedData::Segmentation(data) => {
+                seg_view::legend(ui, &classes);
+                ui.add_space(4.0);
+                let source = data.source.source.clone();
+                egui::Grid::new("seg_gallery")
+                    .num_columns(2)
+                    .spacing([18.0, 12.0])
+                    .show(ui, |ui| {
+                        for (k, &i) in page.iter().enumerate() {
+                            ui.vertical(|ui| {
+                                ui.label(RichText::new(format!("scene {i}")).small());
+                                match source.scene(i) {
+                                    Ok(scene) => seg_view::scene_row(
+                                        ui,
+                                        &mut self.textures,
+                                        &scene,
+                                        &format!("gallery-{i}"),
+                                        None,
+                                        56.0,
+                                    ),
+                                    Err(e) => {
+                                        ui.colored_label(
+                                            ui.visuals().error_fg_color,
+                                            e.to_string(),
+                                        );
+                                    }
+                                }
+                            });
+                            if k % 2 == 1 {
+                                ui.end_row();
+                            }
+                        }
+                    });
+            }
+        }
     }
 }

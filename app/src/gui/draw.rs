@@ -10,12 +10,37 @@ use std::collections::HashMap;
 #[derive(Default)]
 pub struct TextureCache {
     map: HashMap<(usize, usize), TextureHandle>,
+    named: HashMap<String, TextureHandle>,
 }
 
 impl TextureCache {
     /// Forgets every texture (new data).
     pub fn clear(&mut self) {
         self.map.clear();
+        self.named.clear();
+    }
+
+    /// The texture named `key`, made by `make` on first use.
+    pub fn named(
+        &mut self,
+        ctx: &egui::Context,
+        key: &str,
+        make: impl FnOnce() -> ColorImage,
+    ) -> &TextureHandle {
+        self.named
+            .entry(key.to_string())
+            .or_insert_with(|| ctx.load_texture(key, make(), TextureOptions::NEAREST))
+    }
+
+    /// Whether a texture named `key` is cached (drawn since the last clear).
+    #[cfg(test)]
+    pub fn has_named(&self, key: &str) -> bool {
+        self.named.contains_key(key)
+    }
+
+    /// Forgets the named textures whose key starts with `prefix`.
+    pub fn forget_named(&mut self, prefix: &str) {
+        self.named.retain(|k, _| !k.starts_with(prefix));
     }
 
     /// Forgets the textures of one sample key.

@@ -1,10 +1,12 @@
 //! The inference explorer: pick a test sample, switch modalities on and off, and watch the
-//! deployment network's class probabilities beside SF-MD's and the teacher's (all
-//! modalities); below, the run's per-combination test table.
+//! deployment network's class probabilities (for segmentation: its label map, error map and
+//! the scene's mIoU) beside SF-MD's and the teacher's (all modalities); below, the run's
+//! per-combination test table.
 
-use super::predictor::PredictorReply;
-use super::{MmanetApp, draw, platform};
+use super::predictor::{ModelPrediction, PredictorReply};
+use super::{LoadedSample, MmanetApp, draw, platform, seg_view};
 use eframe::egui::{self, RichText};
+use mmanet_core::pipeline::LoadedData;
 
 impl MmanetApp {
     pub(super) fn explorer_panel(&mut self, ui: &mut egui::Ui) {
@@ -12,13 +14,13 @@ impl MmanetApp {
             ui.label("Load data first (Data panel).");
             return;
         };
-        let test = &data.split.test;
+        let test = &data.split().test.clone();
         if test.is_empty() {
             ui.label("The test split is empty.");
             return;
         }
         self.explorer.position = self.explorer.position.min(test.len() - 1);
-        let names = data.source.modality_names();
+        let names = data.modality_names();
         if self.explorer.present.len() != names.len() {
             self.explorer.present = vec![true; names.len()];
         }
@@ -54,24 +56,43 @@ impl MmanetApp {
                 });
                 let sample = test[self.explorer.position];
                 ui.horizontal(|ui| {
-                    let can_read = data.source.reads_sample_files() && !platform::IN_BROWSER;
+                    let reads_files = match &data {
+                        LoadedData::Classification(d) => d.source.reads_sample_files(),
+                        LoadedData::Segmentation(_) => true,
+                    };
+                    let can_read = reads_files && !platform::IN_BROWSER;
+                    let hint = match &data {
+                        LoadedData::Classification(_) => {
+                            "one image per modality, preprocessed as the dataset's test images"
+                        }
+                        LoadedData::Segmentation(_) => {
+                            "an RGB image and its depth (a 16-bit PNG in the dataset's unit, or a .npy), preprocessed as the dataset's test scenes"
+                        }
+                    };
                     let load = ui
                         .add_enabled(can_read, egui::Button::new("📂 Load sample from files…"))
-                        .on_hover_text(
-                            "one image per modality, preprocessed as the dataset's test images",
-                        )
+                        .on_hover_text(hint)
                         .on_disabled_hover_text("this dataset's samples are not image files");
                     if load.clicked() {
-                        let paths: Option<Vec<_>> = names
-                            .iter()
-                            .map(|n| {
-                                platform::pick_file(
-                                    &format!("Choose the {n} image"),
-                                    "image",
-                                    &["png", "jpg", "jpeg"],
-                                )
-                            })
-                            .collect();
+                        let paths: Option<Vec<_>> = match &data {
+                            LoadedData::Classification(_) => names
+                                .iter()
+                                .map(|n| {
+                                    platform::pick_file(
+                                        &format!("Choose the {n} image"),
+                                        "image",
+                                        &["png", "jpg", "jpeg"],
+                                    )
+                                })
+                                .collect(),
+                            LoadedData::Segmentation(_) => [
+                                ("Choose the RGB image", "image", &["png", "jpg", "jpeg"][..]),
+                                ("Choose its depth", "depth", &["png", "npy"][..]),
+                            ]
+                            .into_iter()
+                            .map(|(title, what, ext)| platform::pick_file(title, what, ext))
+                            .collect(),
+                        };
                         if let Some(paths) = paths {
                             self.load_explorer_sample(&paths);
                         }
@@ -81,16 +102,19 @@ impl MmanetApp {
                         self.explorer.loaded = None;
                     }
                 });
-                match &self.explorer.loaded {
-                    Some((files, _)) => {
-                        ui.label(format!("sample read from {files} · true class unknown"));
+                match (&self.explorer.loaded, &data) {
+                    (Some((files, _)), _) => {
+                        ui.label(format!("sample read from {files} · ground truth unknown"));
                     }
-                    None => {
-                        let label = data.source.label(sample);
+                    (None, LoadedData::Classification(d)) => {
+                        let label = d.source.label(sample);
                         ui.label(format!(
                             "dataset index {sample} · true class: {}",
                             classes.get(label).cloned().unwrap_or_default()
                         ));
+                    }
+                    (None, LoadedData::Segmentation(_)) => {
+                        ui.label(format!("dataset index {sample}"));
                     }
                 }
                 ui.add_space(6.0);
@@ -106,23 +130,56 @@ impl MmanetApp {
                     }
                 });
                 ui.add_space(6.0);
-                match &self.explorer.loaded {
-                    Some((_, values)) => draw::sample_modalities(
+                let present = self.explorer.present.clone();
+                // three pictures (RGB, depth, labels) across the panel
+                let scene_height = |ui: &egui::Ui, h: usize, w: usize| {
+                    ((ui.available_width() - 30.0) / 3.0 * h as f32 / w.max(1) as f32)
+                        .clamp(40.0, 160.0)
+                };
+                match (&self.explorer.loaded, &data) {
+                    (Some((_, LoadedSample::Vectors(values))), _) => draw::sample_modalities(
                         ui,
                         &mut self.textures,
                         values.as_ref(),
                         (0, draw::LOADED_KEY),
-                        Some(&self.explorer.present),
+                        Some(&present),
                         96.0,
                     ),
-                    None => draw::sample_modalities(
+                    (Some((_, LoadedSample::Scene(scene))), _) => {
+                        let h = scene_height(ui, scene.height, scene.width);
+                        seg_view::scene_row(
+                            ui,
+                            &mut self.textures,
+                            scene,
+                            "explorer-loaded",
+                            Some(&present),
+                            h,
+                        );
+                    }
+                    (None, LoadedData::Classification(d)) => draw::sample_modalities(
                         ui,
                         &mut self.textures,
-                        data.source.as_ref(),
+                        d.source.as_ref(),
                         (sample, sample),
-                        Some(&self.explorer.present),
+                        Some(&present),
                         96.0,
                     ),
+                    (None, LoadedData::Segmentation(d)) => match d.source.source.scene(sample) {
+                        Ok(scene) => {
+                            let h = scene_height(ui, scene.height, scene.width);
+                            seg_view::scene_row(
+                                ui,
+                                &mut self.textures,
+                                &scene,
+                                &format!("explorer-{sample}"),
+                                Some(&present),
+                                h,
+                            );
+                        }
+                        Err(e) => {
+                            ui.colored_label(ui.visuals().error_fg_color, e.to_string());
+                        }
+                    },
                 }
             });
         self.request_prediction();
@@ -177,8 +234,26 @@ impl MmanetApp {
             .explorer
             .requested
             .filter(|(s, _)| *s != super::predictor::LOADED_SAMPLE)
-            .and_then(|(s, _)| Some(self.session.data.as_ref()?.source.label(s)));
+            .and_then(|(s, _)| {
+                Some(
+                    self.session
+                        .data
+                        .as_ref()?
+                        .classification()?
+                        .source
+                        .label(s),
+                )
+            });
         match &self.explorer.prediction {
+            Some(PredictorReply::Prediction {
+                result: Ok(models),
+                sample,
+                set,
+            }) if models.iter().any(|m| m.segmentation().is_some()) => {
+                let key = format!("pred-{sample}-{}", set.short_label(&names));
+                let models = models.clone();
+                self.seg_predictions(ui, &models, classes, &key);
+            }
             Some(PredictorReply::Prediction {
                 result: Ok(models), ..
             }) => {
@@ -191,7 +266,8 @@ impl MmanetApp {
                                 .weak(),
                         );
                         let width = (ui.available_width() - 110.0).max(40.0);
-                        draw::probability_bars(ui, &m.probs, classes, truth, width);
+                        let probs = m.probs().unwrap_or_default();
+                        draw::probability_bars(ui, probs, classes, truth, width);
                     }
                 });
             }
@@ -204,6 +280,98 @@ impl MmanetApp {
                     ui.label("predicting…");
                 });
             }
+        }
+    }
+
+    /// The segmentation answers: the ground truth, then per model its label map, its error
+    /// map and the scene's scores; with the palette's and the error map's legends.
+    fn seg_predictions(
+        &mut self,
+        ui: &mut egui::Ui,
+        models: &[ModelPrediction],
+        classes: &[String],
+        key: &str,
+    ) {
+        let names = self.session.modality_names();
+        seg_view::legend(ui, classes);
+        ui.add_space(4.0);
+        let truth = models
+            .iter()
+            .find_map(|m| m.segmentation())
+            .map(|s| s.truth.clone());
+        let labelled = truth.as_ref().is_some_and(|t| t.iter().any(|&l| l > 0));
+        let columns = models.len() + usize::from(labelled);
+        ui.columns(columns.max(1), |cols| {
+            let mut cols = cols.iter_mut();
+            let first = models.iter().find_map(|m| m.segmentation());
+            if labelled && let (Some(ui), Some(seg), Some(truth)) = (cols.next(), first, &truth) {
+                let (h, w) = (seg.map.height, seg.map.width);
+                let height = (ui.available_width() * h as f32 / w.max(1) as f32).min(220.0);
+                ui.label(RichText::new("Ground truth").strong());
+                ui.label(RichText::new("the annotation").small().weak());
+                seg_view::picture(
+                    ui,
+                    &mut self.textures,
+                    &format!("{key}-truth"),
+                    height,
+                    true,
+                    || seg_view::labels_image(truth, h, w),
+                );
+            }
+            for ((k, m), ui) in models.iter().enumerate().zip(cols) {
+                let Some(seg) = m.segmentation() else {
+                    continue;
+                };
+                ui.label(RichText::new(&m.label).strong());
+                ui.label(
+                    RichText::new(format!("sees {}", m.set.long_label(&names)))
+                        .small()
+                        .weak(),
+                );
+                let (h, w) = (seg.map.height, seg.map.width);
+                let height = (ui.available_width() * h as f32 / w.max(1) as f32).min(220.0);
+                seg_view::picture(
+                    ui,
+                    &mut self.textures,
+                    &format!("{key}-map-{k}"),
+                    height,
+                    true,
+                    || seg_view::prediction_image(&seg.map),
+                );
+                if labelled {
+                    seg_view::picture(
+                        ui,
+                        &mut self.textures,
+                        &format!("{key}-err-{k}"),
+                        height,
+                        true,
+                        || seg_view::error_image(&seg.map, seg.full.as_ref(), &seg.truth),
+                    );
+                }
+                match seg.scores {
+                    Some(s) => {
+                        ui.label(
+                            RichText::new(format!(
+                                "scene mIoU {:.1}% · pixel accuracy {:.1}%",
+                                s.miou * 100.0,
+                                s.pixel_accuracy * 100.0
+                            ))
+                            .monospace(),
+                        );
+                    }
+                    None => {
+                        ui.label(
+                            RichText::new("no ground truth to score against")
+                                .small()
+                                .weak(),
+                        );
+                    }
+                }
+            }
+        });
+        if labelled {
+            ui.label(RichText::new("error maps (second row):").small());
+            seg_view::error_legend(ui);
         }
     }
 }

@@ -14,6 +14,7 @@ mod predictor;
 mod runs_panel;
 #[cfg(not(target_family = "wasm"))]
 mod script;
+mod seg_view;
 mod session;
 pub mod settings;
 mod training_job;
@@ -25,9 +26,10 @@ mod tests;
 use anyhow::Result;
 use eframe::egui::{self, Key, KeyboardShortcut, Modifiers};
 use mmanet_core::data::InMemoryDataset;
+use mmanet_core::data::rgbd::RgbdScene;
 use mmanet_core::device::DeviceChoice;
 use mmanet_core::modality::ModalitySet;
-use mmanet_core::pipeline::prepare_data;
+use mmanet_core::pipeline::LoadedData;
 use mmanet_core::runs::RunRecord;
 use predictor::{Predictor, PredictorReply, PredictorRequest, explorer_models};
 use session::{RunStatus, Session};
@@ -99,7 +101,16 @@ pub struct ExplorerState {
     /// The answer to it.
     pub prediction: Option<predictor::PredictorReply>,
     /// A sample read from files, shown instead of a test sample: its file names and values.
-    pub loaded: Option<(String, Arc<InMemoryDataset>)>,
+    pub loaded: Option<(String, LoadedSample)>,
+}
+
+/// A sample the explorer read from files.
+#[derive(Clone)]
+pub enum LoadedSample {
+    /// Classification: one value vector per modality, preprocessed as the dataset's.
+    Vectors(Arc<InMemoryDataset>),
+    /// Segmentation: a raw RGB-D scene (labels unknown).
+    Scene(Arc<RgbdScene>),
 }
 
 /// The app.
@@ -188,32 +199,57 @@ impl DeviceProbe {
 /// Refuses a run the browser could not hold (see [`mmanet_core::limits`]).
 fn fits_in_browser(
     cfg: &mmanet_core::config::ExperimentConfig,
-    data: &mmanet_core::pipeline::PreparedData,
+    data: &LoadedData,
 ) -> mmanet_core::Result<()> {
     use burn::module::Module;
     use mmanet_core::config::Method;
-    use mmanet_core::limits::{BrowserLimits, check_browser_fit, footprint};
-    let source = data.source.as_ref();
-    let net = mmanet_core::model::MultimodalNet::new(
-        source.modalities(),
-        source.num_classes(),
-        &cfg.model,
-        true,
-        &mmanet_core::device::cpu_device().device,
-    )?;
-    let n = source.modalities().len();
+    use mmanet_core::limits::{BrowserLimits, check_browser_fit, footprint, seg_footprint};
+    let n = data.modality_names().len();
     let models = 1 + cfg
         .methods
         .iter()
         .map(|m| if *m == Method::Sf { (1 << n) - 1 } else { 1 })
         .sum::<usize>();
-    let f = footprint(
-        cfg,
-        source.modalities(),
-        source.len(),
-        net.num_params(),
-        models,
-    );
+    let device = &mmanet_core::device::cpu_device().device;
+    let f = match data {
+        LoadedData::Classification(d) => {
+            let source = d.source.as_ref();
+            let net = mmanet_core::model::MultimodalNet::new(
+                source.modalities(),
+                source.num_classes(),
+                &cfg.model,
+                true,
+                device,
+            )?;
+            footprint(
+                cfg,
+                source.modalities(),
+                source.len(),
+                net.num_params(),
+                models,
+            )
+        }
+        LoadedData::Segmentation(d) => {
+            use mmanet_core::task::Task;
+            let source = d.source.source.as_ref();
+            let net = mmanet_core::task::Segmentation::build_net(cfg, &d.source, true, device)?;
+            let stored = match source.scene(0) {
+                Ok(s) => [s.height, s.width],
+                Err(_) => source.eval_size(),
+            };
+            let [th, tw] = source.train_size();
+            let [eh, ew] = source.eval_size();
+            seg_footprint(
+                cfg,
+                source.num_classes(),
+                source.len(),
+                stored,
+                [th.max(eh), tw.max(ew)],
+                net.num_params(),
+                models,
+            )
+        }
+    };
     check_browser_fit(&f, &BrowserLimits::default())
 }
 
@@ -288,8 +324,15 @@ impl MmanetApp {
                 return;
             }
         }
-        match prepare_data(&cfg) {
-            Ok(data) => self.install_data(data, key),
+        match LoadedData::load(&cfg) {
+            Ok(data) => {
+                // a dataset of the other task (a segmentation manifest) brings its preset
+                if self.settings.preset.task() != data.task() {
+                    let preset = self.settings.preset.for_task(data.task());
+                    self.settings.use_preset(preset);
+                }
+                self.install_data(data, key);
+            }
             Err(e) => {
                 self.session.data_error = Some(e.to_string());
                 self.data_key = None;
@@ -298,14 +341,19 @@ impl MmanetApp {
     }
 
     /// Makes `data` (identified by `key`, its data config as JSON) the data on show.
-    fn install_data(&mut self, data: mmanet_core::pipeline::PreparedData, key: String) {
+    fn install_data(&mut self, data: LoadedData, key: String) {
         self.textures.clear();
-        self.explorer.present = vec![true; data.source.modalities().len()];
+        self.explorer.present = vec![true; data.modality_names().len()];
         self.explorer.position = 0;
         self.explorer.loaded = None;
         self.gallery = data_panel::GalleryState::default();
-        self.session.set_data(data);
-        self.data_key = Some(key);
+        match self.session.set_data(data) {
+            Ok(()) => self.data_key = Some(key),
+            Err(e) => {
+                self.session.data_error = Some(e.to_string());
+                self.data_key = None;
+            }
+        }
     }
 
     fn data_is_current(&self) -> bool {
@@ -430,10 +478,7 @@ impl MmanetApp {
                 "sample": sample,
                 "modalities": set.long_label(&names),
                 "models": match result {
-                    Ok(preds) => preds
-                        .iter()
-                        .map(|p| serde_json::json!({ "model": p.label, "probs": p.probs }))
-                        .collect::<Vec<_>>(),
+                    Ok(preds) => preds.iter().map(prediction_json).collect::<Vec<_>>(),
                     Err(_) => Vec::new(),
                 },
                 "error": result.as_ref().err(),
@@ -459,6 +504,7 @@ impl MmanetApp {
             "tables": tables,
             "explorer": explorer,
             "classes": self.session.data_summary.as_ref().map(|d| d.classes.len()),
+            "task": self.session.data.as_ref().map(|d| d.task()),
         })
     }
 
@@ -510,7 +556,7 @@ impl MmanetApp {
         // The explorer needs the run's own data and split.
         let key = serde_json::to_string(&record.config.data).unwrap_or_default();
         if self.data_key.as_deref() != Some(key.as_str()) {
-            match prepare_data(&record.config) {
+            match LoadedData::load(&record.config) {
                 Ok(data) => self.install_data(data, key),
                 Err(e) => {
                     self.notice = Some(format!("cannot load the run's data: {e}"));
@@ -565,7 +611,7 @@ impl MmanetApp {
         };
         let sample = match &self.explorer.loaded {
             Some(_) => predictor::LOADED_SAMPLE,
-            None => match data.split.test.get(self.explorer.position) {
+            None => match data.split().test.get(self.explorer.position) {
                 Some(&s) => s,
                 None => return,
             },
@@ -577,8 +623,12 @@ impl MmanetApp {
         self.explorer.requested = Some((sample, set));
         if matches!(self.explorer.models, Some(Ok(_))) {
             let request = match &self.explorer.loaded {
-                Some((_, values)) => PredictorRequest::PredictLoaded {
+                Some((_, LoadedSample::Vectors(values))) => PredictorRequest::PredictLoaded {
                     sample: values.clone(),
+                    set,
+                },
+                Some((_, LoadedSample::Scene(scene))) => PredictorRequest::PredictScene {
+                    scene: scene.clone(),
                     set,
                 },
                 None => PredictorRequest::Predict { sample, set },
@@ -587,28 +637,44 @@ impl MmanetApp {
         }
     }
 
-    /// Reads a sample from files (one per modality, in order) for the explorer, preprocessed
-    /// as the loaded dataset's samples; a failure is shown as a notice.
+    /// Reads a sample from files (one per modality, in order: for segmentation the RGB image
+    /// and the depth) for the explorer, preprocessed as the loaded dataset's samples; a failure
+    /// is shown as a notice.
     pub fn load_explorer_sample(&mut self, paths: &[PathBuf]) {
         let Some(data) = &self.session.data else {
             self.notice = Some("load the data first (Data panel)".into());
             return;
         };
-        let source = data.source.as_ref();
-        let result = source.sample_from_files(paths).and_then(|features| {
-            let ds = InMemoryDataset {
-                name: "loaded sample".into(),
-                modalities: source.modalities().to_vec(),
-                classes: source.num_classes(),
-                class_names: Some(source.class_names()),
-                features,
-                labels: vec![0],
-            };
-            ds.validate()?;
-            Ok(ds)
-        });
+        let result = match data {
+            LoadedData::Classification(d) => {
+                let source = d.source.as_ref();
+                source
+                    .sample_from_files(paths)
+                    .and_then(|features| {
+                        let ds = InMemoryDataset {
+                            name: "loaded sample".into(),
+                            modalities: source.modalities().to_vec(),
+                            classes: source.num_classes(),
+                            class_names: Some(source.class_names()),
+                            features,
+                            labels: vec![0],
+                        };
+                        ds.validate()?;
+                        Ok(ds)
+                    })
+                    .map(|ds| LoadedSample::Vectors(Arc::new(ds)))
+            }
+            LoadedData::Segmentation(_) => match paths {
+                [rgb, depth] => mmanet_core::data::rgbd_trees::read_rgbd_files(rgb, depth)
+                    .map(|scene| LoadedSample::Scene(Arc::new(scene))),
+                _ => Err(mmanet_core::CoreError::config(
+                    "files",
+                    "choose an RGB image and its depth",
+                )),
+            },
+        };
         match result {
-            Ok(ds) => {
+            Ok(sample) => {
                 let names = paths
                     .iter()
                     .filter_map(|p| p.file_name())
@@ -616,7 +682,8 @@ impl MmanetApp {
                     .collect::<Vec<_>>()
                     .join(", ");
                 self.textures.forget_sample(draw::LOADED_KEY);
-                self.explorer.loaded = Some((names, Arc::new(ds)));
+                self.textures.forget_named("explorer-loaded");
+                self.explorer.loaded = Some((names, sample));
                 self.explorer.requested = None;
                 self.explorer.prediction = None;
             }
@@ -654,6 +721,8 @@ impl MmanetApp {
                 PredictorReply::Prediction { sample, set, .. }
                     if self.explorer.requested == Some((sample, set)) =>
                 {
+                    // the label maps of the previous answer
+                    self.textures.forget_named("pred-");
                     self.explorer.prediction = Some(reply);
                 }
                 PredictorReply::Prediction { .. } => {}
@@ -813,6 +882,27 @@ impl MmanetApp {
                 self.load_data();
                 self.tab = Tab::Data;
             }
+        }
+    }
+}
+
+/// One model's answer in the status report: class probabilities, or the scene's scores and the
+/// classes its label map shows.
+fn prediction_json(p: &predictor::ModelPrediction) -> serde_json::Value {
+    match &p.output {
+        predictor::ModelOutput::Probabilities(probs) => {
+            serde_json::json!({ "model": p.label, "probs": probs })
+        }
+        predictor::ModelOutput::Segmentation(seg) => {
+            let mut present: Vec<u8> = seg.map.classes.clone();
+            present.sort_unstable();
+            present.dedup();
+            serde_json::json!({
+                "model": p.label,
+                "classes_present": present,
+                "miou": seg.scores.map(|s| s.miou),
+                "pixel_accuracy": seg.scores.map(|s| s.pixel_accuracy),
+            })
         }
     }
 }

@@ -1,15 +1,20 @@
 //! The inference explorer's worker: holds a run's trained models on the CPU and answers
-//! "class probabilities of sample i seen through combination S" off the UI thread.
+//! "class probabilities of sample i seen through combination S" (classification) or "the
+//! label map of scene i seen through S" (segmentation) off the UI thread.
 
 use mmanet_core::config::{ExperimentConfig, Method};
+use mmanet_core::data::rgbd::{RgbdScene, SegSource};
 use mmanet_core::data::{InMemoryDataset, MultimodalSource};
 use mmanet_core::device::cpu_device;
 use mmanet_core::eval::predict_proba;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::model::MultimodalNet;
-use mmanet_core::pipeline::{PreparedData, block_on};
-use mmanet_core::runs::load_stage_model_from;
+use mmanet_core::model::esanet::EsaNet;
+use mmanet_core::pipeline::{LoadedData, block_on};
+use mmanet_core::runs::load_task_stage_model;
 use mmanet_core::store::RunStore;
+use mmanet_core::task::segmentation::{LabelMap, SceneScores, predict_scene, scene_scores};
+use mmanet_core::task::{Classification, Segmentation, Task};
 use std::sync::Arc;
 #[cfg(not(target_family = "wasm"))]
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -71,7 +76,7 @@ pub enum PredictorRequest {
         /// Its config.
         cfg: Box<ExperimentConfig>,
         /// Its data (same split as training).
-        data: PreparedData,
+        data: LoadedData,
         /// What to load.
         models: Vec<ExplorerModel>,
     },
@@ -89,6 +94,13 @@ pub enum PredictorRequest {
         /// Modalities present.
         set: ModalitySet,
     },
+    /// Segment an RGB-D scene read from files (answered as sample [`LOADED_SAMPLE`]).
+    PredictScene {
+        /// The raw scene (labels all void when unknown).
+        scene: Arc<RgbdScene>,
+        /// Modalities present.
+        set: ModalitySet,
+    },
 }
 
 /// The sample index the explorer uses for a sample read from files.
@@ -101,8 +113,49 @@ pub struct ModelPrediction {
     pub label: String,
     /// The combination it saw.
     pub set: ModalitySet,
-    /// Class probabilities.
-    pub probs: Vec<f32>,
+    /// What it predicted.
+    pub output: ModelOutput,
+}
+
+impl ModelPrediction {
+    /// Class probabilities (classification).
+    pub fn probs(&self) -> Option<&[f32]> {
+        match &self.output {
+            ModelOutput::Probabilities(p) => Some(p),
+            ModelOutput::Segmentation(_) => None,
+        }
+    }
+
+    /// The segmentation (segmentation).
+    pub fn segmentation(&self) -> Option<&SegPrediction> {
+        match &self.output {
+            ModelOutput::Segmentation(s) => Some(s),
+            ModelOutput::Probabilities(_) => None,
+        }
+    }
+}
+
+/// What a model predicted, per task.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ModelOutput {
+    /// Class probabilities of the sample.
+    Probabilities(Vec<f32>),
+    /// A scene's label map.
+    Segmentation(SegPrediction),
+}
+
+/// One model's segmentation of a scene.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SegPrediction {
+    /// The label map through the requested combination.
+    pub map: LabelMap,
+    /// The label map with every modality, when the combination lacks one (for the pixels
+    /// that became wrong when a modality was removed).
+    pub full: Option<LabelMap>,
+    /// Scores of `map` against the ground truth, when the scene has labels.
+    pub scores: Option<SceneScores>,
+    /// The ground truth (0 = void), shared by the models of one answer.
+    pub truth: Arc<Vec<u8>>,
 }
 
 /// What the worker answers.
@@ -173,9 +226,34 @@ impl Predictor {
     }
 }
 
-struct Loaded {
-    data: PreparedData,
-    models: Vec<(ExplorerModel, MultimodalNet)>,
+/// A run's loaded models with their data.
+enum Loaded {
+    Classification {
+        data: mmanet_core::pipeline::PreparedData,
+        models: Vec<(ExplorerModel, MultimodalNet)>,
+    },
+    Segmentation {
+        source: Arc<dyn SegSource>,
+        models: Vec<(ExplorerModel, EsaNet)>,
+    },
+}
+
+/// Loads `models` of task `T` from `store`.
+fn load_models<T: Task>(
+    cfg: &ExperimentConfig,
+    source: &T::Source,
+    store: &dyn RunStore,
+    models: Vec<ExplorerModel>,
+    device: &burn::prelude::Device,
+) -> Result<Vec<(ExplorerModel, T::Net)>, String> {
+    models
+        .into_iter()
+        .map(|m| {
+            load_task_stage_model::<T>(cfg, source, device, store, &m.stage)
+                .map(|net| (m, net))
+                .map_err(|e| e.to_string())
+        })
+        .collect()
 }
 
 /// The loaded models and the answers to requests.
@@ -203,18 +281,36 @@ impl Models {
                 data,
                 models,
             } => {
-                let result: Result<Vec<(ExplorerModel, MultimodalNet)>, String> = models
-                    .into_iter()
-                    .map(|m| {
-                        load_stage_model_from(&cfg, &data, device, store.as_ref(), &m.stage)
-                            .map(|net| (m, net))
-                            .map_err(|e| e.to_string())
-                    })
-                    .collect();
-                match result {
-                    Ok(models) => {
-                        let labels = models.iter().map(|(m, _)| m.label.clone()).collect();
-                        self.loaded = Some(Loaded { data, models });
+                let store = store.as_ref();
+                let loaded = match data {
+                    LoadedData::Classification(data) => load_models::<Classification>(
+                        &cfg,
+                        data.source.as_ref(),
+                        store,
+                        models,
+                        device,
+                    )
+                    .map(|models| Loaded::Classification { data, models }),
+                    LoadedData::Segmentation(data) => {
+                        load_models::<Segmentation>(&cfg, &data.source, store, models, device).map(
+                            |models| Loaded::Segmentation {
+                                source: data.source.source.clone(),
+                                models,
+                            },
+                        )
+                    }
+                };
+                match loaded {
+                    Ok(loaded) => {
+                        let labels = match &loaded {
+                            Loaded::Classification { models, .. } => {
+                                models.iter().map(|(m, _)| m.label.clone()).collect()
+                            }
+                            Loaded::Segmentation { models, .. } => {
+                                models.iter().map(|(m, _)| m.label.clone()).collect()
+                            }
+                        };
+                        self.loaded = Some(loaded);
                         PredictorReply::Loaded(Ok(labels))
                     }
                     Err(e) => {
@@ -226,7 +322,21 @@ impl Models {
             PredictorRequest::Predict { sample, set } => {
                 let result = match &self.loaded {
                     None => Err("no trained models loaded yet".to_string()),
-                    Some(l) => predict_all(l, l.data.source.as_ref(), sample, set, device),
+                    Some(Loaded::Classification { data, models }) => {
+                        predict_all(models, data.source.as_ref(), sample, set, device)
+                    }
+                    Some(Loaded::Segmentation { source, models }) => {
+                        if sample >= source.len() {
+                            Err(format!("scene {sample} is not in the data"))
+                        } else {
+                            source
+                                .scene(sample)
+                                .map_err(|e| e.to_string())
+                                .and_then(|scene| {
+                                    segment_all(models, source.as_ref(), &scene, set, device)
+                                })
+                        }
+                    }
                 };
                 PredictorReply::Prediction {
                     sample,
@@ -236,8 +346,29 @@ impl Models {
             }
             PredictorRequest::PredictLoaded { sample, set } => {
                 let result = match &self.loaded {
+                    Some(Loaded::Classification { models, .. }) => {
+                        predict_all(models, sample.as_ref(), 0, set, device)
+                    }
+                    Some(Loaded::Segmentation { .. }) => {
+                        Err("the loaded models segment RGB-D scenes".to_string())
+                    }
                     None => Err("no trained models loaded yet".to_string()),
-                    Some(l) => predict_all(l, sample.as_ref(), 0, set, device),
+                };
+                PredictorReply::Prediction {
+                    sample: LOADED_SAMPLE,
+                    set,
+                    result,
+                }
+            }
+            PredictorRequest::PredictScene { scene, set } => {
+                let result = match &self.loaded {
+                    Some(Loaded::Segmentation { source, models }) => {
+                        segment_all(models, source.as_ref(), &scene, set, device)
+                    }
+                    Some(Loaded::Classification { .. }) => {
+                        Err("the loaded models classify samples, not RGB-D scenes".to_string())
+                    }
+                    None => Err("no trained models loaded yet".to_string()),
                 };
                 PredictorReply::Prediction {
                     sample: LOADED_SAMPLE,
@@ -259,7 +390,9 @@ fn worker(rx: Receiver<PredictorRequest>, tx: Sender<PredictorReply>, wake: impl
         let last_predict = pending.iter().rposition(|r| {
             matches!(
                 r,
-                PredictorRequest::Predict { .. } | PredictorRequest::PredictLoaded { .. }
+                PredictorRequest::Predict { .. }
+                    | PredictorRequest::PredictLoaded { .. }
+                    | PredictorRequest::PredictScene { .. }
             )
         });
         for (k, request) in pending.into_iter().enumerate() {
@@ -276,7 +409,7 @@ fn worker(rx: Receiver<PredictorRequest>, tx: Sender<PredictorReply>, wake: impl
 }
 
 fn predict_all(
-    loaded: &Loaded,
+    models: &[(ExplorerModel, MultimodalNet)],
     source: &dyn MultimodalSource,
     sample: usize,
     set: ModalitySet,
@@ -289,8 +422,7 @@ fn predict_all(
         return Err(format!("sample {sample} is not in the data"));
     }
     let n = source.modalities().len();
-    loaded
-        .models
+    models
         .iter()
         .map(|(m, net)| {
             let seen = if m.full_only {
@@ -303,7 +435,51 @@ fn predict_all(
             Ok(ModelPrediction {
                 label: m.label.clone(),
                 set: seen,
-                probs: probs.into_iter().next().unwrap_or_default(),
+                output: ModelOutput::Probabilities(probs.into_iter().next().unwrap_or_default()),
+            })
+        })
+        .collect()
+}
+
+/// Every model's label map of `scene` through `set` (the teacher through both modalities),
+/// with the full-modality map beside it when `set` lacks one, scored when the scene has labels.
+fn segment_all(
+    models: &[(ExplorerModel, EsaNet)],
+    source: &dyn SegSource,
+    scene: &RgbdScene,
+    set: ModalitySet,
+    device: &burn::prelude::Device,
+) -> Result<Vec<ModelPrediction>, String> {
+    if set.is_empty() {
+        return Err("switch on at least one modality".into());
+    }
+    let full_set = ModalitySet::full(2);
+    let labelled = scene.labels.iter().any(|&l| l > 0);
+    let truth = Arc::new(scene.labels.clone());
+    let classes = source.num_classes();
+    let segment = |net: &EsaNet, s: ModalitySet| {
+        block_on(predict_scene(net, source, scene, s, device)).map_err(|e| e.to_string())
+    };
+    models
+        .iter()
+        .map(|(m, net)| {
+            let seen = if m.full_only { full_set } else { set };
+            let map = segment(net, seen)?;
+            let full = if seen == full_set {
+                None
+            } else {
+                Some(segment(net, full_set)?)
+            };
+            let scores = labelled.then(|| scene_scores(&map, &scene.labels, classes));
+            Ok(ModelPrediction {
+                label: m.label.clone(),
+                set: seen,
+                output: ModelOutput::Segmentation(SegPrediction {
+                    map,
+                    full,
+                    scores,
+                    truth: truth.clone(),
+                }),
             })
         })
         .collect()

@@ -1,13 +1,16 @@
 //! `mmanet gui --demo-script`: clicks through the app in a real window — load mfeat, train
 //! SF-MD and MMANet for a few epochs, look at the mining, switch a modality off in the
-//! explorer — saving a screenshot of every panel, then closes. CI runs it under Xvfb.
+//! explorer — saving a screenshot of every panel, then closes. With `--script-task seg` it does
+//! the same on synthetic RGB-D scenes, with screenshots of the explorer's label maps with RGB-D
+//! and with RGB only. CI runs both under Xvfb.
 
 use super::predictor::PredictorReply;
 use super::session::RunStatus;
 use super::settings::{DataChoice, Preset, Settings};
 use super::{MmanetApp, Tab};
 use eframe::egui;
-use mmanet_core::config::Method;
+use mmanet_core::config::{Method, TaskKind};
+use mmanet_core::data::scenes::ScenesConfig;
 use mmanet_core::device::DeviceChoice;
 use mmanet_core::modality::ModalitySet;
 use std::path::PathBuf;
@@ -28,6 +31,8 @@ pub struct ScriptOptions {
     pub timeout: Duration,
     /// The training device.
     pub device: DeviceChoice,
+    /// Which task's demo: mfeat classification or synthetic RGB-D segmentation.
+    pub task: TaskKind,
 }
 
 /// How the script ended (shared with [`super::run`], which turns it into the exit status).
@@ -63,7 +68,8 @@ enum Step {
     Finish,
 }
 
-const PLAN: [Step; 14] = [
+/// The classification script.
+const PLAN_CLS: [Step; 14] = [
     Step::Setup,
     Step::Training,
     Step::Shot(Tab::Training, "training"),
@@ -78,6 +84,20 @@ const PLAN: [Step; 14] = [
     Step::Compare,
     Step::Shot(Tab::Runs, "runs"),
     Step::Explore,
+    Step::Finish,
+];
+
+/// The segmentation script: the explorer with RGB-D, then with depth switched off.
+const PLAN_SEG: [Step; 10] = [
+    Step::Setup,
+    Step::Training,
+    Step::Shot(Tab::Training, "training"),
+    Step::Shot(Tab::Mining, "mining"),
+    Step::Explore,
+    Step::Shot(Tab::Explorer, "explorer-rgbd"),
+    Step::Toggle,
+    Step::Shot(Tab::Explorer, "explorer-rgb"),
+    Step::Shot(Tab::Data, "data"),
     Step::Finish,
 ];
 
@@ -118,6 +138,13 @@ impl DemoScript {
         }
     }
 
+    fn plan(&self) -> &'static [Step] {
+        match self.opts.task {
+            TaskKind::Classification => &PLAN_CLS,
+            TaskKind::Segmentation => &PLAN_SEG,
+        }
+    }
+
     fn next(&mut self) {
         self.last_idle_frame = None;
         self.step += 1;
@@ -137,27 +164,35 @@ impl DemoScript {
         ctx.request_repaint_after(Duration::from_millis(50));
         self.frames += 1;
         if self.started.elapsed() > self.opts.timeout {
-            let at = PLAN[self.step];
+            let at = self.plan()[self.step];
             return self.fail(
                 ctx,
                 format!("timed out after {:?} at {at:?}", self.opts.timeout),
             );
         }
-        match PLAN[self.step] {
+        match self.plan()[self.step] {
             Step::Setup => {
+                let mut settings = Settings::default();
+                if self.opts.task == TaskKind::Segmentation {
+                    settings.data = DataChoice::Scenes;
+                    settings.use_preset(Preset::ScenesDemo);
+                    // fewer scenes: the script trains three stages in well under a minute
+                    settings.scenes = ScenesConfig {
+                        scenes: 90,
+                        ..ScenesConfig::default()
+                    };
+                }
                 app.settings = Settings {
-                    data: DataChoice::Mfeat,
-                    preset: Preset::MfeatDemo,
                     methods: vec![Method::SfMd, Method::Mmanet],
                     epochs: self.opts.epochs,
                     warmup_epochs: mmanet_core::mmanet::warmup_for(self.opts.epochs),
                     output_dir: self.opts.output_dir.clone(),
                     device: self.opts.device,
-                    ..Settings::default()
+                    ..settings
                 };
                 app.load_data();
                 if let Some(e) = &app.session.data_error {
-                    return self.fail(ctx, format!("loading mfeat: {e}"));
+                    return self.fail(ctx, format!("loading the data: {e}"));
                 }
                 app.tab = Tab::Training;
                 app.start_training(false);
@@ -171,7 +206,13 @@ impl DemoScript {
                         .as_deref()
                         .unwrap_or("the window renders on a wgpu device of its own")
                 );
-                println!("gui-script: training SF-MD and MMANet on mfeat");
+                println!(
+                    "gui-script: training SF-MD and MMANet on {}",
+                    app.session
+                        .data_summary
+                        .as_ref()
+                        .map_or("the data", |d| d.name.as_str())
+                );
                 self.run_started = Instant::now();
                 self.next();
             }
@@ -253,7 +294,12 @@ impl DemoScript {
             Step::Explore => {
                 app.tab = Tab::Explorer;
                 match &app.explorer.models {
-                    Some(Ok(_)) if got_prediction(app) => self.next(),
+                    Some(Ok(_)) if got_prediction(app) => {
+                        if self.opts.task == TaskKind::Segmentation {
+                            print_prediction(app);
+                        }
+                        self.next();
+                    }
                     Some(Err(e)) => {
                         let e = e.clone();
                         return self.fail(ctx, format!("explorer models: {e}"));
@@ -263,36 +309,19 @@ impl DemoScript {
             }
             Step::Toggle => {
                 if self.toggled.is_none() {
-                    // switch the strongest view (pix) off: the network must do with fou + mor
-                    if let Some(p) = app.explorer.present.first_mut() {
+                    // switch the strongest modality off: mfeat's pix (the network must do with
+                    // fou + mor), or the scenes' depth (RGB alone)
+                    let off = match self.opts.task {
+                        TaskKind::Classification => 0,
+                        TaskKind::Segmentation => 1,
+                    };
+                    if let Some(p) = app.explorer.present.get_mut(off) {
                         *p = false;
                     }
                     self.toggled = Some(ModalitySet::from_mask(&app.explorer.present));
                 } else if got_prediction(app) && app.explorer.requested.map(|r| r.1) == self.toggled
                 {
-                    if let Some(PredictorReply::Prediction {
-                        sample,
-                        set,
-                        result: Ok(models),
-                    }) = &app.explorer.prediction
-                    {
-                        let names = app.session.modality_names();
-                        for m in models {
-                            let (class, p) = m
-                                .probs
-                                .iter()
-                                .enumerate()
-                                .max_by(|a, b| a.1.total_cmp(b.1))
-                                .map(|(k, p)| (k, *p))
-                                .unwrap_or((0, 0.0));
-                            println!(
-                                "gui-script: sample {sample} through {}: {} predicts class {class} ({:.1}%)",
-                                set.long_label(&names),
-                                m.label,
-                                p * 100.0
-                            );
-                        }
-                    }
+                    print_prediction(app);
                     self.next();
                 }
             }
@@ -345,6 +374,54 @@ fn report_gaps(when: &str, mut gaps: Vec<Duration>) {
             max.as_secs_f64() * 1e3,
             gaps.len()
         );
+    }
+}
+
+/// Prints each model's answer on show: its top class, or its scene scores and the classes its
+/// label map shows.
+fn print_prediction(app: &MmanetApp) {
+    let Some(PredictorReply::Prediction {
+        sample,
+        set,
+        result: Ok(models),
+    }) = &app.explorer.prediction
+    else {
+        return;
+    };
+    let names = app.session.modality_names();
+    for m in models {
+        let through = m.set.long_label(&names);
+        if let Some(probs) = m.probs() {
+            let (class, p) = probs
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(k, p)| (k, *p))
+                .unwrap_or((0, 0.0));
+            println!(
+                "gui-script: sample {sample} through {}: {} predicts class {class} ({:.1}%)",
+                set.long_label(&names),
+                m.label,
+                p * 100.0
+            );
+        } else if let Some(seg) = m.segmentation() {
+            let mut present = seg.map.classes.clone();
+            present.sort_unstable();
+            present.dedup();
+            let scores = seg.scores.map_or("unscored".to_string(), |s| {
+                format!(
+                    "mIoU {:.1}%, pixel accuracy {:.1}%",
+                    s.miou * 100.0,
+                    s.pixel_accuracy * 100.0
+                )
+            });
+            println!(
+                "gui-script: scene {sample} through {}: {} sees {through}: {scores}, {} classes in its map",
+                set.long_label(&names),
+                m.label,
+                present.len()
+            );
+        }
     }
 }
 

@@ -2,9 +2,11 @@
 //! current run stage by stage, and the run shown in the mining, explorer and runs panels.
 
 use super::training_job::JobEvent;
+use mmanet_core::config::TaskKind;
 use mmanet_core::data::MultimodalSource;
+use mmanet_core::data::rgbd::class_pixel_counts;
 use mmanet_core::mining::MiningTrace;
-use mmanet_core::pipeline::PreparedData;
+use mmanet_core::pipeline::LoadedData;
 use mmanet_core::report::ComparisonTable;
 use mmanet_core::runs::RunRecord;
 use mmanet_core::train::{EpochSummary, StepReport, TrainEvent};
@@ -96,39 +98,66 @@ impl StageLog {
 pub struct DataSummary {
     /// Dataset name.
     pub name: String,
+    /// The task the data is for.
+    pub task: TaskKind,
     /// `name [shape]` per modality.
     pub modalities: Vec<String>,
     /// Class names.
     pub classes: Vec<String>,
-    /// Per split (train, val, test), samples per class.
-    pub counts: [Vec<usize>; 3],
+    /// Per split (train, val, test), per class: samples (classification) or labelled pixels
+    /// (segmentation).
+    pub counts: [Vec<u64>; 3],
+    /// What `counts` counts: `samples` or `pixels`.
+    pub unit: &'static str,
 }
 
 impl DataSummary {
-    /// Counts `data`'s splits per class.
-    pub fn of(data: &PreparedData) -> Self {
-        let src: &dyn MultimodalSource = data.source.as_ref();
-        let count = |idx: &[usize]| {
-            let mut c = vec![0usize; src.num_classes()];
-            for &i in idx {
-                c[src.label(i)] += 1;
+    /// Counts `data`'s splits per class (samples; for segmentation, pixels of each label).
+    pub fn of(data: &LoadedData) -> mmanet_core::Result<Self> {
+        let split = data.split();
+        let parts = [&split.train, &split.val, &split.test];
+        let summary = match data {
+            LoadedData::Classification(d) => {
+                let src: &dyn MultimodalSource = d.source.as_ref();
+                let count = |idx: &[usize]| {
+                    let mut c = vec![0u64; src.num_classes()];
+                    for &i in idx {
+                        c[src.label(i)] += 1;
+                    }
+                    c
+                };
+                DataSummary {
+                    name: src.name().to_string(),
+                    task: TaskKind::Classification,
+                    modalities: src
+                        .modalities()
+                        .iter()
+                        .map(|m| format!("{} {:?}", m.name, m.kind.shape()))
+                        .collect(),
+                    classes: src.class_names(),
+                    counts: parts.map(|p| count(p)),
+                    unit: "samples",
+                }
             }
-            c
+            LoadedData::Segmentation(d) => {
+                let src = d.source.source.as_ref();
+                let [h, w] = src.eval_size();
+                let mut counts: [Vec<u64>; 3] = Default::default();
+                for (k, part) in parts.iter().enumerate() {
+                    // index 0 is void, not a class
+                    counts[k] = class_pixel_counts(src, part)?.pixels[1..].to_vec();
+                }
+                DataSummary {
+                    name: src.name().to_string(),
+                    task: TaskKind::Segmentation,
+                    modalities: vec![format!("rgb [3, {h}, {w}]"), format!("depth [1, {h}, {w}]")],
+                    classes: src.class_names(),
+                    counts,
+                    unit: "pixels",
+                }
+            }
         };
-        DataSummary {
-            name: src.name().to_string(),
-            modalities: src
-                .modalities()
-                .iter()
-                .map(|m| format!("{} {:?}", m.name, m.kind.shape()))
-                .collect(),
-            classes: src.class_names(),
-            counts: [
-                count(&data.split.train),
-                count(&data.split.val),
-                count(&data.split.test),
-            ],
-        }
+        Ok(summary)
     }
 }
 
@@ -144,7 +173,7 @@ pub struct RunView {
 /// The live state of one launch.
 pub struct Session {
     /// The loaded data, if any.
-    pub data: Option<PreparedData>,
+    pub data: Option<LoadedData>,
     /// Its summary.
     pub data_summary: Option<DataSummary>,
     /// Why the last data load failed.
@@ -177,11 +206,19 @@ impl Default for Session {
 }
 
 impl Session {
-    /// Replaces the data.
-    pub fn set_data(&mut self, data: PreparedData) {
-        self.data_summary = Some(DataSummary::of(&data));
+    /// Replaces the data (kept out, with the error, when its labels cannot be counted).
+    pub fn set_data(&mut self, data: LoadedData) -> mmanet_core::Result<()> {
+        self.data_summary = Some(DataSummary::of(&data)?);
         self.data = Some(data);
         self.data_error = None;
+        Ok(())
+    }
+
+    /// The task of the loaded data (classification without data).
+    pub fn task(&self) -> TaskKind {
+        self.data
+            .as_ref()
+            .map_or(TaskKind::Classification, LoadedData::task)
     }
 
     /// Clears the progress of the previous run before a new one.
@@ -274,7 +311,7 @@ impl Session {
     pub fn modality_names(&self) -> Vec<String> {
         self.data
             .as_ref()
-            .map(|d| d.source.modality_names())
+            .map(LoadedData::modality_names)
             .unwrap_or_default()
     }
 

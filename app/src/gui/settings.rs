@@ -1,7 +1,9 @@
 //! What the app remembers between launches (eframe persistence) and how it turns into an
 //! experiment config: the data choice, the preset, the method picks and their knobs.
 
-use mmanet_core::config::{DataSource, ExperimentConfig, Method};
+use mmanet_core::config::{DataSource, ExperimentConfig, Method, TaskKind};
+use mmanet_core::data::manifest::read_manifest;
+use mmanet_core::data::scenes::ScenesConfig;
 use mmanet_core::data::synthetic::SyntheticConfig;
 use mmanet_core::device::DeviceChoice;
 use mmanet_core::mmanet::mining_epochs_before;
@@ -15,6 +17,8 @@ pub enum DataChoice {
     Mfeat,
     /// The synthetic anti-spoofing generator (RGB, Depth, IR images).
     Synthetic,
+    /// The synthetic RGB-D scene generator (segmentation).
+    Scenes,
     /// A dataset manifest or CASIA-SURF list manifest on disk.
     Manifest,
 }
@@ -25,6 +29,7 @@ impl DataChoice {
         match self {
             DataChoice::Mfeat => "mfeat digits (bundled)",
             DataChoice::Synthetic => "synthetic anti-spoofing",
+            DataChoice::Scenes => "synthetic RGB-D scenes (segmentation)",
             DataChoice::Manifest => "dataset manifest…",
         }
     }
@@ -39,14 +44,17 @@ pub enum Preset {
     MfeatPixImage,
     /// `configs/synthetic-antispoof.toml`.
     SyntheticAntispoof,
+    /// `configs/scenes-demo.toml` (segmentation, small ESANet).
+    ScenesDemo,
 }
 
 impl Preset {
     /// Every preset, in menu order.
-    pub const ALL: [Preset; 3] = [
+    pub const ALL: [Preset; 4] = [
         Preset::MfeatDemo,
         Preset::MfeatPixImage,
         Preset::SyntheticAntispoof,
+        Preset::ScenesDemo,
     ];
 
     /// The config file it is.
@@ -55,6 +63,7 @@ impl Preset {
             Preset::MfeatDemo => "configs/mfeat-demo.toml",
             Preset::MfeatPixImage => "configs/mfeat-pix-image.toml",
             Preset::SyntheticAntispoof => "configs/synthetic-antispoof.toml",
+            Preset::ScenesDemo => "configs/scenes-demo.toml",
         }
     }
 
@@ -66,7 +75,21 @@ impl Preset {
             Preset::SyntheticAntispoof => {
                 include_str!("../../../configs/synthetic-antispoof.toml")
             }
+            Preset::ScenesDemo => include_str!("../../../configs/scenes-demo.toml"),
         }
+    }
+
+    /// The task its config trains.
+    pub fn task(self) -> TaskKind {
+        match self {
+            Preset::ScenesDemo => TaskKind::Segmentation,
+            _ => TaskKind::Classification,
+        }
+    }
+
+    /// Its config.
+    pub fn config(self) -> mmanet_core::Result<ExperimentConfig> {
+        ExperimentConfig::from_toml(self.text(), self.file())
     }
 
     /// The data it is made for.
@@ -74,6 +97,7 @@ impl Preset {
         match self {
             Preset::MfeatDemo | Preset::MfeatPixImage => DataChoice::Mfeat,
             Preset::SyntheticAntispoof => DataChoice::Synthetic,
+            Preset::ScenesDemo => DataChoice::Scenes,
         }
     }
 
@@ -81,7 +105,17 @@ impl Preset {
     pub fn for_data(data: DataChoice) -> Preset {
         match data {
             DataChoice::Synthetic => Preset::SyntheticAntispoof,
+            DataChoice::Scenes => Preset::ScenesDemo,
             _ => Preset::MfeatDemo,
+        }
+    }
+
+    /// The preset for `task` (this one when it trains that task).
+    pub fn for_task(self, task: TaskKind) -> Preset {
+        match task {
+            _ if self.task() == task => self,
+            TaskKind::Segmentation => Preset::ScenesDemo,
+            TaskKind::Classification => Preset::MfeatDemo,
         }
     }
 }
@@ -97,6 +131,8 @@ pub struct Settings {
     pub data: DataChoice,
     /// Generator settings for [`DataChoice::Synthetic`].
     pub synthetic: SyntheticConfig,
+    /// Generator settings for [`DataChoice::Scenes`].
+    pub scenes: ScenesConfig,
     /// The manifest for [`DataChoice::Manifest`].
     pub manifest: Option<PathBuf>,
     /// The experiment preset.
@@ -115,6 +151,8 @@ pub struct Settings {
     pub device: DeviceChoice,
     /// Where runs are written (and listed from).
     pub output_dir: PathBuf,
+    /// The loss plot's y axis is logarithmic.
+    pub loss_log_scale: bool,
 }
 
 impl Default for Settings {
@@ -122,6 +160,7 @@ impl Default for Settings {
         Settings {
             data: DataChoice::Mfeat,
             synthetic: SyntheticConfig::default(),
+            scenes: ScenesConfig::default(),
             manifest: None,
             preset: Preset::MfeatDemo,
             methods: vec![Method::SfMd, Method::Mmanet],
@@ -131,14 +170,69 @@ impl Default for Settings {
             epochs: 12,
             device: DeviceChoice::Auto,
             output_dir: PathBuf::from("runs"),
+            loss_log_scale: false,
         }
     }
 }
 
 impl Settings {
+    /// Makes `preset` the preset. When it trains the other task, the training knobs (methods,
+    /// α, β, warm-up, epochs) change with it: to the segmentation preset's recipe, or back to
+    /// the app's classification defaults.
+    pub fn use_preset(&mut self, preset: Preset) {
+        let task_changed = preset.task() != self.preset.task();
+        self.preset = preset;
+        if !task_changed {
+            return;
+        }
+        let defaults = Settings::default();
+        let (methods, alpha, beta, warmup, epochs) = match preset.config() {
+            Ok(cfg) if preset.task() == TaskKind::Segmentation => (
+                cfg.methods.clone(),
+                cfg.mmanet.alpha,
+                cfg.mmanet.beta,
+                cfg.mmanet.warmup_epochs,
+                cfg.student.epochs,
+            ),
+            _ => (
+                defaults.methods,
+                defaults.alpha,
+                defaults.beta,
+                defaults.warmup_epochs,
+                defaults.epochs,
+            ),
+        };
+        self.methods = methods;
+        self.alpha = alpha;
+        self.beta = beta;
+        self.warmup_epochs = warmup;
+        self.epochs = epochs;
+    }
+
+    /// The task of the chosen data: classification or segmentation (a manifest's `format`
+    /// says; an unreadable manifest counts as classification, and loading it names the error).
+    pub fn data_task(&self) -> TaskKind {
+        match self.data {
+            DataChoice::Scenes => TaskKind::Segmentation,
+            DataChoice::Manifest => self
+                .manifest
+                .as_deref()
+                .and_then(|p| read_manifest(p).ok())
+                .filter(|m| m.format.rgbd_layout().is_some())
+                .map_or(TaskKind::Classification, |_| TaskKind::Segmentation),
+            DataChoice::Mfeat | DataChoice::Synthetic => TaskKind::Classification,
+        }
+    }
+
+    /// The preset the data is trained with: the chosen one, or the bundled one of the data's
+    /// task when the chosen preset is for the other task.
+    pub fn effective_preset(&self) -> Preset {
+        self.preset.for_task(self.data_task())
+    }
+
     /// The preset with the chosen data (what the data panel loads; training knobs untouched).
     pub fn data_config(&self) -> mmanet_core::Result<ExperimentConfig> {
-        let mut cfg = ExperimentConfig::from_toml(self.preset.text(), self.preset.file())?;
+        let mut cfg = self.effective_preset().config()?;
         match self.data {
             DataChoice::Mfeat => {
                 cfg.data.source = DataSource::Mfeat;
@@ -146,6 +240,10 @@ impl Settings {
             DataChoice::Synthetic => {
                 cfg.data.source = DataSource::Synthetic;
                 cfg.data.synthetic = Some(self.synthetic.clone());
+            }
+            DataChoice::Scenes => {
+                cfg.data.source = DataSource::Scenes;
+                cfg.data.scenes = Some(self.scenes.clone());
             }
             DataChoice::Manifest => {
                 cfg.data.source = DataSource::Manifest;
@@ -184,6 +282,7 @@ pub fn run_name(data: DataChoice, unix_seconds: u64) -> String {
     let prefix = match data {
         DataChoice::Mfeat => "mfeat",
         DataChoice::Synthetic => "synthetic",
+        DataChoice::Scenes => "scenes",
         DataChoice::Manifest => "manifest",
     };
     let days = (unix_seconds / 86_400) as i64;

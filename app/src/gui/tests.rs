@@ -47,8 +47,8 @@ fn the_app_opens_with_mfeat_loaded() {
         summary
             .counts
             .iter()
-            .map(|c| c.iter().sum::<usize>())
-            .sum::<usize>(),
+            .map(|c| c.iter().sum::<u64>())
+            .sum::<u64>(),
         2000
     );
     h.get_by_label_contains("samples per split and class");
@@ -133,7 +133,7 @@ fn toggling_a_modality_changes_the_prediction_request() {
     assert_eq!(set, ModalitySet::full(3));
     assert_eq!(
         sample,
-        h.state().session.data.as_ref().unwrap().split.test[0]
+        h.state().session.data.as_ref().unwrap().split().test[0]
     );
     h.get_by_role_and_label(eframe::egui::accesskit::Role::CheckBox, "fou")
         .click();
@@ -144,7 +144,10 @@ fn toggling_a_modality_changes_the_prediction_request() {
     h.get_all_by_label("▶").next().unwrap().click();
     h.run_steps(2);
     let (next, set) = h.state().explorer.requested.unwrap();
-    assert_eq!(next, h.state().session.data.as_ref().unwrap().split.test[1]);
+    assert_eq!(
+        next,
+        h.state().session.data.as_ref().unwrap().split().test[1]
+    );
     assert_eq!(set, ModalitySet::from_indices([0, 2]));
 }
 
@@ -177,6 +180,7 @@ fn step(epoch: usize, batch: usize, ce: f32, mad: f32) -> StepReport {
         batch,
         batches: 2,
         lr: 0.1,
+        momentum: None,
         losses: vec![("ce".into(), ce), ("mad".into(), mad)],
         total: ce + mad,
         accuracy: 0.5,
@@ -231,6 +235,7 @@ fn validation_series_are_per_combination() {
     let summary = |epoch, a: f64, b: f64| EpochSummary {
         epoch,
         lr: Some(0.1),
+        momentum: None,
         losses: vec![("ce".into(), 1.0)],
         train_accuracy: 0.5,
         val_accuracy: vec![
@@ -397,8 +402,11 @@ fn a_sample_read_from_files_takes_the_test_samples_place() {
     );
     h.get_by_label_contains("sample read from color.png, depth.png, ir.png");
     // its values are the dataset's own preprocessing of those files
-    let (_, values) = h.state().explorer.loaded.clone().unwrap();
+    let Some((_, super::LoadedSample::Vectors(values))) = h.state().explorer.loaded.clone() else {
+        panic!("no sample loaded")
+    };
     let data = h.state().session.data.clone().unwrap();
+    let data = data.classification().unwrap();
     assert_eq!(
         values.features,
         data.source.sample_from_files(&paths).unwrap()
@@ -483,7 +491,7 @@ fn the_predictor_answers_for_test_samples_and_loaded_samples_alike() {
     predictor.send(PredictorRequest::Load {
         store: super::platform::open_run_store(&out.run_dir).unwrap(),
         cfg: Box::new(cfg.clone()),
-        data: data.clone(),
+        data: mmanet_core::pipeline::LoadedData::Classification(data.clone()),
         models: explorer_models(&cfg),
     });
     assert_eq!(
@@ -511,7 +519,7 @@ fn the_predictor_answers_for_test_samples_and_loaded_samples_alike() {
         ModalitySet::full(3),
         "the teacher sees everything"
     );
-    let sum: f32 = from_index[0].probs.iter().sum();
+    let sum: f32 = from_index[0].probs().unwrap().iter().sum();
     assert!((sum - 1.0).abs() < 1e-4, "{sum}");
     // the same sample handed over as values gives the same probabilities
     let mut values: Vec<Vec<f32>> = data
@@ -567,10 +575,10 @@ fn new_settings_never_train_on_the_previous_data() {
 fn a_browser_run_beyond_webgpu_limits_is_refused_with_the_setting_to_change() {
     use super::settings::{DataChoice, Preset};
     use mmanet_core::model::ImagePreset;
-    use mmanet_core::pipeline::prepare_data;
+    use mmanet_core::pipeline::LoadedData;
     let mut s = Settings::default();
     let cfg = s.experiment_config("fits").unwrap();
-    let data = prepare_data(&cfg).unwrap();
+    let data = LoadedData::load(&cfg).unwrap();
     super::fits_in_browser(&cfg, &data).unwrap();
 
     s.data = DataChoice::Synthetic;
@@ -581,10 +589,215 @@ fn a_browser_run_beyond_webgpu_limits_is_refused_with_the_setting_to_change() {
     cfg.model.image_preset = ImagePreset::Paper;
     cfg.teacher.batch_size = 256;
     cfg.student.batch_size = 256;
-    let data = prepare_data(&cfg).unwrap();
+    let data = LoadedData::load(&cfg).unwrap();
     let err = super::fits_in_browser(&cfg, &data).unwrap_err().to_string();
     assert!(
         err.contains("batch_size") && err.contains("WebGPU buffer binding"),
         "{err}"
+    );
+}
+
+/// A tiny segmentation run (teacher, SF-MD, MMANet; 4 epochs, mining after epochs 0 and 1) in
+/// `dir`, trained as the app would on 30 synthetic scenes of 32×64 pixels.
+fn tiny_seg_run(dir: &std::path::Path) -> std::path::PathBuf {
+    use super::settings::{DataChoice, Preset};
+    use mmanet_core::data::scenes::ScenesConfig;
+    use mmanet_core::pipeline::{LoadedData, RunMode, SilentProgress, run_loaded_experiment};
+    let mut settings = Settings {
+        data: DataChoice::Scenes,
+        ..Settings::default()
+    };
+    settings.use_preset(Preset::ScenesDemo);
+    settings.scenes = ScenesConfig {
+        scenes: 30,
+        height: 32,
+        width: 64,
+        ..ScenesConfig::default()
+    };
+    settings.epochs = 4;
+    settings.warmup_epochs = 2;
+    settings.output_dir = dir.to_path_buf();
+    let mut cfg = settings.experiment_config("seg").unwrap();
+    cfg.seg_model.preset = mmanet_core::model::esanet::SegPreset::Tiny;
+    cfg.teacher.select_after_epoch = 0;
+    cfg.student.select_after_epoch = 0;
+    let data = LoadedData::load(&cfg).unwrap();
+    run_loaded_experiment(
+        &cfg,
+        &data,
+        &burn::prelude::Device::flex(),
+        false,
+        RunMode::Train,
+        &mut SilentProgress,
+    )
+    .unwrap()
+    .run_dir
+}
+
+/// Runs frames until `done` holds (the workers answer on their own threads).
+fn run_until(h: &mut Harness<'static, MmanetApp>, what: &str, done: impl Fn(&MmanetApp) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !done(h.state()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+        h.run_steps(1);
+    }
+}
+
+/// The segmentation answer on show, if any.
+fn seg_answer(app: &MmanetApp) -> Option<(ModalitySet, Vec<super::predictor::ModelPrediction>)> {
+    match &app.explorer.prediction {
+        Some(super::predictor::PredictorReply::Prediction {
+            set,
+            sample,
+            result: Ok(models),
+        }) if app.explorer.requested == Some((*sample, *set)) => Some((*set, models.clone())),
+        _ => None,
+    }
+}
+
+#[test]
+fn segmentation_data_shows_pixel_counts_and_the_palette_legend() {
+    use super::settings::{DataChoice, Preset};
+    let mut settings = Settings {
+        data: DataChoice::Scenes,
+        ..Settings::default()
+    };
+    settings.use_preset(Preset::ScenesDemo);
+    settings.scenes.scenes = 30;
+    // choosing the scenes brought the segmentation preset's recipe
+    assert_eq!(settings.alpha, 4.0);
+    assert_eq!(settings.epochs, 16);
+    let mut h = harness(app(Tab::Data, settings));
+    h.run_steps(3);
+    let summary = h
+        .state()
+        .session
+        .data_summary
+        .clone()
+        .expect("scenes loaded");
+    assert_eq!(summary.task, mmanet_core::config::TaskKind::Segmentation);
+    assert_eq!(summary.unit, "pixels");
+    assert_eq!(summary.modalities, ["rgb [3, 64, 96]", "depth [1, 64, 96]"]);
+    // every labelled pixel of the 30 scenes counted once (the one-pixel border is void)
+    let total: u64 = summary.counts.iter().flatten().sum();
+    assert_eq!(total, 30 * 62 * 94);
+    h.get_by_label_contains("pixels per split and class");
+    // the legend names every class beside its palette swatch (the counts' header names them too)
+    for name in mmanet_core::data::scenes::SCENE_CLASSES {
+        assert!(
+            h.get_all_by_label(name).count() >= 2,
+            "{name} is not in the legend"
+        );
+    }
+    h.get_by_label("void");
+    let first = h.state().session.data.as_ref().unwrap().split().train[0];
+    h.get_by_label(&format!("scene {first}"));
+    // a slider of the generator reloads the data: the depth cue at 0 keeps the counts
+    h.state_mut().settings.scenes.depth_cue_percent = 0;
+    h.state_mut().load_data();
+    h.run_steps(2);
+    assert!(h.state().session.data_error.is_none());
+    // back to classification: the app's classification defaults return
+    h.state_mut().settings.data = DataChoice::Mfeat;
+    h.state_mut().settings.use_preset(Preset::MfeatDemo);
+    assert_eq!(h.state().settings.alpha, Settings::default().alpha);
+}
+
+#[test]
+fn ticking_depth_off_changes_the_prediction_request_and_the_drawn_map() {
+    let dir = temp_output("seg-explorer");
+    let run = tiny_seg_run(&dir);
+    let mut h = harness(app(Tab::Explorer, Settings::default()));
+    h.state_mut().open_run(&run);
+    run_until(&mut h, "the RGB-D label maps", |a| seg_answer(a).is_some());
+    let (set, models) = seg_answer(h.state()).unwrap();
+    assert_eq!(set, ModalitySet::full(2));
+    let labels: Vec<&str> = models.iter().map(|m| m.label.as_str()).collect();
+    assert_eq!(labels, ["MMANet", "SF-MD", "Teacher (all modalities)"]);
+    let rgbd_map = models[0].segmentation().unwrap().map.clone();
+    assert!(models[0].segmentation().unwrap().full.is_none());
+    assert!(models[0].segmentation().unwrap().scores.is_some());
+    h.run_steps(2);
+    h.get_by_label("Ground truth");
+    h.get_all_by_label_contains("scene mIoU")
+        .next()
+        .expect("scores");
+    // depth off: the request changes, the deployment networks see RGB only, the teacher both
+    h.get_by_role_and_label(eframe::egui::accesskit::Role::CheckBox, "depth")
+        .click();
+    h.run_steps(1);
+    let only_rgb = ModalitySet::single(0);
+    assert_eq!(h.state().explorer.requested.map(|r| r.1), Some(only_rgb));
+    run_until(&mut h, "the RGB label maps", |a| {
+        seg_answer(a).is_some_and(|(s, _)| s == only_rgb)
+    });
+    let (_, models) = seg_answer(h.state()).unwrap();
+    assert_eq!(models[0].set, only_rgb);
+    assert_eq!(models[2].set, ModalitySet::full(2), "the teacher sees both");
+    let seg = models[0].segmentation().unwrap();
+    assert_eq!(
+        seg.full.as_ref(),
+        Some(&rgbd_map),
+        "the full-modality map for the error map"
+    );
+    assert_ne!(seg.map, rgbd_map, "the map did not change without depth");
+    // the drawn maps are the new answer's
+    h.run_steps(2);
+    let key = format!("pred-{}-R-map-0", h.state().explorer.requested.unwrap().0);
+    assert!(h.state().textures.has_named(&key), "{key} not drawn");
+    assert!(
+        !h.state().textures.has_named(&key.replace("-R-", "-RD-")),
+        "the RGB-D maps were not dropped"
+    );
+    // the page's status hook reports per-model scene scores
+    let status = h.state().status_report();
+    assert_eq!(status["task"], "segmentation");
+    let first = &status["explorer"]["prediction"]["models"][0];
+    assert!(first["miou"].as_f64().is_some(), "{status}");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn the_mining_panel_shows_the_segmentation_rounds() {
+    let dir = temp_output("seg-mining");
+    let run = tiny_seg_run(&dir);
+    let mut h = harness(app(Tab::Mining, Settings::default()));
+    h.state_mut().open_run(&run);
+    h.run_steps(3);
+    let trace = h
+        .state()
+        .session
+        .stages
+        .iter()
+        .find_map(|s| s.mining())
+        .expect("MMANet mined");
+    assert_eq!(trace.rounds.len(), 2);
+    assert!(
+        trace
+            .rounds
+            .iter()
+            .all(|r| matches!(r.measure, mmanet_core::mining::RoundMeasure::Miou(_)))
+    );
+    h.get_by_label_contains("validation mIoU per combination");
+    h.get_by_label_contains("Weak set chosen after epoch");
+    // the training panel names the metric and plots the cycled momentum
+    h.state_mut().tab = Tab::Training;
+    h.state_mut().plot_stage = Some("mmanet".into());
+    h.run_steps(2);
+    h.get_by_label_contains("validation mIoU per combination");
+    h.get_by_label_contains("momentum");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn log_scale_ticks_read_as_the_values() {
+    use super::training_panel::{format_log_tick, to_log10};
+    assert_eq!(format_log_tick(0.0), "1");
+    assert_eq!(format_log_tick(-1.0), "0.1");
+    assert_eq!(format_log_tick(-5.0), "1e-5");
+    assert_eq!(
+        to_log10(vec![[1.0, 100.0], [2.0, 0.0], [3.0, 0.01]]),
+        vec![[1.0, 2.0], [3.0, -2.0]]
     );
 }

@@ -1,5 +1,5 @@
 //! A training run that never holds up the window: the whole experiment
-//! (`pipeline::run_experiment_in`), reporting through a channel, paused and stopped between
+//! (`pipeline::run_loaded_experiment_in`, either task), reporting through a channel, paused and stopped between
 //! steps.
 //! * Natively it runs on a worker thread and writes the same run folder as the CLI.
 //! * In the browser it is a task on the page's event loop that hands the page back a frame
@@ -7,7 +7,7 @@
 
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::device::DeviceChoice;
-use mmanet_core::pipeline::{PreparedData, ProgressSink};
+use mmanet_core::pipeline::{LoadedData, ProgressSink};
 use mmanet_core::train::TrainEvent;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -64,7 +64,7 @@ impl TrainingJob {
     #[cfg(not(target_family = "wasm"))]
     pub fn start(
         cfg: ExperimentConfig,
-        data: PreparedData,
+        data: LoadedData,
         device: DeviceChoice,
         resume: bool,
         wake: impl Fn() + Send + 'static,
@@ -88,7 +88,7 @@ impl TrainingJob {
     #[cfg(target_family = "wasm")]
     pub fn start(
         cfg: ExperimentConfig,
-        data: PreparedData,
+        data: LoadedData,
         device: DeviceChoice,
         resume: bool,
         wake: impl Fn() + Send + 'static,
@@ -141,19 +141,20 @@ impl Drop for TrainingJob {
 mod native {
     use super::*;
     use mmanet_core::device::select_device;
-    use mmanet_core::pipeline::{RunMode, run_experiment};
+    use mmanet_core::pipeline::{RunMode, run_loaded_experiment};
 
     pub fn run(
         cfg: &ExperimentConfig,
-        data: &PreparedData,
+        data: &LoadedData,
         device: DeviceChoice,
         resume: bool,
         sink: &mut ChannelSink,
     ) -> Result<PathBuf, String> {
         let selected = select_device(device).map_err(|e| e.to_string())?;
         sink.send(JobEvent::Device(selected.description.clone()));
-        let outcome = run_experiment(cfg, data, &selected.device, resume, RunMode::Train, sink)
-            .map_err(|e| e.to_string())?;
+        let outcome =
+            run_loaded_experiment(cfg, data, &selected.device, resume, RunMode::Train, sink)
+                .map_err(|e| e.to_string())?;
         Ok(outcome.run_dir)
     }
 }
@@ -162,12 +163,12 @@ mod native {
 mod web {
     use super::*;
     use crate::gui::platform;
-    use mmanet_core::pipeline::{RunMode, run_experiment_in};
+    use mmanet_core::pipeline::{RunMode, run_loaded_experiment_in};
     use mmanet_core::store::{MemoryStore, RunStore};
 
     pub async fn run(
         cfg: &ExperimentConfig,
-        data: &PreparedData,
+        data: &LoadedData,
         device: DeviceChoice,
         resume: bool,
         sink: &mut ChannelSink,
@@ -179,7 +180,7 @@ mod web {
             .then(|| platform::take_run(&cfg.name))
             .flatten()
             .unwrap_or_else(|| MemoryStore::new(cfg.name.clone()));
-        let result = run_experiment_in(
+        let result = run_loaded_experiment_in(
             cfg,
             data,
             &selected.device,

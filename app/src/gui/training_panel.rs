@@ -1,11 +1,13 @@
 //! The training panel: preset, methods, α, β, warm-up, epochs, device; start / pause / stop;
-//! live plots of the loss terms, per-combination validation accuracy and learning rate.
+//! live plots of the loss terms (linear or logarithmic axis), per-combination validation
+//! accuracy (mIoU for segmentation), the learning rate and, when the schedule cycles it, the
+//! momentum.
 
 use super::session::StageLog;
 use super::settings::{METHOD_CHOICES, Preset};
 use super::{MmanetApp, SHORTCUT_PAUSE, SHORTCUT_START, SHORTCUT_STOP, platform};
 use eframe::egui::{self, RichText};
-use egui_plot::{Legend, Line, Plot, PlotPoints};
+use egui_plot::{HoverPosition, Legend, Line, Plot, PlotPoints};
 use mmanet_core::config::Method;
 use mmanet_core::device::DeviceChoice;
 
@@ -24,14 +26,24 @@ impl MmanetApp {
         let idle = !self.session.status.is_active();
         ui.add_enabled_ui(idle, |ui| {
             ui.heading("Experiment");
-            let s = &mut self.settings;
+            let mut preset = self.settings.preset;
             egui::ComboBox::from_label("preset")
-                .selected_text(s.preset.file())
+                .selected_text(preset.file())
                 .show_ui(ui, |ui| {
                     for p in Preset::ALL {
-                        ui.selectable_value(&mut s.preset, p, p.file());
+                        ui.selectable_value(&mut preset, p, p.file());
                     }
                 });
+            if preset != self.settings.preset {
+                let other_task = preset.task() != self.settings.data_task();
+                self.settings.use_preset(preset);
+                // a preset of the other task brings its data
+                if other_task {
+                    self.settings.data = preset.data_choice();
+                    self.load_data();
+                }
+            }
+            let s = &mut self.settings;
             ui.add_space(4.0);
             ui.label("Methods (each a column of the results table):");
             for m in METHOD_CHOICES {
@@ -170,17 +182,48 @@ impl MmanetApp {
             return;
         };
         let h = ((ui.available_height() - 60.0) / 3.0).max(120.0);
-        ui.label(RichText::new("training loss (unweighted terms)").strong());
-        Plot::new("loss")
+        let log = self.settings.loss_log_scale;
+        ui.horizontal(|ui| {
+            ui.label(RichText::new("training loss (unweighted terms)").strong());
+            ui.checkbox(&mut self.settings.loss_log_scale, "log scale")
+                .on_hover_text(
+                    "a logarithmic axis keeps CE and MAD readable beside a large MAR term",
+                );
+        });
+        let mut loss_plot = Plot::new("loss")
             .height(h)
             .legend(Legend::default())
-            .x_axis_label("epoch")
-            .show(ui, |p| {
-                for (name, points) in loss_series(stage) {
-                    p.line(Line::new(name, PlotPoints::from(points)));
-                }
-            });
-        ui.label(RichText::new("validation accuracy per combination (%)").strong());
+            .x_axis_label("epoch");
+        if log {
+            loss_plot = loss_plot
+                .y_axis_formatter(|mark, _| format_log_tick(mark.value))
+                .label_formatter(|hover| {
+                    let (name, at) = match hover {
+                        HoverPosition::NearDataPoint {
+                            plot_name,
+                            position,
+                            ..
+                        } => (*plot_name, position),
+                        HoverPosition::Elsewhere { position } => ("", position),
+                    };
+                    Some(format!(
+                        "{name}\nepoch {:.2}, {}",
+                        at.x,
+                        format_log_tick(at.y)
+                    ))
+                });
+        }
+        loss_plot.show(ui, |p| {
+            for (name, points) in loss_series(stage) {
+                let points = if log { to_log10(points) } else { points };
+                p.line(Line::new(name, PlotPoints::from(points)));
+            }
+        });
+        let metric = match stage.summaries.last().map(|e| e.val_metric) {
+            Some(mmanet_core::report::TableMetric::Miou) => "mIoU",
+            _ => "accuracy",
+        };
+        ui.label(RichText::new(format!("validation {metric} per combination (%)")).strong());
         let names = self.session.modality_names();
         Plot::new("val")
             .height(h)
@@ -191,13 +234,37 @@ impl MmanetApp {
                     p.line(Line::new(label, PlotPoints::from(points)));
                 }
             });
-        ui.label(RichText::new("learning rate").strong());
-        Plot::new("lr")
-            .height(h * 0.6)
-            .x_axis_label("epoch")
-            .show(ui, |p| {
-                p.line(Line::new("lr", PlotPoints::from(lr_series(stage))));
+        let momentum = momentum_series(stage);
+        ui.label(
+            RichText::new(if momentum.is_empty() {
+                "learning rate"
+            } else {
+                "learning rate and momentum (β₁ for Adam), which the one-cycle schedule cycles"
+            })
+            .strong(),
+        );
+        let lr = lr_series(stage);
+        let plot_lr = |ui: &mut egui::Ui, height: f32| {
+            Plot::new("lr")
+                .height(height)
+                .x_axis_label("epoch")
+                .show(ui, |p| {
+                    p.line(Line::new("lr", PlotPoints::from(lr.clone())));
+                });
+        };
+        if momentum.is_empty() {
+            plot_lr(ui, h * 0.6);
+        } else {
+            ui.columns(2, |cols| {
+                plot_lr(&mut cols[0], h * 0.6);
+                Plot::new("momentum")
+                    .height(h * 0.6)
+                    .x_axis_label("epoch")
+                    .show(&mut cols[1], |p| {
+                        p.line(Line::new("momentum", PlotPoints::from(momentum)));
+                    });
             });
+        }
     }
 }
 
@@ -236,6 +303,47 @@ pub fn loss_series(stage: &StageLog) -> Vec<(String, Vec<[f64; 2]>)> {
         }
     }
     series
+}
+
+/// `[x, log10 y]` for the points with `y > 0` (a logarithmic axis).
+pub fn to_log10(points: Vec<[f64; 2]>) -> Vec<[f64; 2]> {
+    points
+        .into_iter()
+        .filter(|p| p[1] > 0.0)
+        .map(|[x, y]| [x, y.log10()])
+        .collect()
+}
+
+/// A tick of a log10 axis as the value it stands for (`10^v`).
+pub fn format_log_tick(v: f64) -> String {
+    let value = 10f64.powf(v);
+    if (1e-3..1e4).contains(&value) {
+        format!("{}", (value * 1e3).round() / 1e3)
+    } else {
+        format!("{value:.0e}")
+    }
+}
+
+/// `[epoch position, momentum]` points when the schedule cycles the momentum (else none).
+pub fn momentum_series(stage: &StageLog) -> Vec<[f64; 2]> {
+    if stage.steps.is_empty() {
+        stage
+            .summaries
+            .iter()
+            .filter_map(|e| Some([e.epoch as f64 + 1.0, e.momentum?]))
+            .collect()
+    } else {
+        stage
+            .steps
+            .iter()
+            .filter_map(|s| {
+                Some([
+                    s.epoch as f64 + (s.batch + 1) as f64 / s.batches.max(1) as f64,
+                    s.momentum?,
+                ])
+            })
+            .collect()
+    }
 }
 
 /// Per combination, `[epoch, accuracy %]` points.

@@ -1,7 +1,7 @@
 //! Assembling a task's data from a config: loading the dataset it names (mfeat, the synthetic
 //! generators, a manifest, CASIA-SURF / CeFA lists, NYUv2 / Cityscapes trees) and splitting it.
 
-use crate::config::{ClassWeighting, DataSource, ExperimentConfig};
+use crate::config::{ClassWeighting, DataSource, ExperimentConfig, TaskKind};
 use crate::data::imagelist::{
     CefaProtocol, ImageListDataset, ImageSample, cefa_samples, parse_surf_list,
 };
@@ -254,4 +254,80 @@ fn manifest_path(cfg: &ExperimentConfig) -> Result<&Path> {
         .manifest
         .as_deref()
         .ok_or_else(|| CoreError::config("data.manifest", "missing"))
+}
+
+/// Either task's data with its split: what a config's `task` and `[data]` name, loaded (the app
+/// holds one of these and hands it to [`crate::pipeline::run_loaded_experiment_in`]).
+#[derive(Clone)]
+pub enum LoadedData {
+    /// Classification samples (mfeat, synthetic anti-spoofing, CSV or image-list manifests).
+    Classification(PreparedData),
+    /// RGB-D scenes (synthetic scenes, NYUv2, Cityscapes) with their class weights.
+    Segmentation(TaskData<Segmentation>),
+}
+
+impl LoadedData {
+    /// Loads the data of `cfg` for its task.
+    pub fn load(cfg: &ExperimentConfig) -> Result<Self> {
+        Ok(match cfg.task {
+            TaskKind::Classification => LoadedData::Classification(prepare_data(cfg)?),
+            TaskKind::Segmentation => LoadedData::Segmentation(prepare_seg_data(cfg)?),
+        })
+    }
+
+    /// The task the data is for.
+    pub fn task(&self) -> TaskKind {
+        match self {
+            LoadedData::Classification(_) => TaskKind::Classification,
+            LoadedData::Segmentation(_) => TaskKind::Segmentation,
+        }
+    }
+
+    /// Train / val / test indices.
+    pub fn split(&self) -> &Split {
+        match self {
+            LoadedData::Classification(d) => &d.split,
+            LoadedData::Segmentation(d) => &d.split,
+        }
+    }
+
+    /// The dataset's name.
+    pub fn name(&self) -> String {
+        match self {
+            LoadedData::Classification(d) => d.source.name().to_string(),
+            LoadedData::Segmentation(d) => d.source.source.name().to_string(),
+        }
+    }
+
+    /// Modality names, in mask order.
+    pub fn modality_names(&self) -> Vec<String> {
+        match self {
+            LoadedData::Classification(d) => d.source.modality_names(),
+            LoadedData::Segmentation(_) => crate::task::segmentation::seg_modality_names(),
+        }
+    }
+
+    /// Class names, in class-index order.
+    pub fn class_names(&self) -> Vec<String> {
+        match self {
+            LoadedData::Classification(d) => d.source.class_names(),
+            LoadedData::Segmentation(d) => d.source.source.class_names(),
+        }
+    }
+
+    /// The classification data, if it is that.
+    pub fn classification(&self) -> Option<&PreparedData> {
+        match self {
+            LoadedData::Classification(d) => Some(d),
+            LoadedData::Segmentation(_) => None,
+        }
+    }
+
+    /// The segmentation data, if it is that.
+    pub fn segmentation(&self) -> Option<&TaskData<Segmentation>> {
+        match self {
+            LoadedData::Segmentation(d) => Some(d),
+            LoadedData::Classification(_) => None,
+        }
+    }
 }

@@ -223,6 +223,40 @@ impl RgbdTree {
     }
 }
 
+/// Reads one RGB-D scene from its two files, for inference on a scene of one's own: an 8-bit
+/// RGB image and its depth (a 16-bit PNG in the dataset's unit, as NYUv2's, or a `.npy` as
+/// Cityscapes'), of the same size. The labels are unknown (all void).
+pub fn read_rgbd_files(rgb: &Path, depth: &Path) -> Result<RgbdScene> {
+    let rgb_img = open_image(rgb)?.to_rgb8();
+    let (w, h) = (rgb_img.width() as usize, rgb_img.height() as usize);
+    let is_npy = depth
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+    let (dh, dw, depth_values) = if is_npy {
+        read_npy_2d(depth)?
+    } else {
+        read_depth_png(depth)?
+    };
+    if (dh, dw) != (h, w) {
+        return Err(CoreError::data(
+            depth.display().to_string(),
+            format!(
+                "depth is {dh}×{dw}, the RGB image {} is {h}×{w}",
+                rgb.display()
+            ),
+        ));
+    }
+    let scene = RgbdScene {
+        height: h,
+        width: w,
+        rgb: rgb_img.into_raw(),
+        depth: depth_values,
+        labels: vec![0; h * w],
+    };
+    scene.validate(&rgb.display().to_string())?;
+    Ok(scene)
+}
+
 fn open_image(path: &Path) -> Result<image::DynamicImage> {
     image::open(path).map_err(|e| match e {
         image::ImageError::IoError(io) => CoreError::io(path, io),

@@ -48,6 +48,14 @@ pub struct ScenesConfig {
     /// Share of depth readings the sensor drops (set to 0), in percent.
     #[serde(default = "default_dropouts")]
     pub depth_dropout_percent: u32,
+    /// Strength of the colour-only cue, in percent: how far the poster's and the rug's colours
+    /// are from the wall's and the floor's (0 = the same colour: only the lamp tells RGB apart).
+    #[serde(default = "default_cue")]
+    pub rgb_cue_percent: u32,
+    /// Strength of the depth-only cue, in percent: how far the box stands out of the wall and
+    /// the step out of the floor (0 = flush: only the lamp tells depth apart).
+    #[serde(default = "default_cue")]
+    pub depth_cue_percent: u32,
     /// Seed of the generator.
     #[serde(default)]
     pub seed: u64,
@@ -68,6 +76,9 @@ fn default_rgb_noise() -> u32 {
 fn default_depth_noise() -> u32 {
     60
 }
+fn default_cue() -> u32 {
+    100
+}
 fn default_dropouts() -> u32 {
     3
 }
@@ -81,6 +92,8 @@ impl Default for ScenesConfig {
             rgb_noise: default_rgb_noise(),
             depth_noise: default_depth_noise(),
             depth_dropout_percent: default_dropouts(),
+            rgb_cue_percent: default_cue(),
+            depth_cue_percent: default_cue(),
             seed: 0,
         }
     }
@@ -99,11 +112,20 @@ impl ScenesConfig {
             ));
         }
         crate::model::esanet::check_input_size(self.height, self.width, "data.scenes.height")?;
-        if self.depth_dropout_percent > 100 {
-            return Err(CoreError::config(
+        for (field, value) in [
+            (
                 "data.scenes.depth_dropout_percent",
-                format!("must be at most 100, got {}", self.depth_dropout_percent),
-            ));
+                self.depth_dropout_percent,
+            ),
+            ("data.scenes.rgb_cue_percent", self.rgb_cue_percent),
+            ("data.scenes.depth_cue_percent", self.depth_cue_percent),
+        ] {
+            if value > 100 {
+                return Err(CoreError::config(
+                    field,
+                    format!("must be at most 100, got {value}"),
+                ));
+            }
         }
         Ok(())
     }
@@ -182,8 +204,21 @@ fn scene(cfg: &ScenesConfig, rng: &mut StdRng) -> RgbdScene {
         rng.random_range(w / 6..w - w / 6) as f32,
     );
     let lamp_r = rng.random_range(h as f32 / 14.0..h as f32 / 8.0).max(2.0);
-    let box_out = rng.random_range(700.0f32..1400.0);
-    let step_up = rng.random_range(500.0f32..900.0);
+    let depth_cue = cfg.depth_cue_percent as f32 / 100.0;
+    let box_out = rng.random_range(700.0f32..1400.0) * depth_cue;
+    let step_up = rng.random_range(500.0f32..900.0) * depth_cue;
+    // the painted patches' colours, moved toward their surface's as the colour cue weakens
+    let rgb_cue = cfg.rgb_cue_percent as f32 / 100.0;
+    let toward = |base: [u8; 3], patch: [u8; 3]| {
+        let mut out = base;
+        for c in 0..3 {
+            let (b, p) = (base[c] as f32, patch[c] as f32);
+            out[c] = (b + (p - b) * rgb_cue).round().clamp(0.0, 255.0) as u8;
+        }
+        out
+    };
+    let poster_rgb = toward(wall_rgb, poster_rgb);
+    let rug_rgb = toward(floor_rgb, rug_rgb);
 
     let n = h * w;
     let mut rgb = Vec::with_capacity(3 * n);

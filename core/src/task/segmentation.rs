@@ -5,7 +5,7 @@
 
 use super::{FrozenTeacher, Task};
 use crate::config::ExperimentConfig;
-use crate::data::rgbd::{SegSource, load_seg_sample};
+use crate::data::rgbd::{RgbdScene, SegSource, load_seg_sample, normalize, resize};
 use crate::error::{CoreError, Result};
 use crate::eval::read_i64;
 use crate::losses::mad::{MadImpl, MadReduction, dense_mad_loss, dense_mad_loss_with};
@@ -469,4 +469,96 @@ impl Task for Segmentation {
 /// [`SEG_MODALITIES`] as owned strings.
 pub fn seg_modality_names() -> Vec<String> {
     SEG_MODALITIES.iter().map(|s| s.to_string()).collect()
+}
+
+/// A predicted label map: the class index (label − 1, never void) of every pixel, row-major.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LabelMap {
+    /// Height in pixels.
+    pub height: usize,
+    /// Width in pixels.
+    pub width: usize,
+    /// Class index per pixel, `0..classes`.
+    pub classes: Vec<u8>,
+}
+
+/// Predicts the label map of one raw `scene` (as `source` stores it) seen through `set`, with
+/// `net` in eval mode: the inputs preprocessed as in evaluation (resized to
+/// [`SegSource::eval_size`], normalised with the source's depth statistics), the logits
+/// bilinearly upsampled to the scene's own size, then the arg-max class.
+pub async fn predict_scene(
+    net: &EsaNet,
+    source: &dyn SegSource,
+    scene: &RgbdScene,
+    set: ModalitySet,
+    device: &Device,
+) -> Result<LabelMap> {
+    if set.is_empty() {
+        return Err(CoreError::config(
+            "modalities",
+            "switch on at least one modality",
+        ));
+    }
+    scene.validate(source.name())?;
+    let [h, w] = source.eval_size();
+    let sample = normalize(&resize(scene, h, w), source.depth_stats());
+    let rgb = Tensor::<4>::from_data(TensorData::new(sample.rgb, [1, 3, h, w]), device);
+    let depth = Tensor::<4>::from_data(TensorData::new(sample.depth, [1, 1, h, w]), device);
+    let out = net.forward(rgb, depth, mask_of(&[set], device), false);
+    let (oh, ow) = (scene.height, scene.width);
+    let mut logits = out.main.logits;
+    let [_, _, lh, lw] = logits.dims();
+    if [lh, lw] != [oh, ow] {
+        logits = bilinear(logits, [oh, ow]);
+    }
+    let classes = read_i64(logits.argmax(1).reshape([oh * ow]))
+        .await?
+        .into_iter()
+        .map(|c| c.clamp(0, 255) as u8)
+        .collect();
+    Ok(LabelMap {
+        height: oh,
+        width: ow,
+        classes,
+    })
+}
+
+/// One scene's scores against its ground truth (void pixels ignored).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SceneScores {
+    /// Mean IoU over the classes present in the truth or the prediction (on one scene a class
+    /// absent from both says nothing; the dataset mIoU counts it as 0).
+    pub miou: f64,
+    /// Share of labelled pixels predicted right.
+    pub pixel_accuracy: f64,
+}
+
+/// Scores `pred` against `labels` (0 = void, class `k` as label `k + 1`) for `classes` classes.
+pub fn scene_scores(pred: &LabelMap, labels: &[u8], classes: usize) -> SceneScores {
+    let mut confusion = vec![vec![0u64; classes]; classes];
+    for (&p, &l) in pred.classes.iter().zip(labels) {
+        let (l, p) = (l as usize, p as usize);
+        if l > 0 && l <= classes && p < classes {
+            confusion[l - 1][p] += 1;
+        }
+    }
+    let (per_class, _) = iou(&confusion);
+    let present: Vec<f64> = (0..classes)
+        .filter(|&k| confusion[k].iter().sum::<u64>() > 0 || confusion.iter().any(|r| r[k] > 0))
+        .map(|k| per_class[k])
+        .collect();
+    let pixels: u64 = confusion.iter().flatten().sum();
+    let correct: u64 = (0..classes).map(|k| confusion[k][k]).sum();
+    SceneScores {
+        miou: if present.is_empty() {
+            0.0
+        } else {
+            present.iter().sum::<f64>() / present.len() as f64
+        },
+        pixel_accuracy: if pixels > 0 {
+            correct as f64 / pixels as f64
+        } else {
+            0.0
+        },
+    }
 }
