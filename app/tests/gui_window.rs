@@ -1,7 +1,9 @@
 //! The real binary in a real window: `mmanet gui --demo-script` under Xvfb (installed by
 //! `scripts/setup.sh`) trains SF-MD and MMANet on mfeat through the app, mines a weak set,
 //! switches a modality off in the explorer, trains a second run and compares the two, and saves
-//! a screenshot of every panel; each screenshot must be a full-size, non-blank picture.
+//! a screenshot of every panel; each screenshot must be a full-size, non-blank picture. With
+//! `--script-task seg` it trains on synthetic RGB-D scenes and screenshots the explorer's label
+//! maps with RGB-D and with RGB only: the two pictures must differ.
 
 use std::path::Path;
 use std::process::Command;
@@ -38,7 +40,7 @@ fn run_demo_script(dir: &Path, extra: &[&str]) -> String {
     let out = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1280x800x24"])
         .arg(env!("CARGO_BIN_EXE_mmanet"))
-        .args(["gui", "--demo-script", "--script-epochs", "4"])
+        .args(["gui", "--demo-script"])
         .args(extra)
         .arg("--screenshot-dir")
         .arg(dir.join("shots"))
@@ -65,7 +67,10 @@ fn demo_script_trains_and_screenshots_every_panel_in_a_real_window() {
     let dir = tempfile::tempdir().unwrap();
     let shots = dir.path().join("shots");
     // training on the CPU backend (no hardware GPU here), the window on its own wgpu device
-    let stdout = run_demo_script(dir.path(), &["--gpu-sharing", "off"]);
+    let stdout = run_demo_script(
+        dir.path(),
+        &["--gpu-sharing", "off", "--script-epochs", "4"],
+    );
     assert!(stdout.contains("of its own"), "{stdout}");
     assert!(stdout.contains("gui-script: mined weak set: "), "{stdout}");
     assert!(stdout.contains("gui-script: ok"), "{stdout}");
@@ -110,7 +115,14 @@ fn the_window_renders_on_burns_wgpu_device() {
     let dir = tempfile::tempdir().unwrap();
     let stdout = run_demo_script(
         dir.path(),
-        &["--gpu-sharing", "on", "--script-device", "cpu"],
+        &[
+            "--gpu-sharing",
+            "on",
+            "--script-device",
+            "cpu",
+            "--script-epochs",
+            "4",
+        ],
     );
     assert!(stdout.contains("gui-script: ok"), "{stdout}");
     assert!(
@@ -122,5 +134,75 @@ fn the_window_renders_on_burns_wgpu_device() {
     assert!(
         std > 8.0 && colours > 16,
         "blank: grey std {std:.1}, {colours} colours"
+    );
+}
+
+#[test]
+fn segmentation_demo_script_shows_the_label_map_change_without_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let shots = dir.path().join("shots");
+    let stdout = run_demo_script(
+        dir.path(),
+        &[
+            "--gpu-sharing",
+            "off",
+            "--script-task",
+            "seg",
+            "--script-epochs",
+            "8",
+        ],
+    );
+    assert!(stdout.contains("gui-script: ok"), "{stdout}");
+    assert!(stdout.contains("gui-script: mined weak set: "), "{stdout}");
+    // every model answered with RGB-D, then with depth switched off; each map shows several
+    // classes (not a blank or one-class map)
+    for through in ["through rgb+depth:", "through rgb:"] {
+        let lines: Vec<&str> = stdout.lines().filter(|l| l.contains(through)).collect();
+        assert_eq!(lines.len(), 3, "{through}\n{stdout}");
+        for line in lines {
+            let classes: usize = line
+                .rsplit(", ")
+                .next()
+                .and_then(|tail| tail.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no class count in `{line}`"));
+            assert!(classes >= 2, "{line}");
+        }
+    }
+    for name in [
+        "training",
+        "mining",
+        "explorer-rgbd",
+        "explorer-rgb",
+        "data",
+    ] {
+        let (w, h, std, colours) = picture_stats(&shots.join(format!("{name}.png")));
+        assert!(w >= 960 && h >= 600, "{name}: {w}×{h}");
+        assert!(
+            std > 8.0 && colours > 16,
+            "{name}.png looks blank: grey std {std:.1}, {colours} colours"
+        );
+    }
+    // the explorer's pictures with and without depth differ (the maps, the greyed-out depth)
+    let a = image::open(shots.join("explorer-rgbd.png"))
+        .unwrap()
+        .to_rgb8();
+    let b = image::open(shots.join("explorer-rgb.png"))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(a.dimensions(), b.dimensions());
+    let changed = a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count();
+    let share = changed as f64 / (a.width() * a.height()) as f64;
+    assert!(
+        share > 0.01,
+        "only {:.2}% of the pixels changed",
+        share * 100.0
+    );
+    let runs = mmanet_core::runs::list_runs(&dir.path().join("runs"));
+    assert_eq!(runs.len(), 1);
+    let record = mmanet_core::runs::RunRecord::load(&runs[0]).unwrap();
+    assert_eq!(
+        record.config.task,
+        mmanet_core::config::TaskKind::Segmentation
     );
 }

@@ -303,6 +303,7 @@ impl MmanetApp {
                                         &scene,
                                         &format!("gallery-{i}"),
                                         None,
+                                        true,
                                         56.0,
                                     ),
                                     Err(e) => {

@@ -131,10 +131,11 @@ impl MmanetApp {
                 });
                 ui.add_space(6.0);
                 let present = self.explorer.present.clone();
-                // three pictures (RGB, depth, labels) across the panel
+                // two pictures (RGB, depth) across the panel; the ground truth is beside the
+                // predictions
                 let scene_height = |ui: &egui::Ui, h: usize, w: usize| {
-                    ((ui.available_width() - 30.0) / 3.0 * h as f32 / w.max(1) as f32)
-                        .clamp(40.0, 160.0)
+                    ((ui.available_width() - 24.0) / 2.0 * h as f32 / w.max(1) as f32)
+                        .clamp(40.0, 200.0)
                 };
                 match (&self.explorer.loaded, &data) {
                     (Some((_, LoadedSample::Vectors(values))), _) => draw::sample_modalities(
@@ -153,6 +154,7 @@ impl MmanetApp {
                             scene,
                             "explorer-loaded",
                             Some(&present),
+                            false,
                             h,
                         );
                     }
@@ -173,6 +175,7 @@ impl MmanetApp {
                                 &scene,
                                 &format!("explorer-{sample}"),
                                 Some(&present),
+                                false,
                                 h,
                             );
                         }
@@ -351,13 +354,10 @@ impl MmanetApp {
                 match seg.scores {
                     Some(s) => {
                         ui.label(
-                            RichText::new(format!(
-                                "scene mIoU {:.1}% · pixel accuracy {:.1}%",
-                                s.miou * 100.0,
-                                s.pixel_accuracy * 100.0
-                            ))
-                            .monospace(),
-                        );
+                            RichText::new(format!("scene mIoU {:.1}%", s.miou * 100.0)).strong(),
+                        )
+                        .on_hover_text("mean IoU over the classes in the truth or the prediction");
+                        ui.label(format!("pixel accuracy {:.1}%", s.pixel_accuracy * 100.0));
                     }
                     None => {
                         ui.label(

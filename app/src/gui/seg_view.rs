@@ -231,15 +231,16 @@ pub fn depth_scale(ui: &mut egui::Ui, (lo, hi): (f32, f32), unit: &str, width: f
     });
 }
 
-/// A scene side by side: its RGB image, its depth (with the Turbo scale below) and, when it has
-/// labels, its ground truth; `present` greys out a switched-off modality. `key` names the
-/// scene's textures in the cache.
+/// A scene side by side: its RGB image, its depth (with the Turbo scale below) and, with
+/// `with_truth` when it has labels, its ground truth; `present` greys out a switched-off
+/// modality. `key` names the scene's textures in the cache.
 pub fn scene_row(
     ui: &mut egui::Ui,
     textures: &mut TextureCache,
     scene: &RgbdScene,
     key: &str,
     present: Option<&[bool]>,
+    with_truth: bool,
     height: f32,
 ) {
     let on = |m: usize| present.is_none_or(|p| p.get(m).copied().unwrap_or(true));
@@ -267,7 +268,7 @@ pub fn scene_row(
             let width = height * scene.width as f32 / scene.height.max(1) as f32;
             depth_scale(ui, range, "", (width - 60.0).max(20.0));
         });
-        if scene.labels.iter().any(|&l| l > 0) {
+        if with_truth && scene.labels.iter().any(|&l| l > 0) {
             ui.vertical(|ui| {
                 picture(ui, textures, &format!("{key}-labels"), height, true, || {
                     labels_image(&scene.labels, scene.height, scene.width)
