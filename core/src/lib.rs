@@ -43,6 +43,7 @@ pub mod mining;
 pub mod mmanet;
 pub mod modality;
 pub mod model;
+pub mod optim;
 pub mod pipeline;
 pub mod report;
 pub mod runs;

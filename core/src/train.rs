@@ -6,18 +6,17 @@
 //! Every read of a device value is asynchronous (`into_data_async`), so the loop never blocks
 //! the browser's thread. Extra loss terms (MMANet's MAD and MAR) plug in through [`LossTerm`].
 
-use crate::config::{OptimizerKind, StageConfig};
+use crate::config::StageConfig;
 use crate::dropout::{DropoutMode, ModalityDropout};
 use crate::error::{CoreError, Result};
 use crate::eval::read_f32;
 use crate::mining::MiningEvent;
 use crate::modality::{ModalitySet, all_combinations};
+use crate::optim::{MomentumHandle, make_cycled_optimizer, make_optimizer};
 use crate::report::TableMetric;
 use crate::schedule::LrSchedule;
 use crate::task::Task;
-use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer, SgdConfig};
+use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
@@ -182,35 +181,11 @@ pub struct TrainerProgress {
     pub term_states: Vec<(String, serde_json::Value)>,
 }
 
-/// Builds the optimiser of a stage: SGD (Nesterov, momentum, no dampening, L2 weight decay, as
-/// PyTorch's `SGD(nesterov=True)`) or Adam (ε = 1e-8 as PyTorch).
-pub fn make_optimizer(cfg: &StageConfig) -> ModuleOptimizer {
-    make_optimizer_with_momentum(cfg, None)
-}
-
-/// [`make_optimizer`] with SGD's momentum (Adam's β₁) set to `momentum` instead of the
-/// configured value (the one-cycle schedule cycles it).
-pub fn make_optimizer_with_momentum(cfg: &StageConfig, momentum: Option<f64>) -> ModuleOptimizer {
-    let decay = (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32));
-    match cfg.optimizer {
-        OptimizerKind::Sgd => {
-            let m = momentum.unwrap_or(cfg.momentum);
-            let momentum = (m > 0.0).then(|| {
-                MomentumConfig::new()
-                    .with_momentum(m)
-                    .with_dampening(0.0)
-                    .with_nesterov(cfg.nesterov)
-            });
-            SgdConfig::new()
-                .with_momentum(momentum)
-                .with_weight_decay(decay)
-                .init()
-        }
-        OptimizerKind::Adam => AdamConfig::new()
-            .with_epsilon(1e-8)
-            .with_beta_1(momentum.unwrap_or(0.9) as f32)
-            .with_weight_decay(decay)
-            .init(),
+/// A stage's optimiser: reading its momentum from `momentum` when the schedule cycles it.
+fn stage_optimizer(cfg: &StageConfig, momentum: &Option<MomentumHandle>) -> ModuleOptimizer {
+    match momentum {
+        Some(handle) => make_cycled_optimizer(cfg, handle.clone()),
+        None => make_optimizer(cfg),
     }
 }
 
@@ -313,6 +288,8 @@ pub struct StageTrainer<T: Task> {
     device: Device,
     model: T::Net,
     optim: ModuleOptimizer,
+    /// The momentum the optimiser reads, when the schedule cycles it.
+    momentum: Option<MomentumHandle>,
     source: Arc<T::Source>,
     train_idx: Vec<usize>,
     val_idx: Vec<usize>,
@@ -369,9 +346,12 @@ impl<T: Task> StageTrainer<T> {
         let val_combinations = stage_combinations(&dropout, n);
         let device = device.clone().autodiff();
         let model = model.fork(&device);
+        let schedule = cfg.schedule();
+        let momentum = schedule.momentum_at(0).map(MomentumHandle::new);
         Ok(StageTrainer {
-            schedule: cfg.schedule(),
-            optim: make_optimizer(&cfg),
+            optim: stage_optimizer(&cfg, &momentum),
+            momentum,
+            schedule,
             rng: StdRng::seed_from_u64(0),
             cfg,
             dropout,
@@ -478,7 +458,7 @@ impl<T: Task> StageTrainer<T> {
         best_model: Option<Vec<u8>>,
     ) -> Result<()> {
         self.model = module_from_bytes(self.model.clone(), model)?;
-        self.optim = make_optimizer(&self.cfg)
+        self.optim = stage_optimizer(&self.cfg, &self.momentum)
             .from_bytes(Bytes::from_bytes_vec(optim))
             .map_err(|e| CoreError::Backend(format!("cannot read the optimiser state: {e:?}")))?;
         for (name, state) in &progress.term_states {
@@ -495,14 +475,9 @@ impl<T: Task> StageTrainer<T> {
 
     fn start_epoch(&mut self) -> Result<()> {
         let epoch = self.progress.epochs_done;
-        if let Some(m) = self.schedule.momentum_at(epoch) {
-            // a new momentum / β₁ for this epoch, the optimiser's state carried over
-            let state = self.optim.into_bytes().map_err(|e| {
-                CoreError::Backend(format!("cannot read the optimiser state: {e:?}"))
-            })?;
-            self.optim = make_optimizer_with_momentum(&self.cfg, Some(m))
-                .from_bytes(state)
-                .map_err(|e| CoreError::Backend(format!("cannot restore the optimiser: {e:?}")))?;
+        if let (Some(m), Some(handle)) = (self.schedule.momentum_at(epoch), &self.momentum) {
+            // this epoch's momentum / β₁; the optimiser's state carries over
+            handle.set(m);
         }
         self.rng = StdRng::seed_from_u64(
             self.cfg

@@ -2,7 +2,10 @@
 // 1. with WebGPU (SwiftShader): the page gets an adapter, a short MMANet run trains on it,
 //    every combination's test accuracy is above chance, and a screenshot is not blank;
 // 2. with WebGPU unavailable: the page has no adapter, the app says it falls back to the CPU,
-//    and the same run trains there.
+//    and the same run trains there;
+// 3. segmentation on the CPU fallback: the synthetic RGB-D scenes demo (small ESANet) trains,
+//    MMANet mines a weak combination, every combination's test mIoU is above chance, and the
+//    explorer segments a test scene with every model.
 //
 // Usage: node browser.mjs URL OUT_DIR   (scripts/web.sh test serves the page and runs this)
 
@@ -21,6 +24,21 @@ mkdirSync(outDir, { recursive: true });
 const RUN_TIMEOUT_MS = Number(process.env.MMANET_WEB_TIMEOUT_S ?? 900) * 1000;
 // A short run: the teacher, SF-MD and MMANet, 3 epochs each (warm-up 1, mining in epoch 0).
 const RUN = process.env.MMANET_WEB_RUN ?? "preset=mfeat-demo&methods=sf-md,mmanet&epochs=3&train=1";
+// A short segmentation run: 60 scenes of 64×96, 6 epochs each (warm-up 3, mining in 0–2).
+const SEG_RUN = process.env.MMANET_WEB_SEG_RUN ??
+  "preset=scenes-demo&methods=sf-md,mmanet&scenes=60&epochs=6&warmup=3&train=1";
+
+/** The mIoU (%) of guessing every pixel's class uniformly at random, from the test split's
+ * labelled pixels per class: IoU_k = (p_k/K) / (p_k + 1/K − p_k/K). */
+function chanceMiou(pixels) {
+  const total = pixels.reduce((a, b) => a + b, 0);
+  const k = pixels.length;
+  const ious = pixels.map((n) => {
+    const p = n / total;
+    return (p / k) / (p + 1 / k - p / k);
+  });
+  return (100 * ious.reduce((a, b) => a + b, 0)) / k;
+}
 
 // This machine has no network: keep Chromium from reaching out.
 const QUIET = [
@@ -158,10 +176,12 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
 
     // the students serve every combination above chance; the teacher (trained on complete
     // data only) is checked on the complete combination
-    const table = status.tables.find((t) => t.metric === "accuracy");
-    check(table, "no accuracy table on the page");
-    const chance = 100 / status.classes;
-    console.log(`${name}: accuracy (%), chance ${chance.toFixed(1)}:`);
+    const seg = status.task === "segmentation";
+    const metric = seg ? "miou" : "accuracy";
+    const table = status.tables.find((t) => t.metric === metric);
+    check(table, `no ${metric} table on the page`);
+    const chance = seg ? chanceMiou(status.class_counts[2]) : 100 / status.classes;
+    console.log(`${name}: ${metric} (%), chance ${chance.toFixed(1)}:`);
     console.log(`  ${"".padEnd(16)}${table.methods.map((m) => m.padStart(9)).join("")}`);
     const full = table.rows.length - 2; // the last combination, before `Average`
     table.rows.forEach((row, r) => {
@@ -190,13 +210,24 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
         `explorer models: ${JSON.stringify(ex.models)}`);
       const p = ex.prediction;
       check(!p.error && p.models.length === ex.models.length, `explorer: ${JSON.stringify(p)}`);
-      for (const m of p.models) {
-        const sum = m.probs.reduce((a, b) => a + b, 0);
-        check(m.probs.length === status.classes && Math.abs(sum - 1) < 1e-3,
-          `explorer: ${m.model}'s probabilities ${JSON.stringify(m.probs)}`);
+      if (seg) {
+        // a label map per model with several classes, scored against the scene's labels
+        for (const m of p.models) {
+          check(m.classes_present.length >= 2 && m.miou > 0,
+            `explorer: ${m.model}'s map ${JSON.stringify(m)}`);
+        }
+        console.log(`${name}: explorer, test scene ${p.sample} through ${p.modalities}: ` +
+          p.models.map((m) => `${m.model} mIoU ${(m.miou * 100).toFixed(1)}% ` +
+            `(${m.classes_present.length} classes)`).join("; "));
+      } else {
+        for (const m of p.models) {
+          const sum = m.probs.reduce((a, b) => a + b, 0);
+          check(m.probs.length === status.classes && Math.abs(sum - 1) < 1e-3,
+            `explorer: ${m.model}'s probabilities ${JSON.stringify(m.probs)}`);
+        }
+        console.log(`${name}: explorer, test sample ${p.sample} through ${p.modalities}: ` +
+          p.models.map((m) => `${m.model} → class ${m.probs.indexOf(Math.max(...m.probs))}`).join("; "));
       }
-      console.log(`${name}: explorer, test sample ${p.sample} through ${p.modalities}: ` +
-        p.models.map((m) => `${m.model} → class ${m.probs.indexOf(Math.max(...m.probs))}`).join("; "));
     }
 
     await page.waitForTimeout(500);
@@ -223,6 +254,9 @@ const scenarios = [
                expectDevice: /WebGPU/ }],
   ["cpu-fallback", { flags: [], params: `${RUN}&device=auto&tab=explorer`, expectAdapter: false,
                      expectDevice: /^cpu .*no WebGPU adapter/, explorer: true }],
+  ["seg-cpu-fallback", { flags: [], params: `${SEG_RUN}&device=auto&tab=explorer`,
+                         expectAdapter: false, expectDevice: /^cpu .*no WebGPU adapter/,
+                         explorer: true }],
 ];
 let failed = 0;
 for (const [name, opts] of scenarios) {

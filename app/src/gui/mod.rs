@@ -505,6 +505,9 @@ impl MmanetApp {
             "explorer": explorer,
             "classes": self.session.data_summary.as_ref().map(|d| d.classes.len()),
             "task": self.session.data.as_ref().map(|d| d.task()),
+            // per split (train, val, test), per class: samples, or labelled pixels
+            "class_counts": self.session.data_summary.as_ref().map(|d| &d.counts),
+            "count_unit": self.session.data_summary.as_ref().map(|d| d.unit),
         })
     }
 
