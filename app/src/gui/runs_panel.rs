@@ -97,7 +97,7 @@ impl MmanetApp {
                     .striped(true)
                     .num_columns(6)
                     .show(ui, |ui| {
-                        for h in ["A", "B", "run", "methods", "average accuracy", ""] {
+                        for h in ["A", "B", "run", "methods", "average (accuracy or mIoU)", ""] {
                             ui.label(RichText::new(h).strong());
                         }
                         ui.end_row();
@@ -135,7 +135,7 @@ impl MmanetApp {
                                                 format!(
                                                     "{} {:.2}",
                                                     x.method,
-                                                    x.mean_accuracy() * 100.0
+                                                    x.selection_score() * 100.0
                                                 )
                                             })
                                             .collect::<Vec<_>>()
@@ -197,6 +197,14 @@ impl MmanetApp {
             ui.label("Pick two runs (A and B) to compare them per combination.");
             return;
         };
+        if ta[0].metric != tb[0].metric {
+            ui.label(format!(
+                "The two runs measure different things ({} and {}): pick two runs of one task.",
+                ta[0].metric.name(),
+                tb[0].metric.name()
+            ));
+            return;
+        }
         let methods: Vec<String> = ta[0]
             .methods
             .iter()
@@ -230,7 +238,7 @@ impl MmanetApp {
             .striped(true)
             .num_columns(4)
             .show(ui, |ui| {
-                ui.label(RichText::new("accuracy (%)").strong());
+                ui.label(RichText::new(ta[0].metric.name()).strong());
                 ui.label(RichText::new(format!("A: {}", name(&da))).strong());
                 ui.label(RichText::new(format!("B: {}", name(&db))).strong());
                 ui.label(RichText::new("B − A").strong());
