@@ -64,10 +64,18 @@ impl MmanetApp {
         match (&trace.weak_set, trace.chosen_after_epoch) {
             (Some(weak), Some(epoch)) => {
                 let chosen = weak.first().map(label).unwrap_or_default();
+                let why = if weak.len() == 1 {
+                    "the candidate with the largest bank value".to_string()
+                } else {
+                    format!(
+                        "the candidate with the largest bank value, {chosen}, and its sub-combinations"
+                    )
+                };
                 ui.label(
                     RichText::new(format!(
-                        "Weak set chosen after epoch {epoch}: {} (the candidate with the largest bank value, {chosen}, and its sub-combinations) — the regularization head trains on these.",
-                        weak.iter().map(label).collect::<Vec<_>>().join(", ")
+                        "Weak set chosen after epoch {epoch}: {} ({why}) — the regularization head trains on {}.",
+                        weak.iter().map(label).collect::<Vec<_>>().join(", "),
+                        if weak.len() == 1 { "its samples" } else { "these" }
                     ))
                     .strong(),
                 );
