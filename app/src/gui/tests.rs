@@ -755,6 +755,95 @@ fn ticking_depth_off_changes_the_prediction_request_and_the_drawn_map() {
     assert_eq!(status["task"], "segmentation");
     let first = &status["explorer"]["prediction"]["models"][0];
     assert!(first["miou"].as_f64().is_some(), "{status}");
+
+    // a scene of one's own: an RGB PNG and a 16-bit depth PNG in mm, segmented without labels
+    let sample = h.state().explorer.requested.unwrap().0;
+    let scene = match h.state().session.data.as_ref().unwrap() {
+        mmanet_core::pipeline::LoadedData::Segmentation(d) => {
+            d.source.source.scene(sample).unwrap()
+        }
+        _ => panic!("segmentation data"),
+    };
+    let (w, hgt) = (scene.width as u32, scene.height as u32);
+    let rgb_path = dir.join("own-rgb.png");
+    let depth_path = dir.join("own-depth.png");
+    image::RgbImage::from_raw(w, hgt, scene.rgb.clone())
+        .unwrap()
+        .save(&rgb_path)
+        .unwrap();
+    let depth: Vec<u16> = scene.depth.iter().map(|d| d.round() as u16).collect();
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_raw(w, hgt, depth)
+        .unwrap()
+        .save(&depth_path)
+        .unwrap();
+    h.state_mut().load_explorer_sample(&[rgb_path.clone()]);
+    let notice = h.state().notice.clone().unwrap_or_default();
+    assert!(notice.contains("an RGB image and its depth"), "{notice}");
+    h.state_mut().load_explorer_sample(&[rgb_path, depth_path]);
+    assert!(h.state().explorer.loaded.is_some());
+    h.run_steps(1);
+    let loaded = super::predictor::LOADED_SAMPLE;
+    run_until(&mut h, "the maps of the loaded scene", |a| {
+        matches!(a.explorer.requested, Some((s, _)) if s == loaded) && seg_answer(a).is_some()
+    });
+    let (_, models) = seg_answer(h.state()).unwrap();
+    let seg = models[0].segmentation().unwrap();
+    assert_eq!((seg.map.height, seg.map.width), (scene.height, scene.width));
+    assert!(seg.scores.is_none(), "no ground truth to score against");
+    h.run_steps(2);
+    h.get_by_label_contains("sample read from own-rgb.png, own-depth.png");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn an_nyuv2_manifest_opens_as_segmentation_data() {
+    use super::settings::{DataChoice, Preset};
+    // a two-scene-per-split NYUv2 tree in ESANet's layout
+    let dir = temp_output("nyuv2");
+    let (w, h) = (64u32, 32u32);
+    for (split, names) in [("train", ["a", "b"]), ("test", ["c", "d"])] {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{split}.txt")), names.join("\n")).unwrap();
+        for (k, name) in names.iter().enumerate() {
+            for sub in ["rgb", "depth", "labels_40"] {
+                std::fs::create_dir_all(dir.join(split).join(sub)).unwrap();
+            }
+            image::RgbImage::from_pixel(w, h, image::Rgb([k as u8 * 40, 90, 30]))
+                .save(dir.join(split).join("rgb").join(format!("{name}.png")))
+                .unwrap();
+            image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_pixel(w, h, image::Luma([2000]))
+                .save(dir.join(split).join("depth").join(format!("{name}.png")))
+                .unwrap();
+            image::GrayImage::from_fn(w, h, |x, _| image::Luma([1 + (x % 40) as u8]))
+                .save(
+                    dir.join(split)
+                        .join("labels_40")
+                        .join(format!("{name}.png")),
+                )
+                .unwrap();
+        }
+    }
+    let manifest = dir.join("nyuv2-manifest.toml");
+    std::fs::write(
+        &manifest,
+        "name = \"tiny-nyuv2\"\nformat = \"nyuv2\"\n\n[rgbd]\nroot = \".\"\ntrain_size = [32, 64]\neval_size = [32, 64]\n",
+    )
+    .unwrap();
+    // as a drop on the window: the manifest is the data, and a segmentation preset comes with it
+    let mut h = harness(app(Tab::Data, Settings::default()));
+    h.run_steps(1);
+    h.state_mut().settings.data = DataChoice::Manifest;
+    h.state_mut().settings.manifest = Some(manifest);
+    h.state_mut().load_data();
+    h.run_steps(2);
+    assert_eq!(h.state().session.data_error, None);
+    let summary = h.state().session.data_summary.clone().unwrap();
+    assert_eq!(summary.name, "tiny-nyuv2");
+    assert_eq!(summary.task, mmanet_core::config::TaskKind::Segmentation);
+    assert_eq!(summary.classes.len(), 40);
+    assert_eq!(h.state().settings.preset, Preset::ScenesDemo);
+    assert_eq!(h.state().settings.effective_preset().task(), summary.task);
+    h.get_by_label_contains("pixels per split and class");
     let _ = std::fs::remove_dir_all(dir);
 }
 
