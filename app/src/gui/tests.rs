@@ -776,7 +776,8 @@ fn ticking_depth_off_changes_the_prediction_request_and_the_drawn_map() {
         .unwrap()
         .save(&depth_path)
         .unwrap();
-    h.state_mut().load_explorer_sample(&[rgb_path.clone()]);
+    h.state_mut()
+        .load_explorer_sample(std::slice::from_ref(&rgb_path));
     let notice = h.state().notice.clone().unwrap_or_default();
     assert!(notice.contains("an RGB image and its depth"), "{notice}");
     h.state_mut().load_explorer_sample(&[rgb_path, depth_path]);
