@@ -258,6 +258,13 @@ const scenarios = [
                          expectAdapter: false, expectDevice: /^cpu .*no WebGPU adapter/,
                          explorer: true }],
 ];
+// Segmentation on SwiftShader's WebGPU: minutes of kernel compilation on the CPU, so it is a
+// measurement run by name (MMANET_WEB_SCENARIO=seg-webgpu), not part of the default test.
+const onRequest = {
+  "seg-webgpu": { flags: WEBGPU, params: `${SEG_RUN}&device=wgpu`, expectAdapter: true,
+                  expectDevice: /WebGPU/ },
+};
+if (only && onRequest[only]) scenarios.push([only, onRequest[only]]);
 let failed = 0;
 for (const [name, opts] of scenarios) {
   if (only && only !== name) continue;
