@@ -77,3 +77,35 @@ fn a_shorter_run_pulls_the_warm_up_inside_it() {
     let err = m.validate(2).unwrap_err().to_string();
     assert!(err.contains("mmanet.warmup_epochs"), "{err}");
 }
+
+/// The face anti-spoofing configs carry the official recipe (spec §1.5–1.8): teacher, SF-MD and
+/// MMANet with α 30, β 0.5, mining after epochs 2–4, the weak set after 5; CASIA-SURF's bona fide
+/// label is 1, CeFA's 0 (protocol race_prot_rdi_4@5, test batch 128).
+#[test]
+fn anti_spoofing_configs_follow_the_official_recipe() {
+    use mmanet_core::config::Method;
+    use mmanet_core::data::manifest::ManifestFormat;
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    for (file, bona_fide, eval_batch) in [("casia-surf.toml", 1, 64), ("cefa.toml", 0, 128)] {
+        let cfg = ExperimentConfig::load(&dir.join(file)).unwrap();
+        assert_eq!(cfg.methods, [Method::SfMd, Method::Mmanet], "{file}");
+        assert_eq!((cfg.mmanet.alpha, cfg.mmanet.beta), (30.0, 0.5), "{file}");
+        assert_eq!(cfg.mmanet.warmup_epochs, 5, "{file}");
+        assert_eq!(cfg.mmanet.mining_epochs, [2, 3, 4], "{file}");
+        assert_eq!(cfg.eval.bona_fide_label, bona_fide, "{file}");
+        assert_eq!(cfg.eval.batch_size, eval_batch, "{file}");
+        for stage in [&cfg.teacher, &cfg.student] {
+            assert_eq!((stage.epochs, stage.batch_size), (100, 64), "{file}");
+            assert_eq!(stage.lr_milestones, [16, 33, 50], "{file}");
+            assert_eq!(stage.select_after_epoch, 31, "{file}");
+        }
+    }
+    let cefa = read_manifest(&dir.join("cefa-manifest.toml")).unwrap();
+    assert_eq!(cefa.format, ManifestFormat::Cefa);
+    assert_eq!(
+        cefa.class_names,
+        Some(vec!["real".to_string(), "attack".to_string()])
+    );
+    // no protocol written: the paper's race_prot_rdi_4@5
+    assert!(cefa.images.unwrap().cefa_protocol.is_none());
+}
