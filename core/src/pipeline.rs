@@ -14,7 +14,8 @@
 //! * `<stage>/model.bpk` + `<stage>/meta.json` — the selected model of a finished stage and what it
 //!   was trained from (a finished teacher whose settings match is reused, not retrained);
 //! * `results.md`, `results.csv`, `results.json` — the per-combination comparison table
-//!   (`results-miou.*` for segmentation, `results-acer.*` for two-class data);
+//!   (`results-miou.*` for segmentation; `results-acer.*`, `results-apcer.*` and
+//!   `results-bpcer.*` for two-class data);
 //!   `reports.json` — every method's full per-combination metrics;
 //!   `<method>/mining.json` — MAR's mining rounds and weak set.
 

@@ -98,6 +98,11 @@ pub enum TableMetric {
     Acer,
     /// mIoU in percent (higher is better; segmentation).
     Miou,
+    /// APCER in percent: attacks accepted as bona fide (lower is better; ISO naming — the
+    /// official code calls this NPCER on CASIA-SURF).
+    Apcer,
+    /// BPCER in percent: bona fide presentations rejected (lower is better).
+    Bpcer,
 }
 
 impl TableMetric {
@@ -106,7 +111,14 @@ impl TableMetric {
             TableMetric::Accuracy => Some(r.accuracy * 100.0),
             TableMetric::Acer => r.pad.map(|p| p.acer * 100.0),
             TableMetric::Miou => r.seg.as_ref().map(|s| s.miou * 100.0),
+            TableMetric::Apcer => r.pad.map(|p| p.apcer * 100.0),
+            TableMetric::Bpcer => r.pad.map(|p| p.bpcer * 100.0),
         }
+    }
+
+    /// Whether a larger value is better (accuracy, mIoU) rather than worse (error rates).
+    pub fn higher_is_better(self) -> bool {
+        matches!(self, TableMetric::Accuracy | TableMetric::Miou)
     }
 
     /// Short name for progress lines (`acc`, `ACER`, `mIoU`).
@@ -115,6 +127,8 @@ impl TableMetric {
             TableMetric::Accuracy => "acc",
             TableMetric::Acer => "ACER",
             TableMetric::Miou => "mIoU",
+            TableMetric::Apcer => "APCER",
+            TableMetric::Bpcer => "BPCER",
         }
     }
 
@@ -124,6 +138,8 @@ impl TableMetric {
             TableMetric::Accuracy => "accuracy (%)",
             TableMetric::Acer => "ACER (%)",
             TableMetric::Miou => "mIoU (%)",
+            TableMetric::Apcer => "APCER (%)",
+            TableMetric::Bpcer => "BPCER (%)",
         }
     }
 }
@@ -214,8 +230,8 @@ impl ComparisonTable {
         let row = self.cells.get(r)?;
         (0..row.len()).reduce(|a, b| {
             let better = match self.metric {
-                TableMetric::Accuracy | TableMetric::Miou => row[b].0 > row[a].0,
-                TableMetric::Acer => row[b].0 < row[a].0,
+                m if m.higher_is_better() => row[b].0 > row[a].0,
+                _ => row[b].0 < row[a].0,
             };
             if better { b } else { a }
         })
@@ -304,7 +320,8 @@ impl ComparisonTable {
 }
 
 /// The comparison tables a set of reports supports: mIoU first when every row has
-/// segmentation scores, then accuracy, then ACER when every row has PAD rates.
+/// segmentation scores, then accuracy, then ACER, APCER and BPCER when every row has PAD rates
+/// (two-class data, as the paper's anti-spoofing tables).
 pub fn comparison_tables(methods: &[(String, Vec<EvalReport>)]) -> Result<Vec<ComparisonTable>> {
     let every = |f: &dyn Fn(&CombinationResult) -> bool| {
         methods
@@ -318,18 +335,23 @@ pub fn comparison_tables(methods: &[(String, Vec<EvalReport>)]) -> Result<Vec<Co
     }
     tables.push(ComparisonTable::build(TableMetric::Accuracy, methods)?);
     if every(&|r| r.pad.is_some()) {
-        tables.push(ComparisonTable::build(TableMetric::Acer, methods)?);
+        for metric in [TableMetric::Acer, TableMetric::Apcer, TableMetric::Bpcer] {
+            tables.push(ComparisonTable::build(metric, methods)?);
+        }
     }
     Ok(tables)
 }
 
 impl TableMetric {
-    /// File stem of this metric's table: `base` for accuracy, `base-acer`, `base-miou`.
+    /// File stem of this metric's table: `base` for accuracy, `base-acer`, `base-apcer`,
+    /// `base-bpcer`, `base-miou`.
     pub fn file_stem(self, base: &str) -> String {
         match self {
             TableMetric::Accuracy => base.to_string(),
             TableMetric::Acer => format!("{base}-acer"),
             TableMetric::Miou => format!("{base}-miou"),
+            TableMetric::Apcer => format!("{base}-apcer"),
+            TableMetric::Bpcer => format!("{base}-bpcer"),
         }
     }
 }
@@ -343,4 +365,73 @@ pub fn mean_std(values: &[f64]) -> (f64, f64) {
     let m = values.iter().sum::<f64>() / n;
     let v = values.iter().map(|x| (x - m).powi(2)).sum::<f64>() / n;
     (m, v.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(method: &str, rates: &[(f64, f64)]) -> EvalReport {
+        let names: Vec<String> = ["rgb", "depth"].map(String::from).to_vec();
+        let combos = [
+            ModalitySet::single(0),
+            ModalitySet::single(1),
+            ModalitySet::full(2),
+        ];
+        EvalReport {
+            method: method.into(),
+            modalities: names.clone(),
+            rows: combos
+                .iter()
+                .zip(rates)
+                .map(|(&c, &(apcer, bpcer))| CombinationResult {
+                    combination: c,
+                    label: c.long_label(&names),
+                    samples: 10,
+                    accuracy: 1.0 - (apcer + bpcer) / 2.0,
+                    pad: Some(PadRates {
+                        apcer,
+                        bpcer,
+                        acer: (apcer + bpcer) / 2.0,
+                    }),
+                    seg: None,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn two_class_data_gets_acer_apcer_and_bpcer_tables() {
+        let methods = vec![
+            (
+                "SF-MD".to_string(),
+                vec![report("SF-MD", &[(0.2, 0.1), (0.3, 0.3), (0.1, 0.0)])],
+            ),
+            (
+                "MMANet".to_string(),
+                vec![report("MMANet", &[(0.1, 0.1), (0.4, 0.2), (0.0, 0.1)])],
+            ),
+        ];
+        let tables = comparison_tables(&methods).unwrap();
+        let metrics: Vec<TableMetric> = tables.iter().map(|t| t.metric).collect();
+        assert_eq!(
+            metrics,
+            [
+                TableMetric::Accuracy,
+                TableMetric::Acer,
+                TableMetric::Apcer,
+                TableMetric::Bpcer
+            ]
+        );
+        let apcer = &tables[2];
+        assert_eq!(apcer.rows, ["rgb", "depth", "rgb+depth", "Average"]);
+        assert!((apcer.cells[1][1].0 - 40.0).abs() < 1e-9);
+        assert!((apcer.cells[3][0].0 - 20.0).abs() < 1e-9, "the average row");
+        // error rates: the lower value is the better method of a row
+        assert_eq!(apcer.best_in_row(0), Some(1));
+        assert_eq!(tables[3].best_in_row(1), Some(1));
+        assert_eq!(TableMetric::Apcer.file_stem("results"), "results-apcer");
+        assert_eq!(TableMetric::Bpcer.file_stem("results"), "results-bpcer");
+        assert!(!TableMetric::Bpcer.higher_is_better());
+    }
 }

@@ -3,7 +3,7 @@
 
 use eframe::egui::{self, Color32, ColorImage, RichText, TextureHandle, TextureOptions, Vec2};
 use mmanet_core::data::{ModalityKind, ModalitySpec, MultimodalSource};
-use mmanet_core::report::{ComparisonTable, TableMetric};
+use mmanet_core::report::ComparisonTable;
 use std::collections::HashMap;
 
 /// Textures of drawn samples, dropped when the data changes.
@@ -231,9 +231,12 @@ pub fn column_extremes(table: &ComparisonTable) -> Vec<(usize, usize)> {
     (0..table.methods.len())
         .map(|c| {
             let value = |r: usize| table.cells[r][c].0;
-            let better = |a: f64, b: f64| match table.metric {
-                TableMetric::Accuracy | TableMetric::Miou => a > b,
-                TableMetric::Acer => a < b,
+            let better = |a: f64, b: f64| {
+                if table.metric.higher_is_better() {
+                    a > b
+                } else {
+                    a < b
+                }
             };
             let mut best = 0;
             let mut worst = 0;
