@@ -27,6 +27,7 @@
 //! The library builds for `wasm32-unknown-unknown`; every device read in the training and
 //! evaluation paths is asynchronous.
 
+pub mod bundle;
 pub mod checkpoint;
 pub mod config;
 pub mod data;
