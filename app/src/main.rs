@@ -139,6 +139,19 @@ enum Command {
         #[command(flatten)]
         run: RunArgs,
     },
+    /// Write a trained network as a deployment bundle (`.mmanet`): the deployment network
+    /// alone with its modalities, class names, preprocessing, config and test table.
+    Export {
+        /// The run folder (`runs/<name>`).
+        #[arg(long)]
+        run: PathBuf,
+        /// Which method's network: `mmanet`, `sf-md`, `mad`, … (a stage of the run).
+        #[arg(long, default_value = "mmanet")]
+        method: String,
+        /// The bundle file to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Multi-seed experiments.
     Experiment {
         #[command(subcommand)]
@@ -303,6 +316,7 @@ fn run() -> Result<()> {
             let cfg = ExperimentConfig::load_with_overrides(&config, &run.overrides)?;
             train(cfg, run, RunMode::EvalOnly)
         }
+        Command::Export { run, method, out } => export(&run, &method, &out),
         Command::Experiment {
             command: ExperimentCommand::Ablation { config, seeds, run },
         } => {
@@ -484,6 +498,54 @@ fn ablation(mut cfg: ExperimentConfig, seeds: usize, run: RunArgs) -> Result<()>
         "results written to {} (ablation.md / .csv / .json, ablation-mining.json, seed-*/)",
         outcome.run_dir.display()
     );
+    Ok(())
+}
+
+/// `mmanet export`: the run's `method` network as a bundle at `out`.
+fn export(run: &std::path::Path, method: &str, out: &std::path::Path) -> Result<()> {
+    let method: mmanet_core::config::Method =
+        serde_json::from_value(serde_json::Value::String(method.to_string())).map_err(|_| {
+            anyhow::anyhow!(
+                "--method `{method}` is not a method; use mmanet, sf-md, mad, sp, sr or sf"
+            )
+        })?;
+    if !run.join(mmanet_core::pipeline::RUN_CONFIG_FILE).is_file() {
+        bail!(
+            "{} is not a run folder (it has no {})",
+            run.display(),
+            mmanet_core::pipeline::RUN_CONFIG_FILE
+        );
+    }
+    let store = mmanet_core::store::FolderStore::new(run);
+    let bundle = mmanet_core::bundle::Bundle::from_run(&store, method)
+        .with_context(|| format!("exporting from {}", run.display()))?;
+    let bytes = bundle.to_bytes()?;
+    mmanet_core::fsutil::write_atomic(out, &bytes)?;
+    let h = &bundle.header;
+    println!(
+        "wrote {} ({:.1} MB): {} on {} ({}), modalities {}, {} classes",
+        out.display(),
+        bytes.len() as f64 / 1e6,
+        h.method,
+        h.dataset,
+        match h.task {
+            TaskKind::Classification => "classification",
+            TaskKind::Segmentation => "segmentation",
+        },
+        h.modalities
+            .iter()
+            .map(|m| m.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        h.class_names.len()
+    );
+    if let Some(r) = &h.test_report {
+        println!(
+            "its test score in the run: {:.2}% averaged over {} combinations",
+            r.selection_score() * 100.0,
+            r.rows.len()
+        );
+    }
     Ok(())
 }
 
