@@ -55,6 +55,14 @@ impl Footprint {
 /// the best model, its serialised checkpoint, and the explorer's copy).
 const MODEL_COPIES: u64 = 7;
 
+/// The largest batch any stage or the evaluation of `cfg` runs.
+fn largest_batch(cfg: &ExperimentConfig) -> u64 {
+    cfg.teacher
+        .batch_size
+        .max(cfg.student.batch_size)
+        .max(cfg.eval.batch_size) as u64
+}
+
 /// Estimates what `cfg` needs on data of `modalities` with `samples` samples, for models with
 /// `params` parameters each (teacher and students alike) and `methods` trained models.
 pub fn footprint(
@@ -64,11 +72,7 @@ pub fn footprint(
     params: usize,
     models: usize,
 ) -> Footprint {
-    let batch = cfg
-        .teacher
-        .batch_size
-        .max(cfg.student.batch_size)
-        .max(cfg.eval.batch_size) as u64;
+    let batch = largest_batch(cfg);
     let widths = cfg.model.image_preset.widths();
     let mut largest = (0u64, String::new());
     let mut bigger = |bytes: u64, what: String| {
@@ -133,11 +137,7 @@ pub fn seg_footprint(
     params: usize,
     models: usize,
 ) -> Footprint {
-    let batch = cfg
-        .teacher
-        .batch_size
-        .max(cfg.student.batch_size)
-        .max(cfg.eval.batch_size) as u64;
+    let batch = largest_batch(cfg);
     let arch = cfg.seg_model.arch();
     let (h, w) = (input[0] as u64, input[1] as u64);
     let stem = arch.planes[0] as u64;

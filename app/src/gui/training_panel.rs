@@ -326,11 +326,21 @@ pub fn format_log_tick(v: f64) -> String {
 
 /// `[epoch position, momentum]` points when the schedule cycles the momentum (else none).
 pub fn momentum_series(stage: &StageLog) -> Vec<[f64; 2]> {
+    schedule_series(stage, |s| s.momentum, |e| e.momentum)
+}
+
+/// A schedule value over the stage: every step while live (`of_step`), else per epoch
+/// (`of_epoch`); points without a value are left out.
+fn schedule_series(
+    stage: &StageLog,
+    of_step: impl Fn(&mmanet_core::train::StepReport) -> Option<f64>,
+    of_epoch: impl Fn(&mmanet_core::train::EpochSummary) -> Option<f64>,
+) -> Vec<[f64; 2]> {
     if stage.steps.is_empty() {
         stage
             .summaries
             .iter()
-            .filter_map(|e| Some([e.epoch as f64 + 1.0, e.momentum?]))
+            .filter_map(|e| Some([e.epoch as f64 + 1.0, of_epoch(e)?]))
             .collect()
     } else {
         stage
@@ -339,7 +349,7 @@ pub fn momentum_series(stage: &StageLog) -> Vec<[f64; 2]> {
             .filter_map(|s| {
                 Some([
                     s.epoch as f64 + (s.batch + 1) as f64 / s.batches.max(1) as f64,
-                    s.momentum?,
+                    of_step(s)?,
                 ])
             })
             .collect()
@@ -364,22 +374,5 @@ pub fn val_series(stage: &StageLog, names: &[String]) -> Vec<(String, Vec<[f64; 
 
 /// `[epoch position, lr]` points.
 pub fn lr_series(stage: &StageLog) -> Vec<[f64; 2]> {
-    if stage.steps.is_empty() {
-        stage
-            .summaries
-            .iter()
-            .filter_map(|e| Some([e.epoch as f64 + 1.0, e.lr?]))
-            .collect()
-    } else {
-        stage
-            .steps
-            .iter()
-            .map(|s| {
-                [
-                    s.epoch as f64 + (s.batch + 1) as f64 / s.batches.max(1) as f64,
-                    s.lr,
-                ]
-            })
-            .collect()
-    }
+    schedule_series(stage, |s| Some(s.lr), |e| e.lr)
 }
