@@ -22,6 +22,30 @@ pub struct GalleryState {
 /// Samples per gallery page.
 pub const GALLERY_PAGE: usize = 12;
 
+/// One grid row of a generator's settings: `name`, then `slider` (labelled by it, with `hint`
+/// on hover). True when the user lets go of the slider: the data reloads then, not at every step
+/// of a drag.
+fn slider_row(ui: &mut egui::Ui, name: &str, slider: egui::Slider<'_>, hint: Option<&str>) -> bool {
+    let l = ui.label(name);
+    let mut response = ui.add(slider).labelled_by(l.id);
+    if let Some(hint) = hint {
+        response = response.on_hover_text(hint);
+    }
+    ui.end_row();
+    response.drag_stopped()
+}
+
+/// The generator's seed row; true when the seed changed.
+fn seed_row(ui: &mut egui::Ui, seed: &mut u64) -> bool {
+    let l = ui.label("seed");
+    let changed = ui
+        .add(egui::DragValue::new(seed))
+        .labelled_by(l.id)
+        .changed();
+    ui.end_row();
+    changed
+}
+
 impl MmanetApp {
     pub(super) fn data_panel(&mut self, ui: &mut egui::Ui) {
         egui::Panel::left("data_source")
@@ -81,31 +105,21 @@ impl MmanetApp {
                         ("IR cue", &mut s.ir_strength),
                         ("noise σ", &mut s.noise),
                     ] {
-                        let l = ui.label(name);
-                        changed |= ui
-                            .add(egui::Slider::new(v, 0.0..=1.0))
-                            .labelled_by(l.id)
-                            .drag_stopped();
-                        ui.end_row();
+                        changed |= slider_row(ui, name, egui::Slider::new(v, 0.0..=1.0), None);
                     }
-                    let l = ui.label("samples");
-                    changed |= ui
-                        .add(egui::Slider::new(&mut s.samples, 100..=4000))
-                        .labelled_by(l.id)
-                        .drag_stopped();
-                    ui.end_row();
-                    let l = ui.label("image side");
-                    changed |= ui
-                        .add(egui::Slider::new(&mut s.size, 16..=64))
-                        .labelled_by(l.id)
-                        .drag_stopped();
-                    ui.end_row();
-                    let l = ui.label("seed");
-                    changed |= ui
-                        .add(egui::DragValue::new(&mut s.seed))
-                        .labelled_by(l.id)
-                        .changed();
-                    ui.end_row();
+                    changed |= slider_row(
+                        ui,
+                        "samples",
+                        egui::Slider::new(&mut s.samples, 100..=4000),
+                        None,
+                    );
+                    changed |= slider_row(
+                        ui,
+                        "image side",
+                        egui::Slider::new(&mut s.size, 16..=64),
+                        None,
+                    );
+                    changed |= seed_row(ui, &mut s.seed);
                 });
                 reload |= changed;
             }
@@ -124,35 +138,19 @@ impl MmanetApp {
                         ("depth noise σ (mm)", &mut s.depth_noise, 0..=400, "in mm"),
                         ("depth dropout %", &mut s.depth_dropout_percent, 0..=50, "missing depth readings, as a real sensor"),
                     ] {
-                        let l = ui.label(name);
-                        changed |= ui
-                            .add(egui::Slider::new(v, range))
-                            .labelled_by(l.id)
-                            .on_hover_text(hint)
-                            .drag_stopped();
-                        ui.end_row();
+                        changed |= slider_row(ui, name, egui::Slider::new(v, range), Some(hint));
                     }
-                    let l = ui.label("scenes");
-                    changed |= ui
-                        .add(egui::Slider::new(&mut s.scenes, 30..=1000))
-                        .labelled_by(l.id)
-                        .drag_stopped();
-                    ui.end_row();
+                    changed |= slider_row(
+                        ui,
+                        "scenes",
+                        egui::Slider::new(&mut s.scenes, 30..=1000),
+                        None,
+                    );
                     for (name, v) in [("height", &mut s.height), ("width", &mut s.width)] {
-                        let l = ui.label(name);
-                        changed |= ui
-                            .add(egui::Slider::new(v, 32..=256).step_by(32.0))
-                            .labelled_by(l.id)
-                            .on_hover_text("a multiple of 32")
-                            .drag_stopped();
-                        ui.end_row();
+                        let slider = egui::Slider::new(v, 32..=256).step_by(32.0);
+                        changed |= slider_row(ui, name, slider, Some("a multiple of 32"));
                     }
-                    let l = ui.label("seed");
-                    changed |= ui
-                        .add(egui::DragValue::new(&mut s.seed))
-                        .labelled_by(l.id)
-                        .changed();
-                    ui.end_row();
+                    changed |= seed_row(ui, &mut s.seed);
                 });
                 reload |= changed;
             }
