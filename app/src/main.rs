@@ -1,6 +1,7 @@
 //! `mmanet`: train and evaluate incomplete-multimodal models from the command line.
 
 mod bench;
+mod predict;
 mod progress;
 
 use mmanet_app::gui;
@@ -152,6 +153,10 @@ enum Command {
         #[arg(long)]
         out: PathBuf,
     },
+    /// Predict with a deployment bundle on new samples, with any subset of modalities: CSV files
+    /// per modality (`fou=rows.csv`), one sample's images (`rgb=a.png depth=b.png`), or a
+    /// dataset's split (`--data`); a table, `--out` CSV / JSON, label-map PNGs.
+    Predict(predict::PredictArgs),
     /// Multi-seed experiments.
     Experiment {
         #[command(subcommand)]
@@ -317,6 +322,7 @@ fn run() -> Result<()> {
             train(cfg, run, RunMode::EvalOnly)
         }
         Command::Export { run, method, out } => export(&run, &method, &out),
+        Command::Predict(args) => predict::predict(args),
         Command::Experiment {
             command: ExperimentCommand::Ablation { config, seeds, run },
         } => {

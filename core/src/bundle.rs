@@ -17,7 +17,8 @@
 //! A bundle is bytes in and bytes out, so the browser reads it as the desktop does.
 
 use crate::config::{ExperimentConfig, Method, TaskKind};
-use crate::data::rgbd::DepthStats;
+pub use crate::data::imagelist::ImagePreprocessing;
+pub use crate::data::rgbd::RgbdPreprocessing;
 use crate::data::{FeatureScaler, ModalitySpec};
 use crate::error::{CoreError, Result};
 use crate::model::MultimodalNet;
@@ -34,17 +35,6 @@ use serde::{Deserialize, Serialize};
 pub const BUNDLE_MAGIC: &[u8; 8] = b"MMANETB\n";
 /// The bundle format this build writes, and the newest it reads.
 pub const BUNDLE_FORMAT_VERSION: u32 = 1;
-
-/// How RGB-D scenes are prepared for a segmentation bundle's network.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RgbdPreprocessing {
-    /// `[h, w]` the network was trained on (its crops).
-    pub train_size: [usize; 2],
-    /// `[h, w]` scenes are resized to before the network (logits go back to the scene's size).
-    pub eval_size: [usize; 2],
-    /// Depth normalisation `(d − μ)/σ`, zeros kept; RGB uses ImageNet's mean and std.
-    pub depth_stats: DepthStats,
-}
 
 /// Everything but the weights.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -66,6 +56,9 @@ pub struct BundleHeader {
     pub scalers: Vec<Option<FeatureScaler>>,
     /// The RGB-D preprocessing (segmentation).
     pub rgbd: Option<RgbdPreprocessing>,
+    /// How image files become inputs (classification of image-list data: CASIA-SURF, CeFA).
+    #[serde(default)]
+    pub images: Option<ImagePreprocessing>,
     /// The experiment config of the run (the network is built from its `[model]` /
     /// `[seg_model]`).
     pub config: ExperimentConfig,
@@ -112,8 +105,10 @@ impl Bundle {
             })?;
         let weights = store.read(&format!("{stage}/model.bpk"))?;
         let data = LoadedData::load(&record.config)?;
+        let mut images = None;
         let (modalities, scalers, rgbd) = match &data {
             LoadedData::Classification(d) => {
+                images = d.source.image_preprocessing();
                 (d.source.modalities().to_vec(), d.scalers.clone(), None)
             }
             LoadedData::Segmentation(d) => {
@@ -130,11 +125,7 @@ impl Bundle {
                 (
                     vec![image("rgb", 3), image("depth", 1)],
                     vec![None, None],
-                    Some(RgbdPreprocessing {
-                        train_size: src.train_size(),
-                        eval_size: src.eval_size(),
-                        depth_stats: src.depth_stats(),
-                    }),
+                    Some(RgbdPreprocessing::of(src)),
                 )
             }
         };
@@ -151,6 +142,7 @@ impl Bundle {
                 class_names: data.class_names(),
                 scalers,
                 rgbd,
+                images,
                 config,
                 fingerprint: meta.fingerprint.clone(),
                 test_report: record
@@ -276,6 +268,7 @@ mod tests {
                 class_names: vec!["a".into(), "b".into()],
                 scalers: vec![],
                 rgbd: None,
+                images: None,
                 config: ExperimentConfig::from_toml(
                     include_str!("../../configs/mfeat-demo.toml"),
                     "mfeat-demo.toml",

@@ -19,6 +19,8 @@
 //! * [`pipeline`] — the whole experiment (teacher, students, tables), async over a [`store`];
 //! * [`store`] — where a run's files live: a folder on disk, or memory (the browser);
 //! * [`runs`] — reading a trained run back (config, reports, histories, models, mining);
+//! * [`bundle`] — the deployment bundle (`.mmanet`): a trained network and what using it needs;
+//! * [`predict`] — a bundle on new samples (CSV rows, datasets, image files, RGB-D scenes);
 //! * [`task`] — the seam between the pipeline and the two tasks (classification, RGB-D
 //!   segmentation);
 //! * [`device`] — choosing wgpu or the CPU backend at run time;
@@ -46,6 +48,7 @@ pub mod modality;
 pub mod model;
 pub mod optim;
 pub mod pipeline;
+pub mod predict;
 pub mod report;
 pub mod runs;
 pub mod schedule;

@@ -5,9 +5,15 @@
 use burn::prelude::*;
 use mmanet_core::bundle::Bundle;
 use mmanet_core::config::{Method, TaskKind};
+use mmanet_core::data::prepare::LoadedData;
 use mmanet_core::eval::predict_proba;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::pipeline::block_on;
+use mmanet_core::predict::inputs::{
+    CsvInput, DatasetSamples, HeaderRule, LabelAt, SampleReader, read_csv_rows,
+};
+use mmanet_core::predict::output::{predictions_csv, predictions_json};
+use mmanet_core::predict::{Classifier, load_data_for, tally};
 use mmanet_core::runs::load_stage_model;
 use mmanet_core::store::FolderStore;
 use mmanet_tests::{quick_demo_config, train_on_cpu};
@@ -89,6 +95,119 @@ fn an_exported_bundle_predicts_as_the_run_and_scores_its_table() {
         .find(|r| r.combination == set)
         .unwrap();
     assert_eq!(correct as f64 / test.len() as f64, row.accuracy);
+
+    // `mmanet predict`'s path: the dataset loaded raw, standardised with the bundle's own
+    // statistics, each sample seeing what it has — the explorer's probabilities and the table's
+    // accuracy, in one batch or many
+    let classifier = Classifier::new(&read, &device).unwrap();
+    let raw = load_data_for(&read.header, &cfg).unwrap();
+    let LoadedData::Classification(raw) = raw else {
+        panic!("mfeat is classification data")
+    };
+    assert!(raw.scalers.iter().all(Option::is_none), "loaded raw");
+    let samples = DatasetSamples {
+        source: raw.source.clone(),
+        indices: test.clone(),
+    };
+    let mut calls = 0;
+    let predict = |reader: &dyn SampleReader, batch: usize, calls: &mut usize| {
+        block_on(
+            classifier.predict(reader, Some(set), batch, &mut |done, total| {
+                *calls += 1;
+                assert!(done <= total);
+            }),
+        )
+        .unwrap()
+    };
+    let one_batch = predict(&samples, test.len(), &mut calls);
+    assert_eq!(calls, 1);
+    let probabilities: Vec<Vec<f32>> = one_batch.iter().map(|p| p.probabilities.clone()).collect();
+    assert_eq!(probabilities, from_run, "the explorer's probabilities");
+    let tallies = tally(&one_batch);
+    assert_eq!(tallies.len(), 1);
+    assert_eq!(tallies[0].seen, set);
+    assert_eq!(tallies[0].accuracy(), Some(row.accuracy));
+    calls = 0;
+    let batches = predict(&samples, 7, &mut calls);
+    assert_eq!(calls, test.len().div_ceil(7));
+    for (a, b) in batches.iter().zip(&one_batch) {
+        assert_eq!(a.class, b.class);
+        for (x, y) in a.probabilities.iter().zip(&b.probabilities) {
+            assert!((x - y).abs() <= 1e-6, "{x} vs {y}");
+        }
+    }
+    assert_eq!(tally(&batches)[0].accuracy(), Some(row.accuracy));
+
+    // the same rows as CSV files: pix's rows empty, fou's and mor's with the label last
+    let csv_of = |m: usize, with_values: bool| {
+        let mut text = String::new();
+        let mut values = vec![Vec::new(); 3];
+        for &i in test {
+            raw.source.load_sample(i, None, &mut values).unwrap();
+            if with_values {
+                let cells: Vec<String> = values[m].iter().map(|v| v.to_string()).collect();
+                text += &format!("{},{}\n", cells.join(","), raw.source.label(i));
+            } else {
+                text += ",\n";
+            }
+        }
+        text
+    };
+    let texts = [csv_of(0, false), csv_of(1, true), csv_of(2, true)];
+    let inputs: Vec<CsvInput<'_>> = ["pix", "fou", "mor"]
+        .iter()
+        .zip(&texts)
+        .map(|(name, text)| CsvInput {
+            modality: name.to_string(),
+            file: format!("{name}.csv"),
+            text,
+        })
+        .collect();
+    let rows = read_csv_rows(
+        &read.header.modalities,
+        10,
+        &inputs,
+        HeaderRule::Auto,
+        LabelAt::Last,
+    )
+    .unwrap();
+    let from_csv = block_on(classifier.predict(&rows, None, test.len(), &mut |_, _| {})).unwrap();
+    for (a, b) in from_csv.iter().zip(&one_batch) {
+        assert_eq!(
+            (a.seen, a.class, &a.probabilities, a.label),
+            (b.seen, b.class, &b.probabilities, b.label)
+        );
+    }
+    // the files as `--out` writes them
+    let csv = String::from_utf8(predictions_csv(&read.header, &from_csv).unwrap()).unwrap();
+    assert!(
+        csv.starts_with("id,seen,predicted,label,correct,p:digit 0,"),
+        "{csv}"
+    );
+    assert!(
+        csv.lines().nth(1).unwrap().starts_with("row 1,fou+mor,"),
+        "{csv}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&predictions_json(&read.header, &from_csv).unwrap()).unwrap();
+    assert_eq!(
+        json["predictions"][0]["seen"],
+        serde_json::json!(["fou", "mor"])
+    );
+    assert_eq!(json["predictions"].as_array().unwrap().len(), test.len());
+    // `--modalities` naming only pix: every row lacks it, an error naming the first row
+    let e = block_on(classifier.predict(
+        &rows,
+        Some(ModalitySet::from_indices([0])),
+        8,
+        &mut |_, _| {},
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("row 1") && e.contains("none of the modalities asked for (pix)"),
+        "{e}"
+    );
 
     // a classifier bundle does not segment; a stage the run lacks is named
     let e = read.segmenter(&device).unwrap_err().to_string();

@@ -5,8 +5,8 @@
 use burn::prelude::*;
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::data::rgbd::{
-    ClassPixelCounts, DepthStats, IMAGENET_MEAN, IMAGENET_STD, RgbdScene, SegAugment, SegSource,
-    augment_scene, class_pixel_counts, median_frequency_weights, normalize,
+    ClassPixelCounts, DepthStats, IMAGENET_MEAN, IMAGENET_STD, RgbdPreprocessing, RgbdScene,
+    SegAugment, SegSource, augment_scene, class_pixel_counts, median_frequency_weights, normalize,
 };
 use mmanet_core::data::scenes::{SCENE_CLASSES, ScenesConfig, SyntheticScenes};
 use mmanet_core::mining::RoundMeasure;
@@ -488,19 +488,14 @@ fn short_segmentation_experiment_mines_by_miou() {
     let net = load_task_stage_model::<Segmentation>(&cfg, &data.source, &device, &store, "mmanet")
         .unwrap();
     let source = data.source.source.as_ref();
+    let prep = RgbdPreprocessing::of(source);
     let mmanet_report = &out.reports[2];
     for row in &mmanet_report.rows {
         let (mut correct, mut pixels) = (0f64, 0f64);
         for &i in &data.split.test {
             let scene = source.scene(i).unwrap();
-            let map = block_on(predict_scene(
-                &net,
-                source,
-                &scene,
-                row.combination,
-                &device,
-            ))
-            .unwrap();
+            let map =
+                block_on(predict_scene(&net, &prep, &scene, row.combination, &device)).unwrap();
             assert_eq!((map.height, map.width), (scene.height, scene.width));
             assert!(
                 map.classes
@@ -524,7 +519,7 @@ fn short_segmentation_experiment_mines_by_miou() {
     let scene = source.scene(data.split.test[0]).unwrap();
     let e = block_on(predict_scene(
         &net,
-        source,
+        &prep,
         &scene,
         ModalitySet::from_mask(&[false, false]),
         &device,

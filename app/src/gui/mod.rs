@@ -14,7 +14,7 @@ mod predictor;
 mod runs_panel;
 #[cfg(not(target_family = "wasm"))]
 mod script;
-mod seg_view;
+pub mod seg_view;
 mod session;
 pub mod settings;
 mod training_job;

@@ -3,7 +3,7 @@
 //! label map of scene i seen through S" (segmentation) off the UI thread.
 
 use mmanet_core::config::{ExperimentConfig, Method};
-use mmanet_core::data::rgbd::{RgbdScene, SegSource};
+use mmanet_core::data::rgbd::{RgbdPreprocessing, RgbdScene, SegSource};
 use mmanet_core::data::{InMemoryDataset, MultimodalSource};
 use mmanet_core::device::cpu_device;
 use mmanet_core::eval::predict_proba;
@@ -457,8 +457,9 @@ fn segment_all(
     let labelled = scene.labels.iter().any(|&l| l > 0);
     let truth = Arc::new(scene.labels.clone());
     let classes = source.num_classes();
+    let prep = RgbdPreprocessing::of(source);
     let segment = |net: &EsaNet, s: ModalitySet| {
-        block_on(predict_scene(net, source, scene, s, device)).map_err(|e| e.to_string())
+        block_on(predict_scene(net, &prep, scene, s, device)).map_err(|e| e.to_string())
     };
     models
         .iter()

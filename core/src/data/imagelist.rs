@@ -344,6 +344,42 @@ impl Augmentation {
     }
 }
 
+/// How an image-list dataset's images are prepared in evaluation: what a deployment bundle
+/// carries so that new images are seen as the test images were.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ImagePreprocessing {
+    /// Side of the square network input; every image is resized to it (bilinear), whatever its
+    /// own size, as in training.
+    pub size: usize,
+    /// 3: B, G, R planes (a grayscale image replicated), as OpenCV reads; 1: luma.
+    pub channels: usize,
+    /// Pixel normalisation `(x − mean) / std` on 0..255 values (official: 127.5).
+    pub mean: f32,
+    /// See `mean` (official: 128).
+    pub std: f32,
+}
+
+impl ImagePreprocessing {
+    /// The official CASIA-SURF / CeFA evaluation preprocessing at `size` and `channels`.
+    pub fn official(size: usize, channels: usize) -> Self {
+        ImagePreprocessing {
+            size,
+            channels,
+            mean: 127.5,
+            std: 128.0,
+        }
+    }
+
+    /// Decodes and prepares the image at `path` (`channels × size × size` values).
+    pub fn read(&self, path: &Path) -> Result<Vec<f32>> {
+        let mut values = decode_resized(path, self.channels, self.size)?;
+        values
+            .iter_mut()
+            .for_each(|v| *v = (*v - self.mean) / self.std);
+        Ok(values)
+    }
+}
+
 /// Decodes an image file into `channels` planes of `f32` 0..255 (3 = B, G, R order as OpenCV
 /// reads it; 1 = luma), resized to `side × side` with bilinear filtering.
 pub fn decode_resized(path: &Path, channels: usize, side: usize) -> Result<Vec<f32>> {
@@ -493,6 +529,10 @@ impl MultimodalSource for ImageListDataset {
         true
     }
 
+    fn image_preprocessing(&self) -> Option<ImagePreprocessing> {
+        Some(ImagePreprocessing::official(self.size, self.channels))
+    }
+
     fn sample_from_files(&self, paths: &[std::path::PathBuf]) -> Result<Vec<Vec<f32>>> {
         if paths.len() != self.modalities.len() {
             return Err(CoreError::data(
@@ -509,13 +549,7 @@ impl MultimodalSource for ImageListDataset {
                 ),
             ));
         }
-        paths
-            .iter()
-            .map(|path| {
-                let mut values = decode_resized(path, self.channels, self.size)?;
-                normalize_pixels(&mut values);
-                Ok(values)
-            })
-            .collect()
+        let prep = ImagePreprocessing::official(self.size, self.channels);
+        paths.iter().map(|path| prep.read(path)).collect()
     }
 }

@@ -117,6 +117,11 @@ pub trait MultimodalSource: Send + Sync {
     fn reads_sample_files(&self) -> bool {
         false
     }
+    /// How image files become this dataset's evaluation inputs, for sources read from image
+    /// files (`None` for in-memory data).
+    fn image_preprocessing(&self) -> Option<imagelist::ImagePreprocessing> {
+        None
+    }
     /// Reads one sample that is not in the dataset from `paths`, one file per modality in index
     /// order, preprocessed as the dataset's evaluation samples are. Sources whose samples are
     /// not files refuse.

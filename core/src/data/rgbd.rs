@@ -83,6 +83,29 @@ impl DepthStats {
     };
 }
 
+/// How a network's RGB-D inputs are prepared in evaluation: what a deployment bundle carries so
+/// that new scenes are seen as the test scenes were.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RgbdPreprocessing {
+    /// `[h, w]` the network was trained on (its crops).
+    pub train_size: [usize; 2],
+    /// `[h, w]` scenes are resized to before the network (logits go back to the scene's size).
+    pub eval_size: [usize; 2],
+    /// Depth normalisation `(d − μ)/σ`, zeros kept; RGB uses ImageNet's mean and std.
+    pub depth_stats: DepthStats,
+}
+
+impl RgbdPreprocessing {
+    /// The evaluation preprocessing of `source`'s scenes.
+    pub fn of(source: &dyn SegSource) -> Self {
+        RgbdPreprocessing {
+            train_size: source.train_size(),
+            eval_size: source.eval_size(),
+            depth_stats: source.depth_stats(),
+        }
+    }
+}
+
 /// Training-time augmentation settings (spec §2).
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

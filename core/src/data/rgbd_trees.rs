@@ -227,33 +227,62 @@ impl RgbdTree {
 /// RGB image and its depth (a 16-bit PNG in the dataset's unit, as NYUv2's, or a `.npy` as
 /// Cityscapes'), of the same size. The labels are unknown (all void).
 pub fn read_rgbd_files(rgb: &Path, depth: &Path) -> Result<RgbdScene> {
-    let rgb_img = open_image(rgb)?.to_rgb8();
-    let (w, h) = (rgb_img.width() as usize, rgb_img.height() as usize);
-    let is_npy = depth
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
-    let (dh, dw, depth_values) = if is_npy {
-        read_npy_2d(depth)?
-    } else {
-        read_depth_png(depth)?
+    read_rgbd_parts(Some(rgb), Some(depth))
+}
+
+/// [`read_rgbd_files`] where either file may be missing (a sensor that is absent): the missing
+/// modality is zeros at the other's size, for a network that is told it is absent.
+pub fn read_rgbd_parts(rgb: Option<&Path>, depth: Option<&Path>) -> Result<RgbdScene> {
+    let rgb_part = rgb
+        .map(|p| -> Result<_> {
+            let img = open_image(p)?.to_rgb8();
+            Ok((img.height() as usize, img.width() as usize, img.into_raw()))
+        })
+        .transpose()?;
+    let depth_part = depth
+        .map(|p| {
+            if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("npy")) {
+                read_npy_2d(p)
+            } else {
+                read_depth_png(p)
+            }
+        })
+        .transpose()?;
+    let (h, w, rgb_values, depth_values) = match (rgb_part, depth_part) {
+        (Some((h, w, c)), Some((dh, dw, d))) => {
+            if (dh, dw) != (h, w) {
+                let (rgb, depth) = (rgb.unwrap_or(Path::new("")), depth.unwrap_or(Path::new("")));
+                return Err(CoreError::data(
+                    depth.display().to_string(),
+                    format!(
+                        "depth is {dh}×{dw}, the RGB image {} is {h}×{w}",
+                        rgb.display()
+                    ),
+                ));
+            }
+            (h, w, c, d)
+        }
+        (Some((h, w, c)), None) => (h, w, c, vec![0.0; h * w]),
+        (None, Some((h, w, d))) => (h, w, vec![0; h * w * 3], d),
+        (None, None) => {
+            return Err(CoreError::config(
+                "inputs",
+                "a scene needs an RGB image, a depth map, or both",
+            ));
+        }
     };
-    if (dh, dw) != (h, w) {
-        return Err(CoreError::data(
-            depth.display().to_string(),
-            format!(
-                "depth is {dh}×{dw}, the RGB image {} is {h}×{w}",
-                rgb.display()
-            ),
-        ));
-    }
     let scene = RgbdScene {
         height: h,
         width: w,
-        rgb: rgb_img.into_raw(),
+        rgb: rgb_values,
         depth: depth_values,
         labels: vec![0; h * w],
     };
-    scene.validate(&rgb.display().to_string())?;
+    let origin = rgb
+        .or(depth)
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    scene.validate(&origin)?;
     Ok(scene)
 }
 

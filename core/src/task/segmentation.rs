@@ -5,7 +5,9 @@
 
 use super::{FrozenTeacher, Task};
 use crate::config::ExperimentConfig;
-use crate::data::rgbd::{RgbdScene, SegSource, load_seg_sample, normalize, resize};
+use crate::data::rgbd::{
+    RgbdPreprocessing, RgbdScene, SegSource, load_seg_sample, normalize, resize,
+};
 use crate::error::{CoreError, Result};
 use crate::eval::read_i64;
 use crate::losses::mad::{MadImpl, MadReduction, dense_mad_loss, dense_mad_loss_with};
@@ -482,13 +484,13 @@ pub struct LabelMap {
     pub classes: Vec<u8>,
 }
 
-/// Predicts the label map of one raw `scene` (as `source` stores it) seen through `set`, with
-/// `net` in eval mode: the inputs preprocessed as in evaluation (resized to
-/// [`SegSource::eval_size`], normalised with the source's depth statistics), the logits
-/// bilinearly upsampled to the scene's own size, then the arg-max class.
+/// Predicts the label map of one raw `scene` seen through `set`, with `net` in eval mode: the
+/// inputs prepared as `prep` says (resized to its evaluation size, depth normalised with its
+/// statistics — [`RgbdPreprocessing::of`] a dataset gives its test scenes' preparation), the
+/// logits bilinearly upsampled to the scene's own size, then the arg-max class.
 pub async fn predict_scene(
     net: &EsaNet,
-    source: &dyn SegSource,
+    prep: &RgbdPreprocessing,
     scene: &RgbdScene,
     set: ModalitySet,
     device: &Device,
@@ -499,9 +501,9 @@ pub async fn predict_scene(
             "switch on at least one modality",
         ));
     }
-    scene.validate(source.name())?;
-    let [h, w] = source.eval_size();
-    let sample = normalize(&resize(scene, h, w), source.depth_stats());
+    scene.validate("scene")?;
+    let [h, w] = prep.eval_size;
+    let sample = normalize(&resize(scene, h, w), prep.depth_stats);
     let rgb = Tensor::<4>::from_data(TensorData::new(sample.rgb, [1, 3, h, w]), device);
     let depth = Tensor::<4>::from_data(TensorData::new(sample.depth, [1, 1, h, w]), device);
     let out = net.forward(rgb, depth, mask_of(&[set], device), false);

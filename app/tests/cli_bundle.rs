@@ -1,0 +1,216 @@
+//! `mmanet export` and `mmanet predict` from the command line: a short demo run exported as a
+//! bundle that reads back with the run's method, names and test table; predictions on the test
+//! split with `pix` dropped score the table's accuracy; CSV files in, CSV / JSON out; bad
+//! arguments and bad files are clear errors.
+
+use std::process::Command;
+
+fn mmanet(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mmanet"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn a_demo_run_exports_as_a_bundle_that_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let runs_arg = runs.to_str().unwrap();
+    let out = mmanet(&[
+        "demo",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--output",
+        runs_arg,
+        "--set",
+        "methods=[\"sf-md\", \"mmanet\"]",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = runs.join("mfeat-demo");
+    let bundle_path = dir.path().join("mfeat.mmanet");
+    let out = mmanet(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--method",
+        "mmanet",
+        "--out",
+        bundle_path.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("MMANet on mfeat"), "{stdout}");
+    let bytes = std::fs::read(&bundle_path).unwrap();
+    let bundle = mmanet_core::bundle::Bundle::from_bytes(&bytes, "mfeat.mmanet").unwrap();
+    assert_eq!(bundle.header.stage, "mmanet");
+    assert_eq!(bundle.header.class_names.len(), 10);
+    let names: Vec<&str> = bundle
+        .header
+        .modalities
+        .iter()
+        .map(|m| m.name.as_str())
+        .collect();
+    assert_eq!(names, ["pix", "fou", "mor"]);
+    assert_eq!(bundle.header.test_report.as_ref().unwrap().rows.len(), 7);
+
+    // a method the run did not train, an unknown method, a folder that is not a run
+    let bad = |args: &[&str], want: &str| {
+        let out = mmanet(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    };
+    let run_arg = run.to_str().unwrap();
+    let out_arg = bundle_path.to_str().unwrap();
+    bad(
+        &[
+            "export", "--run", run_arg, "--method", "sp", "--out", out_arg,
+        ],
+        "no finished `sp` stage",
+    );
+    bad(
+        &[
+            "export", "--run", run_arg, "--method", "best", "--out", out_arg,
+        ],
+        "`best` is not a method",
+    );
+    bad(
+        &["export", "--run", runs_arg, "--out", out_arg],
+        "is not a run folder",
+    );
+
+    // predict the test split with pix dropped: the table's fou+mor accuracy
+    let record = mmanet_core::runs::RunRecord::load(&run).unwrap();
+    let row = record
+        .reports
+        .iter()
+        .find(|r| r.method == "MMANet")
+        .unwrap()
+        .rows
+        .iter()
+        .find(|r| r.label == "fou+mor")
+        .unwrap()
+        .accuracy;
+    let model = bundle_path.to_str().unwrap();
+    let out = mmanet(&["predict", "--model", model, "--modalities", "fou,mor"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!("fou+mor {:>24} {:>9.2}%", 400, row * 100.0);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>()
+                == want.split_whitespace().collect::<Vec<_>>()),
+        "{want} not in {stdout}"
+    );
+
+    // CSV files in (the bundled mfeat views, header and label column), JSON and CSV out
+    let mfeat = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/data/mfeat");
+    let view = |v: &str| format!("{v}={}", mfeat.join(format!("mfeat-{v}.csv")).display());
+    let json_path = dir.path().join("p.json");
+    let out = mmanet(&[
+        "predict",
+        "--model",
+        model,
+        &view("fou"),
+        &view("mor"),
+        "--out",
+        json_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
+    let predictions = json["predictions"].as_array().unwrap();
+    assert_eq!(predictions.len(), 2000);
+    assert_eq!(predictions[0]["id"], "row 1");
+    assert_eq!(predictions[0]["seen"], serde_json::json!(["fou", "mor"]));
+    assert_eq!(predictions[0]["label"], 0);
+    // a row left empty is that modality absent
+    let rows = dir.path().join("mor.csv");
+    std::fs::write(&rows, "1,0,0,133.15,1.3117,1620.2\n,,,,,\n").unwrap();
+    let pix_rows = dir.path().join("pix.csv");
+    let pix_line = vec!["3"; 240].join(",");
+    std::fs::write(&pix_rows, format!("{pix_line}\n{pix_line}\n")).unwrap();
+    let csv_path = dir.path().join("p.csv");
+    let out = mmanet(&[
+        "predict",
+        "--model",
+        model,
+        &format!("mor={}", rows.display()),
+        &format!("pix={}", pix_rows.display()),
+        "--out",
+        csv_path.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let csv = std::fs::read_to_string(&csv_path).unwrap();
+    let seen: Vec<&str> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(1).unwrap())
+        .collect();
+    assert_eq!(seen, ["pix+mor", "pix"]);
+
+    // bad files and arguments name what is wrong
+    let short = dir.path().join("short.csv");
+    std::fs::write(&short, "1,2,3\n").unwrap();
+    let short_arg = format!("mor={}", short.display());
+    bad(
+        &["predict", "--model", model, &short_arg],
+        "short.csv:1: 3 columns, but the model's `mor` takes 6 features",
+    );
+    bad(
+        &[
+            "predict",
+            "--model",
+            model,
+            &format!("depth={}", short.display()),
+        ],
+        "no modality `depth` (it has: pix, fou, mor)",
+    );
+    let png = dir.path().join("a.png");
+    image::RgbImage::new(4, 4).save(&png).unwrap();
+    bad(
+        &[
+            "predict",
+            "--model",
+            model,
+            &format!("mor={}", png.display()),
+        ],
+        "not image files",
+    );
+    bad(
+        &["predict", "--model", model, &short_arg, "--out", "p.txt"],
+        "name a .csv or a .json file",
+    );
+    bad(
+        &["predict", "--model", short.to_str().unwrap(), &short_arg],
+        "is not an mmanet bundle",
+    );
+    bad(
+        &["predict", "--model", model, "--modalities", "fou,ir"],
+        "no modality `ir`",
+    );
+}
