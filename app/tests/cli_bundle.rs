@@ -214,3 +214,169 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
         "no modality `ir`",
     );
 }
+
+#[test]
+fn a_segmentation_bundle_writes_label_maps() {
+    use mmanet_core::data::rgbd::SegSource;
+    use mmanet_core::data::scenes::{ScenesConfig, SyntheticScenes};
+    let dir = tempfile::tempdir().unwrap();
+    let runs = dir.path().join("runs");
+    let out = mmanet(&[
+        "demo",
+        "--task",
+        "seg",
+        "--epochs",
+        "3",
+        "--device",
+        "cpu",
+        "--output",
+        runs.to_str().unwrap(),
+        "--set",
+        "methods=[\"sf-md\"]",
+        "--set",
+        "data.scenes.scenes=30",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let run = runs.join("scenes-demo");
+    let model_path = dir.path().join("scenes.mmanet");
+    let model = model_path.to_str().unwrap();
+    let out = mmanet(&[
+        "export",
+        "--run",
+        run.to_str().unwrap(),
+        "--method",
+        "sf-md",
+        "--out",
+        model,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // the test split through depth alone: the table's mIoU and pixel accuracy, a map per scene
+    let record = mmanet_core::runs::RunRecord::load(&run).unwrap();
+    let row = record
+        .reports
+        .iter()
+        .find(|r| r.method == "SF-MD")
+        .unwrap()
+        .rows
+        .iter()
+        .find(|r| r.label == "depth")
+        .unwrap()
+        .clone();
+    let maps = dir.path().join("maps");
+    let out = mmanet(&[
+        "predict",
+        "--model",
+        model,
+        "--modalities",
+        "depth",
+        "--out",
+        maps.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = format!(
+        "all {} scenes: mIoU {:.2}%, pixel accuracy {:.2}%",
+        row.samples,
+        row.seg.as_ref().unwrap().miou * 100.0,
+        row.accuracy * 100.0
+    );
+    assert!(stdout.contains(&want), "{want} not in {stdout}");
+    let pngs = std::fs::read_dir(&maps).unwrap().count();
+    assert_eq!(
+        pngs,
+        2 * row.samples,
+        "an index map and a colour map per scene"
+    );
+
+    // a scene of one's own: an RGB image and a 16-bit depth PNG, or the RGB image alone
+    let scenes = SyntheticScenes::generate(&ScenesConfig {
+        scenes: 3,
+        ..ScenesConfig::default()
+    })
+    .unwrap();
+    let scene = scenes.scene(0).unwrap();
+    let (w, h) = (scene.width as u32, scene.height as u32);
+    let rgb = dir.path().join("room.png");
+    image::RgbImage::from_raw(w, h, scene.rgb.clone())
+        .unwrap()
+        .save(&rgb)
+        .unwrap();
+    let depth = dir.path().join("room-depth.png");
+    let depth_mm: Vec<u16> = scene.depth.iter().map(|&d| d as u16).collect();
+    image::ImageBuffer::<image::Luma<u16>, _>::from_raw(w, h, depth_mm)
+        .unwrap()
+        .save(&depth)
+        .unwrap();
+    let own = dir.path().join("own");
+    for (inputs, seen) in [
+        (
+            vec![
+                format!("rgb={}", rgb.display()),
+                format!("depth={}", depth.display()),
+            ],
+            "rgb+depth",
+        ),
+        (vec![format!("rgb={}", rgb.display())], "rgb"),
+    ] {
+        let mut args = vec!["predict", "--model", model, "--out", own.to_str().unwrap()];
+        args.extend(inputs.iter().map(String::as_str));
+        let out = mmanet(&args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let line = stdout.lines().find(|l| l.starts_with("room")).unwrap();
+        assert_eq!(line.split_whitespace().nth(1), Some(seen), "{stdout}");
+        let map = image::open(own.join("room.png")).unwrap().to_luma8();
+        assert_eq!(map.dimensions(), (w, h));
+        assert!(map.pixels().all(|p| p.0[0] < 7), "class indices");
+    }
+
+    // a depth map of another size, an RGB image as depth: named errors
+    let small = dir.path().join("small-depth.png");
+    image::ImageBuffer::<image::Luma<u16>, _>::new(8, 8)
+        .save(&small)
+        .unwrap();
+    let bad = |args: &[&str], want: &str| {
+        let out = mmanet(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(stderr.contains(want), "{args:?}: {stderr}");
+    };
+    let rgb_arg = format!("rgb={}", rgb.display());
+    bad(
+        &[
+            "predict",
+            "--model",
+            model,
+            &rgb_arg,
+            &format!("depth={}", small.display()),
+        ],
+        "depth is 8×8",
+    );
+    bad(
+        &[
+            "predict",
+            "--model",
+            model,
+            &rgb_arg,
+            &format!("depth={}", rgb.display()),
+        ],
+        "depth must be a 1-channel PNG",
+    );
+}
