@@ -233,6 +233,28 @@ enum BenchCommand {
         #[arg(long, default_value_t = 10)]
         iters: usize,
     },
+    /// Samples per second of deployment networks (the mfeat MLP, ResNet-18-SE `small` and
+    /// `paper`, or a bundle's) at each batch size, inputs uploaded and probabilities read back.
+    Predict {
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
+        /// Which networks.
+        #[arg(long, value_enum, default_value = "all")]
+        nets: bench::PredictNets,
+        /// Time this bundle's network instead.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Batch sizes, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1, 64])]
+        batch: Vec<usize>,
+        /// Untimed iterations per case first.
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed iterations per case.
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+    },
 }
 
 #[derive(Subcommand)]
@@ -344,6 +366,44 @@ fn run() -> Result<()> {
             let selected = select_device(device.into())?;
             println!("device: {}", selected.description);
             bench::bench_mad(&selected.device, shape, warmup, iters)
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Predict {
+                    device,
+                    nets,
+                    model,
+                    batch,
+                    warmup,
+                    iters,
+                },
+        } => {
+            if iters == 0 {
+                bail!("--iters must be at least 1");
+            }
+            if batch.is_empty() || batch.contains(&0) {
+                bail!("--batch: give batch sizes of at least 1, e.g. 1,64");
+            }
+            let bundle = model
+                .map(|path| -> Result<_> {
+                    let bytes = std::fs::read(&path)
+                        .with_context(|| format!("reading {}", path.display()))?;
+                    Ok(mmanet_core::bundle::Bundle::from_bytes(
+                        &bytes,
+                        &path.display().to_string(),
+                    )?)
+                })
+                .transpose()?;
+            let selected = select_device(device.into())?;
+            println!("device: {}", selected.description);
+            bench::bench_predict(
+                &selected.device,
+                nets,
+                bundle.as_ref(),
+                &batch,
+                warmup,
+                iters,
+            )
         }
         Command::Data {
             command: DataCommand::Check { manifest },

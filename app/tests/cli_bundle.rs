@@ -173,6 +173,22 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
         .collect();
     assert_eq!(seen, ["pix+mor", "pix"]);
 
+    // the bundle's network in the prediction benchmark (it runs; speed is not asserted)
+    let out = mmanet(&[
+        "bench", "predict", "--model", model, "--device", "cpu", "--batch", "1,3", "--warmup", "0",
+        "--iters", "1",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("| MMANet on mfeat | 93386 | 3 |"),
+        "{stdout}"
+    );
+
     // bad files and arguments name what is wrong
     let short = dir.path().join("short.csv");
     std::fs::write(&short, "1,2,3\n").unwrap();
