@@ -217,3 +217,39 @@ fn an_exported_bundle_predicts_as_the_run_and_scores_its_table() {
         .to_string();
     assert!(e.contains("`sf`") && e.contains("mmanet"), "{e}");
 }
+
+/// The pretrained model the app and the page ship (`app/assets/mfeat-mmanet.mmanet`) still
+/// loads with this build and scores, on its dataset's test split, exactly the table it carries,
+/// combination by combination.
+#[test]
+fn the_shipped_pretrained_bundle_reproduces_its_table() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../app/assets/mfeat-mmanet.mmanet"
+    );
+    let bundle = Bundle::from_bytes(&std::fs::read(path).unwrap(), path).unwrap();
+    let h = &bundle.header;
+    assert_eq!((h.method.as_str(), h.dataset.as_str()), ("MMANet", "mfeat"));
+    let device = Device::flex();
+    let classifier = Classifier::new(&bundle, &device).unwrap();
+    let LoadedData::Classification(raw) = load_data_for(h, &h.config).unwrap() else {
+        panic!("mfeat is classification data")
+    };
+    let samples = DatasetSamples {
+        source: raw.source.clone(),
+        indices: raw.split.test.clone(),
+    };
+    let report = h.test_report.as_ref().unwrap();
+    assert_eq!(report.rows.len(), 7);
+    for row in &report.rows {
+        let predictions =
+            block_on(classifier.predict(&samples, Some(row.combination), 64, &mut |_, _| {}))
+                .unwrap();
+        assert_eq!(
+            tally(&predictions)[0].accuracy(),
+            Some(row.accuracy),
+            "{}",
+            row.label
+        );
+    }
+}

@@ -5,7 +5,8 @@
 //! `index.html` (in `static/`) loads the module with a progress bar, creates a [`WebHandle`]
 //! and starts it on the page's canvas. URL parameters set the training panel before the first
 //! frame, and `train=1` starts a run at once (what the browser tests use):
-//! `?preset=mfeat-demo&methods=sf-md,mmanet&epochs=4&device=wgpu&train=1`.
+//! `?preset=mfeat-demo&methods=sf-md,mmanet&epochs=4&device=wgpu&train=1`. A visit with no preset
+//! and no run opens the pretrained mfeat model in the explorer (`pretrained=0`: not).
 //! [`WebHandle::status`] returns the app's state as JSON for scripts and tests.
 
 #![cfg(target_family = "wasm")]
@@ -22,6 +23,9 @@ use std::sync::Arc;
 struct UrlOptions {
     start: bool,
     tab: Option<Tab>,
+    /// Open the pretrained mfeat model in the explorer (a visit that asks for no preset and no
+    /// run; `pretrained=0` says no).
+    pretrained: bool,
 }
 
 /// Applies `?preset=…&methods=…&epochs=…&scenes=…&warmup=…&beta=…&device=…&train=1&tab=…` to
@@ -88,6 +92,9 @@ fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOp
         _ => None,
     });
     opts.start = query.get("train").is_some_and(|v| v == "1" || v == "true");
+    opts.pretrained = !opts.start
+        && query.get("preset").is_none()
+        && query.get("pretrained").is_none_or(|v| v != "0");
     opts
 }
 
@@ -133,7 +140,10 @@ impl WebHandle {
                         .unwrap_or((Settings::default(), Tab::Data));
                     let opts = match &query {
                         Some(q) => apply_url(&mut settings, q),
-                        None => UrlOptions::default(),
+                        None => UrlOptions {
+                            pretrained: true,
+                            ..UrlOptions::default()
+                        },
                     };
                     if opts.start {
                         tab = Tab::Training;
@@ -141,6 +151,13 @@ impl WebHandle {
                     let mut app = MmanetApp::new(settings, opts.tab.unwrap_or(tab), wake);
                     if opts.start {
                         app.start_training(false);
+                    }
+                    if opts.pretrained {
+                        // the explorer answers at once, before any training
+                        app.open_pretrained();
+                        if let Some(t) = opts.tab {
+                            app.tab = t;
+                        }
                     }
                     Ok(Box::new(app))
                 }),

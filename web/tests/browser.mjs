@@ -248,8 +248,70 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
   }
 }
 
+// A plain visit: the page opens the pretrained mfeat model in the explorer and predicts a test
+// sample at once, before any training.
+async function pretrainedScenario(name) {
+  const userDataDir = mkdtempSync(join(tmpdir(), "mmanet-chromium-"));
+  const context = await chromium.launchPersistentContext(userDataDir, {
+    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+    headless: true,
+    args: [...QUIET],
+    viewport: { width: 1280, height: 800 },
+  });
+  const log = [];
+  try {
+    const page = context.pages()[0] ?? (await context.newPage());
+    page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
+    page.on("pageerror", (e) => log.push(`[pageerror] ${e}`));
+    const started = Date.now();
+    await page.goto(`${url}/`);
+    await page.waitForFunction(() => {
+      const h = window.mmanetApp;
+      if (document.getElementById("crash")?.style.display === "block") return true;
+      if (!h) return false;
+      if (h.has_panicked()) return true;
+      const s = JSON.parse(h.status());
+      return s && (s.explorer.prediction !== null || s.explorer.models?.error || s.notice);
+    }, null, { timeout: 120_000, polling: 100 });
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    const crash = await page.evaluate(() => document.getElementById("crash").textContent);
+    check(!crash, `the page crashed: ${crash}`);
+    const status = JSON.parse(await page.evaluate(() => window.mmanetApp.status()));
+    const ex = status.explorer;
+    check(status.tab === "Explorer", `the page opened on ${status.tab}`);
+    check(status.state === "idle", `something is training: ${status.status}`);
+    check(ex.bundle === "mfeat-mmanet.mmanet", `explorer bundle: ${ex.bundle} (${status.notice})`);
+    check(JSON.stringify(ex.models) === JSON.stringify(["MMANet (bundle)"]),
+      `explorer models: ${JSON.stringify(ex.models)}`);
+    const p = ex.prediction;
+    check(!p.error && p.models.length === 1, `explorer: ${JSON.stringify(p)}`);
+    const probs = p.models[0].probs;
+    const sum = probs.reduce((a, b) => a + b, 0);
+    check(probs.length === 10 && Math.abs(sum - 1) < 1e-3, `probabilities ${JSON.stringify(probs)}`);
+    console.log(`${name}: explorer answered ${seconds} s after the visit: test sample ${p.sample} ` +
+      `through ${p.modalities} → class ${probs.indexOf(Math.max(...probs))} ` +
+      `(p = ${Math.max(...probs).toFixed(3)})`);
+    await page.waitForTimeout(500);
+    const png = await page.screenshot();
+    const shot = join(outDir, `${name}.png`);
+    writeFileSync(shot, png);
+    const stats = pictureStats(png);
+    console.log(`${name}: screenshot ${shot}: ${stats.colours} colours, ` +
+      `${(stats.nonBackground * 100).toFixed(1)}% off the background`);
+    check(stats.colours > 50 && stats.nonBackground > 0.02, "the screenshot is blank");
+    writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, status }, null, 2));
+  } catch (e) {
+    console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-40).join("\n")}`);
+    throw e;
+  } finally {
+    await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  }
+}
+
 const only = process.env.MMANET_WEB_SCENARIO;
 const scenarios = [
+  ["pretrained", { pretrained: true }],
   ["webgpu", { flags: WEBGPU, params: `${RUN}&device=wgpu`, expectAdapter: true,
                expectDevice: /WebGPU/ }],
   ["cpu-fallback", { flags: [], params: `${RUN}&device=auto&tab=explorer`, expectAdapter: false,
@@ -269,7 +331,7 @@ let failed = 0;
 for (const [name, opts] of scenarios) {
   if (only && only !== name) continue;
   try {
-    await scenario(name, opts);
+    await (opts.pretrained ? pretrainedScenario(name) : scenario(name, opts));
     console.log(`${name}: ok`);
   } catch {
     failed++;

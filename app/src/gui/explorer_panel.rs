@@ -11,7 +11,8 @@ use mmanet_core::pipeline::LoadedData;
 impl MmanetApp {
     pub(super) fn explorer_panel(&mut self, ui: &mut egui::Ui) {
         let Some(data) = self.session.data.clone() else {
-            ui.label("Load data first (Data panel).");
+            ui.label("Load data first (Data panel), or open a trained model:");
+            self.model_buttons(ui);
             return;
         };
         let test = &data.split().test.clone();
@@ -189,9 +190,32 @@ impl MmanetApp {
 
         egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
+                ui.horizontal(|ui| {
+                    match &self.explorer.bundle {
+                        Some((name, _)) => ui.label(format!("model: {name}")),
+                        None => match &self.explorer.models_of {
+                            Some(run) => ui.label(format!("models of the run {}", run.display())),
+                            None => ui.label("no model yet"),
+                        },
+                    };
+                    ui.separator();
+                    self.model_buttons(ui);
+                });
+                ui.separator();
                 self.explorer_predictions(ui, &classes);
                 ui.add_space(10.0);
-                if let Some(run) = &self.session.run {
+                if let Some((name, tables)) = &self.explorer.bundle {
+                    ui.label(
+                        RichText::new(format!(
+                            "Test split, per combination — as {name} scored in its run"
+                        ))
+                        .strong(),
+                    );
+                    for (k, table) in tables.iter().enumerate() {
+                        draw::comparison_table(ui, table, &format!("explorer_bundle_table_{k}"));
+                        ui.add_space(6.0);
+                    }
+                } else if let Some(run) = &self.session.run {
                     ui.label(
                         RichText::new(format!(
                             "Test split, per combination — run {}",
@@ -208,19 +232,42 @@ impl MmanetApp {
         });
     }
 
+    /// "Open model…" (a deployment bundle from `mmanet export`; not in the page, which has no
+    /// file dialog) and the pretrained mfeat model.
+    fn model_buttons(&mut self, ui: &mut egui::Ui) {
+        if !platform::IN_BROWSER
+            && ui
+                .button("📦 Open model…")
+                .on_hover_text("a deployment bundle (.mmanet) written by `mmanet export`")
+                .clicked()
+            && let Some(path) = platform::pick_file("Open a model", "mmanet bundle", &["mmanet"])
+        {
+            self.open_bundle_file(&path);
+        }
+        if ui
+            .button("✨ Pretrained mfeat model")
+            .on_hover_text(
+                "MMANet trained on the bundled mfeat digits by `mmanet demo`: try it before training anything",
+            )
+            .clicked()
+        {
+            self.open_pretrained();
+        }
+    }
+
     fn explorer_predictions(&mut self, ui: &mut egui::Ui, classes: &[String]) {
         let names = self.session.modality_names();
         match &self.explorer.models {
             None if self.explorer.models_of.is_none() => {
                 ui.label(
-                    "No trained models yet: train a run (Training panel) or open one (Runs panel).",
+                    "No trained models yet: train a run (Training panel), open one (Runs panel), or open a model above.",
                 );
                 return;
             }
             None => {
                 ui.horizontal(|ui| {
                     ui.spinner();
-                    ui.label("loading the run's models…");
+                    ui.label("loading the models…");
                 });
                 return;
             }

@@ -43,6 +43,12 @@ pub use native::{GpuSharing, run};
 #[cfg(not(target_family = "wasm"))]
 pub use script::ScriptOptions;
 
+/// The pretrained demo model the page opens on: MMANet on mfeat, exported from `mmanet demo`
+/// (see `app/assets/README.md` for how it was made).
+pub const PRETRAINED_MFEAT: &[u8] = include_bytes!("../../assets/mfeat-mmanet.mmanet");
+/// Its file name.
+pub const PRETRAINED_MFEAT_NAME: &str = "mfeat-mmanet.mmanet";
+
 /// Start a run.
 pub const SHORTCUT_START: KeyboardShortcut = KeyboardShortcut::new(Modifiers::COMMAND, Key::Enter);
 /// Pause or resume the run.
@@ -102,6 +108,9 @@ pub struct ExplorerState {
     pub prediction: Option<predictor::PredictorReply>,
     /// A sample read from files, shown instead of a test sample: its file names and values.
     pub loaded: Option<(String, LoadedSample)>,
+    /// The deployment bundle on show (instead of a run's models): its file name, and its test
+    /// tables as it carries them.
+    pub bundle: Option<(String, Vec<mmanet_core::report::ComparisonTable>)>,
 }
 
 /// A sample the explorer read from files.
@@ -486,6 +495,7 @@ impl MmanetApp {
             _ => serde_json::Value::Null,
         };
         let explorer = serde_json::json!({
+            "bundle": self.explorer.bundle.as_ref().map(|(name, _)| name),
             "models": match &self.explorer.models {
                 Some(Ok(labels)) => serde_json::json!(labels),
                 Some(Err(e)) => serde_json::json!({ "error": e }),
@@ -495,6 +505,7 @@ impl MmanetApp {
         });
         serde_json::json!({
             "state": state,
+            "tab": self.tab,
             "status": self.session.status.describe(),
             "device": self.session.device,
             "data": self.session.data_summary.as_ref().map(|d| &d.name),
@@ -575,6 +586,7 @@ impl MmanetApp {
         self.mining_stage = None;
         self.mining_round = usize::MAX;
         if let Some(data) = self.session.data.clone() {
+            self.explorer.bundle = None;
             self.explorer.models_of = Some(dir.to_path_buf());
             self.explorer.models = None;
             self.explorer.prediction = None;
@@ -588,6 +600,65 @@ impl MmanetApp {
             });
         }
         self.runs.rescan = true;
+    }
+
+    /// Opens a deployment bundle (`name` for messages) in the explorer: its dataset is loaded
+    /// (with the split it was trained on) and its network answers on the test samples.
+    pub fn open_bundle(&mut self, name: &str, bytes: &[u8]) {
+        let bundle = match mmanet_core::bundle::Bundle::from_bytes(bytes, name) {
+            Ok(b) => b,
+            Err(e) => {
+                self.notice = Some(format!("cannot open the model: {e}"));
+                return;
+            }
+        };
+        let cfg = &bundle.header.config;
+        let key = serde_json::to_string(&cfg.data).unwrap_or_default();
+        if self.data_key.as_deref() != Some(key.as_str()) {
+            match LoadedData::load(cfg) {
+                Ok(data) => self.install_data(data, key),
+                Err(e) => {
+                    self.notice = Some(format!(
+                        "cannot load the dataset the model was trained on ({}): {e}",
+                        bundle.header.dataset
+                    ));
+                    return;
+                }
+            }
+        }
+        let Some(data) = self.session.data.clone() else {
+            return;
+        };
+        let tables = match &bundle.header.test_report {
+            Some(r) => {
+                mmanet_core::report::comparison_tables(&[(r.method.clone(), vec![r.clone()])])
+                    .unwrap_or_default()
+            }
+            None => Vec::new(),
+        };
+        self.explorer.bundle = Some((name.to_string(), tables));
+        self.explorer.models_of = Some(PathBuf::from(name));
+        self.explorer.models = None;
+        self.explorer.prediction = None;
+        self.explorer.requested = None;
+        self.ask_predictor(PredictorRequest::LoadBundle {
+            bundle: Arc::new(bundle),
+            data,
+        });
+        self.tab = Tab::Explorer;
+    }
+
+    /// Opens the bundle file at `path` (desktop).
+    pub fn open_bundle_file(&mut self, path: &Path) {
+        match std::fs::read(path) {
+            Ok(bytes) => self.open_bundle(&path.display().to_string(), &bytes),
+            Err(e) => self.notice = Some(format!("cannot read {}: {e}", path.display())),
+        }
+    }
+
+    /// Opens the pretrained mfeat model shipped with the app.
+    pub fn open_pretrained(&mut self) {
+        self.open_bundle(PRETRAINED_MFEAT_NAME, PRETRAINED_MFEAT);
     }
 
     /// Sends a request to the explorer's worker, starting it on first use.

@@ -2,6 +2,7 @@
 //! "class probabilities of sample i seen through combination S" (classification) or "the
 //! label map of scene i seen through S" (segmentation) off the UI thread.
 
+use mmanet_core::bundle::Bundle;
 use mmanet_core::config::{ExperimentConfig, Method};
 use mmanet_core::data::rgbd::{RgbdPreprocessing, RgbdScene, SegSource};
 use mmanet_core::data::{InMemoryDataset, MultimodalSource};
@@ -79,6 +80,13 @@ pub enum PredictorRequest {
         data: LoadedData,
         /// What to load.
         models: Vec<ExplorerModel>,
+    },
+    /// Load a deployment bundle's network, over its dataset (replaces what was loaded).
+    LoadBundle {
+        /// The bundle.
+        bundle: Arc<Bundle>,
+        /// Its dataset (same split as its training).
+        data: LoadedData,
     },
     /// Predict one sample through one combination.
     Predict {
@@ -271,7 +279,34 @@ impl Default for Models {
     }
 }
 
+/// How the explorer names a bundle's network.
+pub fn bundle_label(bundle: &Bundle) -> String {
+    format!("{} (bundle)", bundle.header.method)
+}
+
 impl Models {
+    /// Keeps what was loaded and answers with the models' labels, or forgets all on failure.
+    fn install(&mut self, loaded: Result<Loaded, String>) -> PredictorReply {
+        match loaded {
+            Ok(loaded) => {
+                let labels = match &loaded {
+                    Loaded::Classification { models, .. } => {
+                        models.iter().map(|(m, _)| m.label.clone()).collect()
+                    }
+                    Loaded::Segmentation { models, .. } => {
+                        models.iter().map(|(m, _)| m.label.clone()).collect()
+                    }
+                };
+                self.loaded = Some(loaded);
+                PredictorReply::Loaded(Ok(labels))
+            }
+            Err(e) => {
+                self.loaded = None;
+                PredictorReply::Loaded(Err(e))
+            }
+        }
+    }
+
     fn answer(&mut self, request: PredictorRequest) -> PredictorReply {
         let device = &self.device;
         match request {
@@ -300,24 +335,29 @@ impl Models {
                         )
                     }
                 };
-                match loaded {
-                    Ok(loaded) => {
-                        let labels = match &loaded {
-                            Loaded::Classification { models, .. } => {
-                                models.iter().map(|(m, _)| m.label.clone()).collect()
-                            }
-                            Loaded::Segmentation { models, .. } => {
-                                models.iter().map(|(m, _)| m.label.clone()).collect()
-                            }
-                        };
-                        self.loaded = Some(loaded);
-                        PredictorReply::Loaded(Ok(labels))
+                self.install(loaded)
+            }
+            PredictorRequest::LoadBundle { bundle, data } => {
+                let model = ExplorerModel {
+                    label: bundle_label(&bundle),
+                    stage: bundle.header.stage.clone(),
+                    full_only: false,
+                };
+                let loaded = match data {
+                    LoadedData::Classification(data) => {
+                        bundle.classifier(device).map(|net| Loaded::Classification {
+                            data,
+                            models: vec![(model, net)],
+                        })
                     }
-                    Err(e) => {
-                        self.loaded = None;
-                        PredictorReply::Loaded(Err(e))
+                    LoadedData::Segmentation(data) => {
+                        bundle.segmenter(device).map(|net| Loaded::Segmentation {
+                            source: data.source.source.clone(),
+                            models: vec![(model, net)],
+                        })
                     }
-                }
+                };
+                self.install(loaded.map_err(|e| e.to_string()))
             }
             PredictorRequest::Predict { sample, set } => {
                 let result = match &self.loaded {
@@ -396,7 +436,10 @@ fn worker(rx: Receiver<PredictorRequest>, tx: Sender<PredictorReply>, wake: impl
             )
         });
         for (k, request) in pending.into_iter().enumerate() {
-            let is_predict = !matches!(request, PredictorRequest::Load { .. });
+            let is_predict = !matches!(
+                request,
+                PredictorRequest::Load { .. } | PredictorRequest::LoadBundle { .. }
+            );
             if is_predict && Some(k) != last_predict {
                 continue;
             }

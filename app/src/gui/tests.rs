@@ -891,3 +891,66 @@ fn log_scale_ticks_read_as_the_values() {
         vec![[1.0, 2.0], [3.0, -2.0]]
     );
 }
+
+#[test]
+fn the_pretrained_model_answers_in_the_explorer_before_any_training() {
+    use mmanet_core::bundle::Bundle;
+    use mmanet_core::pipeline::block_on;
+    use mmanet_core::predict::inputs::DatasetSamples;
+    use mmanet_core::predict::{Classifier, load_data_for};
+    let mut h = harness(app(Tab::Data, Settings::default()));
+    h.run_steps(1);
+    h.state_mut().tab = Tab::Explorer;
+    h.run_steps(1);
+    h.get_by_label("✨ Pretrained mfeat model").click();
+    h.run_steps(1);
+    assert_eq!(h.state().tab, Tab::Explorer);
+    run_until(&mut h, "the bundle's first prediction", |app| {
+        matches!(
+            &app.explorer.prediction,
+            Some(super::predictor::PredictorReply::Prediction { result: Ok(_), sample, set })
+                if app.explorer.requested == Some((*sample, *set))
+        )
+    });
+    assert_eq!(
+        h.state().explorer.models,
+        Some(Ok(vec!["MMANet (bundle)".to_string()]))
+    );
+    let status = h.state().status_report();
+    assert_eq!(status["explorer"]["bundle"], "mfeat-mmanet.mmanet");
+    assert_eq!(status["tab"], "Explorer");
+    h.get_by_label_contains("as mfeat-mmanet.mmanet scored in its run");
+
+    // pix off: the request and the answer follow, and the answer is `mmanet predict`'s
+    h.get_by_role_and_label(eframe::egui::accesskit::Role::CheckBox, "pix")
+        .click();
+    let fou_mor = ModalitySet::from_indices([1, 2]);
+    run_until(&mut h, "the answer without pix", |app| {
+        matches!(
+            &app.explorer.prediction,
+            Some(super::predictor::PredictorReply::Prediction { result: Ok(_), set, .. })
+                if *set == fou_mor
+        )
+    });
+    let Some(super::predictor::PredictorReply::Prediction {
+        sample,
+        result: Ok(models),
+        ..
+    }) = h.state().explorer.prediction.clone()
+    else {
+        unreachable!()
+    };
+    let bundle = Bundle::from_bytes(super::PRETRAINED_MFEAT, "pretrained").unwrap();
+    let device = mmanet_core::device::cpu_device().device;
+    let classifier = Classifier::new(&bundle, &device).unwrap();
+    let raw = load_data_for(&bundle.header, &bundle.header.config).unwrap();
+    let mmanet_core::pipeline::LoadedData::Classification(raw) = raw else {
+        unreachable!()
+    };
+    let reader = DatasetSamples {
+        source: raw.source.clone(),
+        indices: vec![sample],
+    };
+    let cli = block_on(classifier.predict(&reader, Some(fou_mor), 1, &mut |_, _| {})).unwrap();
+    assert_eq!(models[0].probs(), Some(cli[0].probabilities.as_slice()));
+}
