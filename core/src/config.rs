@@ -176,6 +176,11 @@ pub struct StageConfig {
     /// Only epochs after this one may be selected as the best checkpoint (official: 30).
     #[serde(default)]
     pub select_after_epoch: usize,
+    /// What picks the best checkpoint: the mean validation `accuracy` (mIoU for segmentation;
+    /// the checkpoint the official test scripts load), or the lowest mean validation `acer`
+    /// (two-class data; the official loop saves that one too).
+    #[serde(default, skip_serializing_if = "SelectBy::is_default")]
+    pub select_by: SelectBy,
     /// Modality dropout during training.
     pub dropout: DropoutMode,
     /// Seed of initialisation, shuffling and dropout.
@@ -194,6 +199,24 @@ fn default_wd() -> f64 {
 }
 fn default_gamma() -> f64 {
     0.1
+}
+
+/// What selects a stage's best checkpoint (`select_by`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectBy {
+    /// The highest mean validation accuracy (mIoU for segmentation).
+    #[default]
+    Accuracy,
+    /// The lowest mean validation ACER (two-class classification only).
+    Acer,
+}
+
+impl SelectBy {
+    /// Whether this is the default (left out of fingerprints, so existing runs stay reusable).
+    pub fn is_default(&self) -> bool {
+        *self == SelectBy::Accuracy
+    }
 }
 
 impl StageConfig {

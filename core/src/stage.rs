@@ -187,6 +187,7 @@ pub async fn run_stage<T: Task>(
         device,
     )?;
     trainer.set_eval_batch(cfg.eval.batch_size);
+    trainer.set_bona_fide_label(cfg.eval.bona_fide_label);
     if spec.mine_on_training_split {
         trainer.mine_on_training_split();
     }

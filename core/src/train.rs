@@ -6,7 +6,7 @@
 //! Every read of a device value is asynchronous (`into_data_async`), so the loop never blocks
 //! the browser's thread. Extra loss terms (MMANet's MAD and MAR) plug in through [`LossTerm`].
 
-use crate::config::StageConfig;
+use crate::config::{SelectBy, StageConfig};
 use crate::dropout::{DropoutMode, ModalityDropout};
 use crate::error::{CoreError, Result};
 use crate::eval::read_f32;
@@ -154,6 +154,9 @@ pub struct EpochSummary {
     /// What `val_accuracy` and `val_score` measure (accuracy, or mIoU for segmentation).
     #[serde(default = "accuracy_metric")]
     pub val_metric: TableMetric,
+    /// Mean validation ACER over the combinations, when the stage selects by ACER.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub val_acer: Option<f64>,
     /// Whether this epoch's model is the best so far (and eligible).
     pub is_best: bool,
     /// What the loss terms reported this epoch (MAR mining rounds, the weak set), by term name.
@@ -297,6 +300,8 @@ pub struct StageTrainer<T: Task> {
     extra: Vec<Box<dyn LossTerm<T>>>,
     val_combinations: Vec<ModalitySet>,
     eval_batch: usize,
+    /// The bona-fide class, for ACER selection.
+    bona_fide_label: usize,
     progress: TrainerProgress,
     best_model: Option<Vec<u8>>,
     // state of the current epoch
@@ -343,6 +348,18 @@ impl<T: Task> StageTrainer<T> {
                 "the validation split is empty",
             ));
         }
+        if cfg.select_by == SelectBy::Acer
+            && (T::SCORE != TableMetric::Accuracy || T::num_classes(&model) != 2)
+        {
+            return Err(CoreError::config(
+                "select_by",
+                format!(
+                    "`acer` selects checkpoints on two-class classification data; this stage is {} with {} classes (use \"accuracy\")",
+                    T::NAME,
+                    T::num_classes(&model)
+                ),
+            ));
+        }
         let val_combinations = stage_combinations(&dropout, n);
         let device = device.clone().autodiff();
         let model = model.fork(&device);
@@ -364,6 +381,7 @@ impl<T: Task> StageTrainer<T> {
             extra: Vec::new(),
             val_combinations,
             eval_batch: 256,
+            bona_fide_label: 1,
             progress: TrainerProgress::default(),
             best_model: None,
             order: Vec::new(),
@@ -388,6 +406,11 @@ impl<T: Task> StageTrainer<T> {
     /// Sets the batch size of validation passes.
     pub fn set_eval_batch(&mut self, batch: usize) {
         self.eval_batch = batch.max(1);
+    }
+
+    /// The bona-fide class for ACER (checkpoint selection with `select_by = "acer"`).
+    pub fn set_bona_fide_label(&mut self, label: usize) {
+        self.bona_fide_label = label;
     }
 
     /// The model being trained.
@@ -591,6 +614,7 @@ impl<T: Task> StageTrainer<T> {
     async fn end_epoch(&mut self, epoch: usize, lr: Option<f64>) -> Result<EpochSummary> {
         let eval_model = self.model.valid();
         let eval_device = self.device.clone().without_autodiff();
+        let by_acer = self.cfg.select_by == SelectBy::Acer;
         let report = T::evaluate(
             &eval_model,
             &self.source,
@@ -598,7 +622,7 @@ impl<T: Task> StageTrainer<T> {
             &self.val_combinations,
             self.eval_batch,
             &eval_device,
-            None,
+            by_acer.then_some(self.bona_fide_label),
             "val",
         )
         .await?;
@@ -608,9 +632,28 @@ impl<T: Task> StageTrainer<T> {
             .map(|r| (r.combination, r.seg.as_ref().map_or(r.accuracy, |s| s.miou)))
             .collect();
         let val_score = report.selection_score();
+        let val_acer = if by_acer {
+            Some(
+                report
+                    .mean_acer()
+                    .ok_or_else(|| CoreError::config("select_by", "`acer` needs two-class data"))?,
+            )
+        } else {
+            None
+        };
         let eligible = epoch >= self.cfg.select_after_epoch;
-        let is_best = eligible
-            && (self.progress.best_epoch.is_none() || val_score > self.progress.best_score);
+        let better = match (val_acer, self.progress.best_epoch) {
+            (_, None) => true,
+            // the lowest ACER (ties: the earlier epoch, as with accuracy)
+            (Some(acer), Some(best)) => self
+                .progress
+                .history
+                .get(best)
+                .and_then(|e| e.val_acer)
+                .is_none_or(|b| acer < b),
+            (None, Some(_)) => val_score > self.progress.best_score,
+        };
+        let is_best = eligible && better;
         if is_best {
             self.progress.best_epoch = Some(epoch);
             self.progress.best_score = val_score;
@@ -651,6 +694,7 @@ impl<T: Task> StageTrainer<T> {
             val_accuracy,
             val_score,
             val_metric: T::SCORE,
+            val_acer,
             is_best,
             reports,
         };

@@ -215,3 +215,79 @@ fn a_diverging_run_stops_with_a_clear_error() {
     );
     assert!(err.contains("epoch"), "names where it happened: {err}");
 }
+
+/// `select_by = "acer"` keeps the epoch with the lowest mean validation ACER (each epoch's is
+/// in the history), `accuracy` the highest mean accuracy; ACER on ten classes is refused.
+#[test]
+fn checkpoints_are_selected_by_validation_acer_on_two_class_data() {
+    use mmanet_core::config::SelectBy;
+    use mmanet_core::data::{InMemoryDataset, MultimodalSource};
+    use mmanet_core::model::MultimodalNet;
+    use mmanet_core::pipeline::block_on;
+    use mmanet_core::task::Classification;
+    use mmanet_core::train::{StageTrainer, TrainEvent};
+    use std::sync::Arc;
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick_config(dir.path(), 6);
+    cfg.student.lr = 0.2; // a jumpy run, so the two rules can disagree
+    let data = prepare_data(&cfg).unwrap();
+    // mfeat as a two-class task: digits 0–4 (bona fide, label 1) against 5–9
+    let mut values = vec![Vec::new(); 3];
+    let mut two = InMemoryDataset {
+        name: "mfeat 0-4 vs 5-9".into(),
+        modalities: data.source.modalities().to_vec(),
+        classes: 2,
+        class_names: None,
+        features: vec![Vec::new(); 3],
+        labels: Vec::new(),
+    };
+    for i in 0..data.source.len() {
+        data.source.load_sample(i, None, &mut values).unwrap();
+        for (block, v) in two.features.iter_mut().zip(&values) {
+            block.extend_from_slice(v);
+        }
+        two.labels.push(usize::from(data.source.label(i) < 5));
+    }
+    let source: Arc<dyn MultimodalSource> = Arc::new(two);
+    let device = Device::flex();
+    let train_dev = device.clone().autodiff();
+    let trained = |select_by: SelectBy,
+                   classes: usize|
+     -> mmanet_core::Result<(usize, Vec<mmanet_core::train::EpochSummary>)> {
+        let mut stage = cfg.student.clone();
+        stage.select_by = select_by;
+        let net = MultimodalNet::new(source.modalities(), classes, &cfg.model, false, &train_dev)
+            .unwrap();
+        let mut t = StageTrainer::<Classification>::new(
+            stage,
+            net,
+            source.clone(),
+            data.split.train.clone(),
+            data.split.val.clone(),
+            &device,
+        )?;
+        t.set_bona_fide_label(1);
+        loop {
+            if let TrainEvent::Finished { best_epoch, .. } = block_on(t.step()).unwrap() {
+                return Ok((best_epoch, t.progress().history.clone()));
+            }
+        }
+    };
+    let (best, history) = trained(SelectBy::Acer, 2).unwrap();
+    let acers: Vec<f64> = history.iter().map(|e| e.val_acer.unwrap()).collect();
+    let lowest = acers.iter().copied().fold(f64::INFINITY, f64::min);
+    assert_eq!(
+        best,
+        acers.iter().position(|&a| a == lowest).unwrap(),
+        "{acers:?}"
+    );
+    assert!(history[best].is_best);
+    let (best, history) = trained(SelectBy::Accuracy, 2).unwrap();
+    assert!(history.iter().all(|e| e.val_acer.is_none()));
+    let scores: Vec<f64> = history.iter().map(|e| e.val_score).collect();
+    let highest = scores.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    assert_eq!(best, scores.iter().position(|&s| s == highest).unwrap());
+    let e = trained(SelectBy::Acer, 10).unwrap_err().to_string();
+    assert!(e.contains("select_by") && e.contains("10 classes"), "{e}");
+}

@@ -244,6 +244,7 @@ fn validation_series_are_per_combination() {
         ],
         val_score: (a + b) / 2.0,
         val_metric: mmanet_core::report::TableMetric::Accuracy,
+        val_acer: None,
         is_best: false,
         reports: vec![],
     };
