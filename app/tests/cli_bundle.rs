@@ -396,3 +396,201 @@ fn a_segmentation_bundle_writes_label_maps() {
         "depth must be a 1-channel PNG",
     );
 }
+
+/// A CASIA-SURF-style image-list dataset in `dir` (3 samples per split, 3 PNGs each) and an
+/// experiment config training a tiny ResNet-18-SE on it; returns the config's path.
+fn write_face_fixture(dir: &std::path::Path) -> std::path::PathBuf {
+    for split in ["train", "val", "test"] {
+        let mut list = String::new();
+        for i in 0..4 {
+            let paths: Vec<String> = ["color", "depth", "ir"]
+                .iter()
+                .map(|m| format!("{split}/s{i}/{m}.png"))
+                .collect();
+            for (m, p) in paths.iter().enumerate() {
+                let path = dir.join(p);
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                let v = (60 * (i % 2) + 20 * m) as u32;
+                image::RgbImage::from_fn(24, 20, |x, y| {
+                    image::Rgb([v as u8, ((x * 9 + v) % 256) as u8, ((y * 11) % 256) as u8])
+                })
+                .save(&path)
+                .unwrap();
+            }
+            list += &format!("{} {}\n", paths.join(" "), i % 2);
+        }
+        std::fs::write(dir.join(format!("{split}.txt")), list).unwrap();
+    }
+    std::fs::write(
+        dir.join("faces.toml"),
+        r#"name = "faces"
+format = "casia-surf"
+class_names = ["attack", "real"]
+
+[images]
+train_list = "train.txt"
+val_list = "val.txt"
+test_list = "test.txt"
+size = 16
+train_resize = 20
+"#,
+    )
+    .unwrap();
+    let config = dir.join("train.toml");
+    std::fs::write(
+        &config,
+        r#"name = "faces"
+output_dir = "runs"
+methods = ["sf-md"]
+
+[data]
+source = "manifest"
+manifest = "faces.toml"
+
+[model]
+image_preset = "tiny"
+
+[teacher]
+epochs = 2
+batch_size = 2
+lr = 0.01
+dropout = { mode = "fixed", combination = [1, 1, 1] }
+
+[student]
+epochs = 2
+batch_size = 2
+lr = 0.01
+dropout = { mode = "uniform" }
+"#,
+    )
+    .unwrap();
+    config
+}
+
+#[test]
+fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_face_fixture(dir.path());
+    let runs = dir.path().join("runs");
+    let out = mmanet(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--device",
+        "cpu",
+        "--output",
+        runs.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let model_path = dir.path().join("faces.mmanet");
+    let model = model_path.to_str().unwrap();
+    let out = mmanet(&[
+        "export",
+        "--run",
+        runs.join("faces").to_str().unwrap(),
+        "--method",
+        "sf-md",
+        "--out",
+        model,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bundle =
+        mmanet_core::bundle::Bundle::from_bytes(&std::fs::read(&model_path).unwrap(), model)
+            .unwrap();
+    let prep = bundle
+        .header
+        .images
+        .clone()
+        .expect("the image preprocessing");
+    assert_eq!((prep.size, prep.channels), (16, 3));
+
+    let json = |path: &std::path::Path| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+    };
+    // the test split from the manifest (labels known), and its sample s1 from its three files
+    let split_out = dir.path().join("split.json");
+    let manifest = dir.path().join("faces.toml");
+    let out = mmanet(&[
+        "predict",
+        "--model",
+        model,
+        "--data",
+        manifest.to_str().unwrap(),
+        "--out",
+        split_out.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let split = json(&split_out);
+    let split = split["predictions"].as_array().unwrap();
+    assert_eq!(split.len(), 4);
+    let file = |m: &str| dir.path().join(format!("test/s1/{m}.png"));
+    let one_out = dir.path().join("one.json");
+    let args = [
+        format!("rgb={}", file("color").display()),
+        format!("depth={}", file("depth").display()),
+        format!("ir={}", file("ir").display()),
+    ];
+    let out = mmanet(&[
+        "predict",
+        "--model",
+        model,
+        &args[0],
+        &args[1],
+        &args[2],
+        "--out",
+        one_out.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let one = json(&one_out);
+    let one = &one["predictions"][0];
+    assert_eq!(one["id"], "color.png");
+    assert_eq!(one["seen"], serde_json::json!(["rgb", "depth", "ir"]));
+    // test sample s1 is dataset sample 9 (4 train, 4 val before it)
+    let same = split.iter().find(|p| p["id"] == "sample 9").unwrap();
+    assert_eq!(one["probabilities"], same["probabilities"]);
+    // the RGB image alone: the other two are absent
+    let out = mmanet(&["predict", "--model", model, &args[0]]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("color.png") && l.contains(" rgb ")),
+        "{stdout}"
+    );
+    // a file that is not an image is named
+    let fake = dir.path().join("fake.png");
+    std::fs::write(&fake, "not a png").unwrap();
+    let out = mmanet(&[
+        "predict",
+        "--model",
+        model,
+        &format!("ir={}", fake.display()),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("fake.png") && stderr.contains("cannot decode image"),
+        "{stderr}"
+    );
+}
