@@ -3,6 +3,8 @@
 //    every combination's test accuracy is above chance, and a screenshot is not blank;
 // 2. with WebGPU unavailable: the page has no adapter, the app says it falls back to the CPU,
 //    and the same run trains there;
+// 0. a plain visit: the pretrained model answers in the explorer at once, and a bundle dropped
+//    on the page opens there too;
 // 3. segmentation on the CPU fallback: the synthetic RGB-D scenes demo (small ESANet) trains,
 //    MMANet mines a weak combination, every combination's test mIoU is above chance, and the
 //    explorer segments a test scene with every model.
@@ -10,7 +12,7 @@
 // Usage: node browser.mjs URL OUT_DIR   (scripts/web.sh test serves the page and runs this)
 
 import { chromium } from "playwright-core";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { inflateSync } from "node:zlib";
@@ -300,6 +302,26 @@ async function pretrainedScenario(name) {
       `${(stats.nonBackground * 100).toFixed(1)}% off the background`);
     check(stats.colours > 50 && stats.nonBackground > 0.02, "the screenshot is blank");
     writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, status }, null, 2));
+
+    // a bundle dropped on the page opens in the explorer (read through the browser's File API)
+    const bundle = readFileSync(new URL("../../app/assets/mfeat-mmanet.mmanet", import.meta.url));
+    await page.evaluate((b64) => {
+      const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+      const dt = new DataTransfer();
+      dt.items.add(new File([bytes], "dropped.mmanet"));
+      const canvas = document.querySelector("canvas");
+      for (const type of ["dragenter", "dragover", "drop"]) {
+        canvas.dispatchEvent(new DragEvent(type, { dataTransfer: dt, bubbles: true, cancelable: true }));
+      }
+    }, bundle.toString("base64"));
+    await page.waitForFunction(() => {
+      const s = JSON.parse(window.mmanetApp.status());
+      return (s.explorer.bundle === "dropped.mmanet" && s.explorer.prediction !== null) || s.notice;
+    }, null, { timeout: 30_000, polling: 100 });
+    const dropped = JSON.parse(await page.evaluate(() => window.mmanetApp.status()));
+    check(dropped.explorer.bundle === "dropped.mmanet" && !dropped.explorer.prediction.error,
+      `the dropped bundle: ${JSON.stringify(dropped.explorer)} (${dropped.notice})`);
+    console.log(`${name}: a dropped bundle opened in the explorer and predicted`);
   } catch (e) {
     console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-40).join("\n")}`);
     throw e;

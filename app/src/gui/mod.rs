@@ -151,8 +151,13 @@ pub struct MmanetApp {
     scripted: bool,
     /// The adapter the window shares with training, when it does.
     shared_gpu: Option<String>,
+    /// A dropped bundle's name and bytes, once read.
+    dropped_bundle: Arc<std::sync::Mutex<Option<DroppedBundle>>>,
     wake: Arc<dyn Fn() + Send + Sync>,
 }
+
+/// A dropped bundle file: its name and its bytes, or why they could not be read.
+type DroppedBundle = (String, Result<Vec<u8>, String>);
 
 /// What the chosen device resolves to (the adapter name), found on a background thread.
 #[derive(Default)]
@@ -297,6 +302,7 @@ impl MmanetApp {
             script: None,
             scripted: false,
             shared_gpu: None,
+            dropped_bundle: Arc::default(),
             wake,
         };
         app.load_data();
@@ -937,16 +943,44 @@ impl MmanetApp {
         }
     }
 
+    /// A dropped model bundle (`.mmanet`) opens in the explorer (read asynchronously in the
+    /// page); a dropped folder opens as a run; any other file as a dataset manifest.
     fn dropped_files(&mut self, ctx: &egui::Context) {
-        let dropped: Vec<PathBuf> = ctx.input(|i| {
-            i.raw
-                .dropped_files
-                .iter()
-                .map(|f| f.path().to_path_buf())
-                .filter(|p| !p.as_os_str().is_empty())
-                .collect()
-        });
-        if let Some(path) = dropped.into_iter().next() {
+        let taken = self
+            .dropped_bundle
+            .lock()
+            .ok()
+            .and_then(|mut slot| slot.take());
+        if let Some((name, bytes)) = taken {
+            match bytes {
+                Ok(bytes) => self.open_bundle(&name, &bytes),
+                Err(e) => self.notice = Some(format!("cannot read {name}: {e}")),
+            }
+        }
+        let files = ctx.input(|i| i.raw.dropped_files.clone());
+        let Some(file) = files.into_iter().next() else {
+            return;
+        };
+        let path = file.path().to_path_buf();
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("mmanet"))
+        {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_else(|| "model.mmanet".into());
+            let slot = self.dropped_bundle.clone();
+            let wake = self.wake.clone();
+            platform::read_dropped(file, move |bytes| {
+                if let Ok(mut slot) = slot.lock() {
+                    *slot = Some((name, bytes));
+                }
+                wake();
+            });
+            return;
+        }
+        if !path.as_os_str().is_empty() {
             if path.is_dir() {
                 self.open_run(&path);
                 self.tab = Tab::Runs;

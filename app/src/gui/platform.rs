@@ -49,6 +49,14 @@ mod imp {
         rfd::FileDialog::new().pick_folder()
     }
 
+    /// Reads a file dropped on the window; `deliver` gets its bytes (at once natively).
+    pub fn read_dropped(
+        file: egui::DroppedFileHandle,
+        deliver: impl FnOnce(Result<Vec<u8>, String>) + 'static,
+    ) {
+        deliver(file.bytes());
+    }
+
     /// Describes the device `choice` resolves to (may initialise wgpu; call off the UI thread).
     pub fn probe_device(choice: DeviceChoice) -> String {
         match select_device(choice) {
@@ -91,6 +99,17 @@ mod imp {
     /// No folder dialogs in the page (the buttons are hidden).
     pub fn pick_folder() -> Option<PathBuf> {
         None
+    }
+
+    /// Reads a file dropped on the page; `deliver` gets its bytes once the browser has read
+    /// them (asynchronously, on the page's event loop).
+    pub fn read_dropped(
+        file: egui::DroppedFileHandle,
+        deliver: impl FnOnce(Result<Vec<u8>, String>) + 'static,
+    ) {
+        wasm_bindgen_futures::spawn_local(async move {
+            deliver(file.bytes_async().await);
+        });
     }
 
     /// Keeps a run's files for the page's lifetime (replacing an earlier copy of the same run).

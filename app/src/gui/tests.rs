@@ -955,3 +955,49 @@ fn the_pretrained_model_answers_in_the_explorer_before_any_training() {
     let cli = block_on(classifier.predict(&reader, Some(fou_mor), 1, &mut |_, _| {})).unwrap();
     assert_eq!(models[0].probs(), Some(cli[0].probabilities.as_slice()));
 }
+
+/// A file dropped on the window, read from disk.
+#[derive(Debug)]
+struct DroppedFromDisk(std::path::PathBuf);
+
+impl eframe::egui::DroppedFile for DroppedFromDisk {
+    fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        std::fs::read(&self.0).map_err(|e| e.to_string())
+    }
+}
+
+#[test]
+fn a_bundle_dropped_on_the_window_opens_in_the_explorer() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("digits.mmanet");
+    std::fs::write(&path, super::PRETRAINED_MFEAT).unwrap();
+    let mut h = harness(app(Tab::Data, Settings::default()));
+    h.run_steps(1);
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(DroppedFromDisk(path)));
+    h.run_steps(1);
+    run_until(&mut h, "the dropped bundle's models", |app| {
+        matches!(app.explorer.models, Some(Ok(_)))
+    });
+    assert_eq!(h.state().tab, Tab::Explorer);
+    assert_eq!(
+        h.state().explorer.bundle.as_ref().map(|(n, _)| n.as_str()),
+        Some("digits.mmanet")
+    );
+    // a file that is not a bundle is a notice, not a crash
+    let bad = dir.path().join("notes.mmanet");
+    std::fs::write(&bad, "hello").unwrap();
+    h.input_mut()
+        .dropped_files
+        .push(Arc::new(DroppedFromDisk(bad)));
+    h.run_steps(2);
+    let notice = h.state().notice.clone().unwrap_or_default();
+    assert!(
+        notice.contains("notes.mmanet") && notice.contains("not an mmanet bundle"),
+        "{notice}"
+    );
+}
