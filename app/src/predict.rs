@@ -72,6 +72,15 @@ pub struct PredictArgs {
     /// depth=b.png`). With none, `--data` (or the model's own dataset) is predicted.
     #[arg(value_name = "MODALITY=FILE")]
     inputs: Vec<String>,
+    /// The RGB image of one sample (the same as `rgb=FILE`).
+    #[arg(long, value_name = "FILE")]
+    rgb: Option<PathBuf>,
+    /// The depth image of one sample (the same as `depth=FILE`).
+    #[arg(long, value_name = "FILE")]
+    depth: Option<PathBuf>,
+    /// The IR image of one sample (the same as `ir=FILE`).
+    #[arg(long, value_name = "FILE")]
+    ir: Option<PathBuf>,
     /// Predict a dataset's samples: an experiment config or a dataset manifest (TOML) [default:
     /// the dataset the model was trained on].
     #[arg(long, conflicts_with = "inputs")]
@@ -126,7 +135,16 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         .as_deref()
         .map(|m| modality_set_from_names(&h.modalities, m))
         .transpose()?;
-    let inputs = parse_inputs(&args.inputs, &bundle)?;
+    let mut raw_inputs = args.inputs.clone();
+    for (name, path) in [("rgb", &args.rgb), ("depth", &args.depth), ("ir", &args.ir)] {
+        if let Some(p) = path {
+            raw_inputs.push(format!("{name}={}", p.display()));
+        }
+    }
+    if !raw_inputs.is_empty() && args.data.is_some() {
+        bail!("give either files or --data, not both");
+    }
+    let inputs = parse_inputs(&raw_inputs, &bundle)?;
     if let Some(out) = &args.out
         && h.task == TaskKind::Classification
         && out_format(out).is_none()

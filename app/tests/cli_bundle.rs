@@ -565,7 +565,14 @@ fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
     let same = split.iter().find(|p| p["id"] == "sample 9").unwrap();
     assert_eq!(one["probabilities"], same["probabilities"]);
     // the RGB image alone: the other two are absent
-    let out = mmanet(&["predict", "--model", model, &args[0]]);
+    let rgb_only = file("color");
+    let out = mmanet(&[
+        "predict",
+        "--model",
+        model,
+        "--rgb",
+        rgb_only.to_str().unwrap(),
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
