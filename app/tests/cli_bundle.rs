@@ -12,12 +12,31 @@ fn mmanet(args: &[&str]) -> std::process::Output {
         .expect("the binary runs")
 }
 
+/// Runs `mmanet` with `args`, asserts it succeeded, and returns its standard output.
+fn mmanet_ok(args: &[&str]) -> String {
+    let out = mmanet(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs `mmanet` with `args` and asserts it failed with `want` in its error output.
+fn bad(args: &[&str], want: &str) {
+    let out = mmanet(args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{args:?} succeeded");
+    assert!(stderr.contains(want), "{args:?}: {stderr}");
+}
+
 #[test]
 fn a_demo_run_exports_as_a_bundle_that_predicts() {
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
     let runs_arg = runs.to_str().unwrap();
-    let out = mmanet(&[
+    mmanet_ok(&[
         "demo",
         "--epochs",
         "3",
@@ -28,14 +47,9 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
         "--set",
         "methods=[\"sf-md\", \"mmanet\"]",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let run = runs.join("mfeat-demo");
     let bundle_path = dir.path().join("mfeat.mmanet");
-    let out = mmanet(&[
+    let stdout = mmanet_ok(&[
         "export",
         "--run",
         run.to_str().unwrap(),
@@ -44,12 +58,6 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
         "--out",
         bundle_path.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(stdout.contains("MMANet on mfeat"), "{stdout}");
     let bytes = std::fs::read(&bundle_path).unwrap();
     let bundle = mmanet_core::bundle::Bundle::from_bytes(&bytes, "mfeat.mmanet").unwrap();
@@ -65,12 +73,6 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
     assert_eq!(bundle.header.test_report.as_ref().unwrap().rows.len(), 7);
 
     // a method the run did not train, an unknown method, a folder that is not a run
-    let bad = |args: &[&str], want: &str| {
-        let out = mmanet(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert!(stderr.contains(want), "{args:?}: {stderr}");
-    };
     let run_arg = run.to_str().unwrap();
     let out_arg = bundle_path.to_str().unwrap();
     bad(
@@ -103,13 +105,7 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
         .unwrap()
         .accuracy;
     let model = bundle_path.to_str().unwrap();
-    let out = mmanet(&["predict", "--model", model, "--modalities", "fou,mor"]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = mmanet_ok(&["predict", "--model", model, "--modalities", "fou,mor"]);
     let want = format!("fou+mor {:>24} {:>9.2}%", 400, row * 100.0);
     assert!(
         stdout
@@ -123,7 +119,7 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
     let mfeat = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../core/data/mfeat");
     let view = |v: &str| format!("{v}={}", mfeat.join(format!("mfeat-{v}.csv")).display());
     let json_path = dir.path().join("p.json");
-    let out = mmanet(&[
+    mmanet_ok(&[
         "predict",
         "--model",
         model,
@@ -132,11 +128,6 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
         "--out",
         json_path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&json_path).unwrap()).unwrap();
     let predictions = json["predictions"].as_array().unwrap();
@@ -151,7 +142,7 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
     let pix_line = vec!["3"; 240].join(",");
     std::fs::write(&pix_rows, format!("{pix_line}\n{pix_line}\n")).unwrap();
     let csv_path = dir.path().join("p.csv");
-    let out = mmanet(&[
+    mmanet_ok(&[
         "predict",
         "--model",
         model,
@@ -160,11 +151,6 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
         "--out",
         csv_path.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let csv = std::fs::read_to_string(&csv_path).unwrap();
     let seen: Vec<&str> = csv
         .lines()
@@ -174,16 +160,10 @@ fn a_demo_run_exports_as_a_bundle_that_predicts() {
     assert_eq!(seen, ["pix+mor", "pix"]);
 
     // the bundle's network in the prediction benchmark (it runs; speed is not asserted)
-    let out = mmanet(&[
+    let stdout = mmanet_ok(&[
         "bench", "predict", "--model", model, "--device", "cpu", "--batch", "1,3", "--warmup", "0",
         "--iters", "1",
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
         stdout.contains("| MMANet on mfeat | 93386 | 3 |"),
         "{stdout}"
@@ -237,7 +217,7 @@ fn a_segmentation_bundle_writes_label_maps() {
     use mmanet_core::data::scenes::{ScenesConfig, SyntheticScenes};
     let dir = tempfile::tempdir().unwrap();
     let runs = dir.path().join("runs");
-    let out = mmanet(&[
+    mmanet_ok(&[
         "demo",
         "--task",
         "seg",
@@ -252,15 +232,10 @@ fn a_segmentation_bundle_writes_label_maps() {
         "--set",
         "data.scenes.scenes=30",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let run = runs.join("scenes-demo");
     let model_path = dir.path().join("scenes.mmanet");
     let model = model_path.to_str().unwrap();
-    let out = mmanet(&[
+    mmanet_ok(&[
         "export",
         "--run",
         run.to_str().unwrap(),
@@ -269,11 +244,6 @@ fn a_segmentation_bundle_writes_label_maps() {
         "--out",
         model,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 
     // the test split through depth alone: the table's mIoU and pixel accuracy, a map per scene
     let record = mmanet_core::runs::RunRecord::load(&run).unwrap();
@@ -288,7 +258,7 @@ fn a_segmentation_bundle_writes_label_maps() {
         .unwrap()
         .clone();
     let maps = dir.path().join("maps");
-    let out = mmanet(&[
+    let stdout = mmanet_ok(&[
         "predict",
         "--model",
         model,
@@ -297,12 +267,6 @@ fn a_segmentation_bundle_writes_label_maps() {
         "--out",
         maps.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let want = format!(
         "all {} scenes: mIoU {:.2}%, pixel accuracy {:.2}%",
         row.samples,
@@ -368,12 +332,6 @@ fn a_segmentation_bundle_writes_label_maps() {
     image::ImageBuffer::<image::Luma<u16>, _>::new(8, 8)
         .save(&small)
         .unwrap();
-    let bad = |args: &[&str], want: &str| {
-        let out = mmanet(args);
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(!out.status.success(), "{args:?} succeeded");
-        assert!(stderr.contains(want), "{args:?}: {stderr}");
-    };
     let rgb_arg = format!("rgb={}", rgb.display());
     bad(
         &[
@@ -472,7 +430,7 @@ fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_face_fixture(dir.path());
     let runs = dir.path().join("runs");
-    let out = mmanet(&[
+    mmanet_ok(&[
         "train",
         "--config",
         config.to_str().unwrap(),
@@ -481,14 +439,9 @@ fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
         "--output",
         runs.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let model_path = dir.path().join("faces.mmanet");
     let model = model_path.to_str().unwrap();
-    let out = mmanet(&[
+    mmanet_ok(&[
         "export",
         "--run",
         runs.join("faces").to_str().unwrap(),
@@ -497,11 +450,6 @@ fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
         "--out",
         model,
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let bundle =
         mmanet_core::bundle::Bundle::from_bytes(&std::fs::read(&model_path).unwrap(), model)
             .unwrap();
@@ -518,7 +466,7 @@ fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
     // the test split from the manifest (labels known), and its sample s1 from its three files
     let split_out = dir.path().join("split.json");
     let manifest = dir.path().join("faces.toml");
-    let out = mmanet(&[
+    mmanet_ok(&[
         "predict",
         "--model",
         model,
@@ -527,11 +475,6 @@ fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
         "--out",
         split_out.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let split = json(&split_out);
     let split = split["predictions"].as_array().unwrap();
     assert_eq!(split.len(), 4);
@@ -542,7 +485,7 @@ fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
         format!("depth={}", file("depth").display()),
         format!("ir={}", file("ir").display()),
     ];
-    let out = mmanet(&[
+    mmanet_ok(&[
         "predict",
         "--model",
         model,
@@ -552,11 +495,6 @@ fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
         "--out",
         one_out.to_str().unwrap(),
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     let one = json(&one_out);
     let one = &one["predictions"][0];
     assert_eq!(one["id"], "color.png");
@@ -566,19 +504,13 @@ fn an_image_bundle_predicts_one_sample_from_its_files_as_the_dataset_sees_it() {
     assert_eq!(one["probabilities"], same["probabilities"]);
     // the RGB image alone: the other two are absent
     let rgb_only = file("color");
-    let out = mmanet(&[
+    let stdout = mmanet_ok(&[
         "predict",
         "--model",
         model,
         "--rgb",
         rgb_only.to_str().unwrap(),
     ]);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
         stdout
             .lines()

@@ -107,7 +107,8 @@ function check(cond, message) {
   if (!cond) throw new Error(message);
 }
 
-async function scenario(name, { flags, params, expectAdapter, expectDevice, explorer }) {
+/** Headless Chromium with `flags` and a fresh profile; the page's console goes to `log`. */
+async function launch(flags) {
   const userDataDir = mkdtempSync(join(tmpdir(), "mmanet-chromium-"));
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
@@ -116,10 +117,19 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
     viewport: { width: 1280, height: 800 },
   });
   const log = [];
+  const page = context.pages()[0] ?? (await context.newPage());
+  page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
+  page.on("pageerror", (e) => log.push(`[pageerror] ${e}`));
+  const close = async () => {
+    await context.close();
+    rmSync(userDataDir, { recursive: true, force: true });
+  };
+  return { page, log, close };
+}
+
+async function scenario(name, { flags, params, expectAdapter, expectDevice, explorer }) {
+  const { page, log, close } = await launch(flags);
   try {
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
-    page.on("pageerror", (e) => log.push(`[pageerror] ${e}`));
     const started = Date.now();
     // every animation frame's time, to see whether training ever holds the page up
     await page.addInitScript(() => {
@@ -245,26 +255,15 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
     console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-(Number(process.env.MMANET_WEB_LOG_LINES ?? 40))).join("\n")}`);
     throw e;
   } finally {
-    await context.close();
-    rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
 }
 
 // A plain visit: the page opens the pretrained mfeat model in the explorer and predicts a test
 // sample at once, before any training.
 async function pretrainedScenario(name) {
-  const userDataDir = mkdtempSync(join(tmpdir(), "mmanet-chromium-"));
-  const context = await chromium.launchPersistentContext(userDataDir, {
-    executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-    headless: true,
-    args: [...QUIET],
-    viewport: { width: 1280, height: 800 },
-  });
-  const log = [];
+  const { page, log, close } = await launch([]);
   try {
-    const page = context.pages()[0] ?? (await context.newPage());
-    page.on("console", (m) => log.push(`[${m.type()}] ${m.text()}`));
-    page.on("pageerror", (e) => log.push(`[pageerror] ${e}`));
     const started = Date.now();
     await page.goto(`${url}/`);
     await page.waitForFunction(() => {
@@ -326,8 +325,7 @@ async function pretrainedScenario(name) {
     console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-40).join("\n")}`);
     throw e;
   } finally {
-    await context.close();
-    rmSync(userDataDir, { recursive: true, force: true });
+    await close();
   }
 }
 
