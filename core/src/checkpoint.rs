@@ -65,13 +65,17 @@ impl StageCheckpoint {
             let len_bytes = bytes
                 .get(pos..pos + 8)
                 .ok_or_else(|| bad("truncated (length field)"))?;
-            let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes")) as usize;
+            let len = u64::from_le_bytes(len_bytes.try_into().expect("8 bytes"));
             pos += 8;
+            let end = usize::try_from(len)
+                .ok()
+                .and_then(|len| pos.checked_add(len))
+                .ok_or_else(|| bad("truncated (payload)"))?;
             let blob = bytes
-                .get(pos..pos + len)
+                .get(pos..end)
                 .ok_or_else(|| bad("truncated (payload)"))?;
             blobs.push(blob.to_vec());
-            pos += len;
+            pos = end;
         }
         let progress = serde_json::from_slice(&blobs[0])
             .map_err(|e| bad(&format!("progress is not valid JSON: {e}")))?;

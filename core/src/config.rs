@@ -234,12 +234,22 @@ impl StageConfig {
 
     fn validate(&self, field: &str) -> Result<()> {
         let bad = |f: &str, m: String| Err(CoreError::config(format!("{field}.{f}"), m));
-        if self.epochs == 0 {
-            return bad("epochs", "must be at least 1".into());
+        if self.epochs == 0 || self.epochs > MAX_EPOCHS {
+            return bad(
+                "epochs",
+                format!("must be 1..={MAX_EPOCHS}, got {}", self.epochs),
+            );
         }
-        if self.batch_size == 0 {
-            return bad("batch_size", "must be at least 1".into());
+        if self.batch_size == 0 || self.batch_size > MAX_BATCH {
+            return bad(
+                "batch_size",
+                format!("must be 1..={MAX_BATCH}, got {}", self.batch_size),
+            );
         }
+        if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) {
+            return bad("lr_gamma", format!("must be > 0, got {}", self.lr_gamma));
+        }
+
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("lr", format!("must be > 0, got {}", self.lr));
         }
@@ -350,6 +360,39 @@ impl Default for EvalConfig {
     }
 }
 
+/// The most epochs a stage may ask for.
+pub const MAX_EPOCHS: usize = 100_000;
+/// The largest batch a config may ask for (training or evaluation).
+pub const MAX_BATCH: usize = 65_536;
+
+/// Checks that `value` can name one folder inside the output folder: not empty, no path
+/// separator, not `.` or `..`, no control characters, at most 200 bytes — so a run's files can
+/// never be written outside the output folder.
+pub fn check_folder_name(field: &str, value: &str) -> Result<()> {
+    let bad = |why: &str| {
+        Err(CoreError::config(
+            field,
+            format!("`{value}` cannot name a run folder: {why}"),
+        ))
+    };
+    if value.trim().is_empty() {
+        return Err(CoreError::config(field, "must not be empty"));
+    }
+    if value.contains(['/', '\\']) {
+        return bad("it contains a path separator");
+    }
+    if value == "." || value == ".." {
+        return bad("it is a relative folder");
+    }
+    if value.chars().any(char::is_control) {
+        return bad("it contains a control character");
+    }
+    if value.len() > 200 {
+        return bad("it is longer than 200 bytes");
+    }
+    Ok(())
+}
+
 impl ExperimentConfig {
     /// Parses TOML text; `file` names it in errors (with line and column).
     pub fn from_toml(text: &str, file: &str) -> Result<Self> {
@@ -447,8 +490,12 @@ impl ExperimentConfig {
 
     /// Checks values and cross-field consistency.
     pub fn validate(&self) -> Result<()> {
-        if self.name.trim().is_empty() {
-            return Err(CoreError::config("name", "must not be empty"));
+        check_folder_name("name", &self.name)?;
+        if self.eval.batch_size == 0 || self.eval.batch_size > MAX_BATCH {
+            return Err(CoreError::config(
+                "eval.batch_size",
+                format!("must be 1..={MAX_BATCH}, got {}", self.eval.batch_size),
+            ));
         }
         match self.data.source {
             DataSource::Manifest if self.data.manifest.is_none() => {

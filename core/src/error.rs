@@ -5,13 +5,14 @@ use std::path::PathBuf;
 /// Errors of the mmanet library.
 #[derive(Debug, thiserror::Error)]
 pub enum CoreError {
-    /// A file could not be read or written.
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. (The OS error is part of the message, not a
+    /// separate source, so a chain of causes does not print it twice.)
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory involved.
         path: PathBuf,
         /// The underlying error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// A data file has a bad line or cell.
     #[error("{file}:{line}{}: {message}", column.map(|c| format!(", column {c}")).unwrap_or_default())]
@@ -68,10 +69,10 @@ pub type Result<T> = std::result::Result<T, CoreError>;
 
 impl CoreError {
     /// Wraps an I/O error with the path it concerns.
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub fn io(path: impl Into<PathBuf>, error: std::io::Error) -> Self {
         CoreError::Io {
             path: path.into(),
-            source,
+            error,
         }
     }
 

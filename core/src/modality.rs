@@ -11,6 +11,11 @@ use std::fmt;
 /// Largest number of modalities a [`ModalitySet`] can hold.
 pub const MAX_MODALITIES: usize = 32;
 
+/// The most modalities a dataset may have: every one of their `2^n − 1` combinations is
+/// evaluated, so the data loaders refuse more, with a message, before this limit's `assert!` in
+/// [`all_combinations`] could be reached.
+pub const MAX_DATA_MODALITIES: usize = 16;
+
 /// A set of modality indices, stored as a bit set (bit `m` set = modality `m` present).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, Default)]
 #[serde(transparent)]
@@ -138,8 +143,8 @@ impl fmt::Debug for ModalitySet {
 /// size lexicographically by modality index. For n = 3: `R, D, I, RD, RI, DI, RDI`.
 pub fn all_combinations(n: usize) -> Vec<ModalitySet> {
     assert!(
-        (1..=16).contains(&n),
-        "between 1 and 16 modalities are supported, got {n}"
+        (1..=MAX_DATA_MODALITIES).contains(&n),
+        "between 1 and {MAX_DATA_MODALITIES} modalities are supported, got {n}"
     );
     let mut out = Vec::with_capacity((1usize << n) - 1);
     for size in 1..=n {

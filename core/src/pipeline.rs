@@ -143,6 +143,7 @@ pub fn run_task_experiment<T: Task>(
     sink: &mut dyn ProgressSink,
 ) -> Result<ExperimentOutcome> {
     let run_dir = cfg.output_dir.join(&cfg.name);
+    let _lock = crate::fsutil::RunLock::acquire(&run_dir)?;
     let mut store = FolderStore::new(&run_dir);
     let mut outcome = block_on(run_task_experiment_in(
         cfg, data, device, &mut store, resume, mode, sink,
@@ -213,6 +214,7 @@ pub async fn run_task_experiment_in<T: Task>(
     sink: &mut dyn ProgressSink,
 ) -> Result<ExperimentOutcome> {
     cfg.mmanet.mad_impl.use_kernels(device)?;
+    T::check_settings(cfg, &data.source)?;
     let run_dir = store.location("");
     let test = &data.split.test;
     let eval_on = async |model: &T::Net, combos: &[ModalitySet], name: &str| {

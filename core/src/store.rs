@@ -57,6 +57,13 @@ impl RunStore for FolderStore {
     }
 
     fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
+        // every file stays inside the run folder
+        if rel.split(['/', '\\']).any(|part| part == "..") || Path::new(rel).is_absolute() {
+            return Err(CoreError::data(
+                self.root.display().to_string(),
+                format!("refusing to write `{rel}`: it is outside the run folder"),
+            ));
+        }
         write_atomic(&self.location(rel), bytes)
     }
 
@@ -151,6 +158,11 @@ mod tests {
         assert!(dir.join("sf").join("101").join("meta.json").is_file());
         assert_eq!(s.read("sf/101/meta.json").unwrap(), b"x");
         assert!(!s.exists("sf/101/model.bpk"));
+        for outside in ["../escape.json", "sf/../../x", "/etc/x"] {
+            let e = s.write(outside, b"x").unwrap_err().to_string();
+            assert!(e.contains("outside the run folder"), "{outside}: {e}");
+        }
+        assert!(!dir.parent().unwrap().join("escape.json").exists());
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

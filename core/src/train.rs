@@ -276,8 +276,11 @@ pub async fn module_to_bytes_async<M: Module + Clone>(model: &M) -> Result<Vec<u
 
 /// Loads bytes from [`module_to_bytes`] into `fresh` (same architecture).
 pub fn module_from_bytes<M: Module>(fresh: M, bytes: Vec<u8>) -> Result<M> {
+    // Cast to the module's dtypes: a record we wrote already has them, and a corrupt one that
+    // claims an integer dtype for a float parameter is converted instead of panicking in Burn.
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| CoreError::Backend(format!("cannot read the model record: {e:?}")))?;
+        .map_err(|e| CoreError::Backend(format!("cannot read the model record: {e:?}")))?
+        .cast_to_module_dtype();
     fresh
         .try_load_record(record)
         .map_err(|e| CoreError::Backend(format!("the model record does not fit: {e:?}")))

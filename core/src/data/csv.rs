@@ -5,7 +5,7 @@
 //! column: a non-numeric cell, a row of the wrong width, a label that is not a class index or is
 //! out of range, files whose row counts or labels disagree.
 
-use super::{InMemoryDataset, ModalityKind, ModalitySpec};
+use super::{InMemoryDataset, MAX_CLASSES, ModalityKind, ModalitySpec};
 use crate::error::{CoreError, Result};
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +119,16 @@ fn parse_view(view: &CsvView<'_>, classes: Option<usize>) -> Result<ParsedView> 
                     column: Some(c + 1),
                     message: format!("label `{cell}` is not a class index (0, 1, 2, …)"),
                 })?;
+                if classes.is_none() && label >= MAX_CLASSES {
+                    return Err(CoreError::Parse {
+                        file: view.file.clone(),
+                        line,
+                        column: Some(c + 1),
+                        message: format!(
+                            "label {label} is beyond the {MAX_CLASSES} classes mmanet supports (labels are class indices 0, 1, 2, …)"
+                        ),
+                    });
+                }
                 if let Some(k) = classes
                     && label >= k
                 {

@@ -165,6 +165,27 @@ pub fn surf_manifest_for_list(list: &Path) -> Result<Manifest> {
 /// Parses manifest text; `file` names it in errors.
 pub fn parse_manifest(text: &str, file: &str) -> Result<Manifest> {
     let manifest: Manifest = toml::from_str(text).map_err(|e| toml_error(text, file, &e))?;
+    if let Some(k) = manifest.classes
+        && (k == 0 || k > super::MAX_CLASSES)
+    {
+        return Err(CoreError::config(
+            "classes",
+            format!(
+                "{file}: {k} classes; 1..={} are supported",
+                super::MAX_CLASSES
+            ),
+        ));
+    }
+    if manifest.modalities.len() > crate::modality::MAX_DATA_MODALITIES {
+        return Err(CoreError::config(
+            "modality",
+            format!(
+                "{file}: {} modalities; at most {} are supported (every combination is evaluated)",
+                manifest.modalities.len(),
+                crate::modality::MAX_DATA_MODALITIES
+            ),
+        ));
+    }
     if manifest.format == ManifestFormat::Csv && manifest.modalities.is_empty() {
         return Err(CoreError::config(
             "modality",

@@ -23,6 +23,10 @@ use crate::error::{CoreError, Result};
 use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
+/// The most classes a classification dataset may have (labels are class indices below it): a
+/// label read from a file is checked against it before anything is sized by the class count.
+pub const MAX_CLASSES: usize = 65_536;
+
 /// The shape of one modality's sample.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
@@ -160,6 +164,22 @@ impl InMemoryDataset {
         }
         if self.modalities.is_empty() {
             return Err(CoreError::data(&self.name, "the dataset has no modalities"));
+        }
+        if self.modalities.len() > crate::modality::MAX_DATA_MODALITIES {
+            return Err(CoreError::data(
+                &self.name,
+                format!(
+                    "{} modalities; at most {} are supported (every combination is evaluated)",
+                    self.modalities.len(),
+                    crate::modality::MAX_DATA_MODALITIES
+                ),
+            ));
+        }
+        if self.classes == 0 || self.classes > MAX_CLASSES {
+            return Err(CoreError::data(
+                &self.name,
+                format!("{} classes; 1..={MAX_CLASSES} are supported", self.classes),
+            ));
         }
         if self.features.len() != self.modalities.len() {
             return Err(CoreError::data(

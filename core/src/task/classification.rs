@@ -5,7 +5,7 @@
 use super::{FrozenTeacher, Task};
 use crate::config::ExperimentConfig;
 use crate::data::{MultimodalSource, make_batch};
-use crate::error::Result;
+use crate::error::{CoreError, Result};
 use crate::eval::{evaluate, predict_proba};
 use crate::losses::mad::{MadImpl, MadReduction, mad_loss, mad_loss_kernels};
 use crate::losses::mar::{MarLossMode, mar_loss};
@@ -29,6 +29,21 @@ impl Task for Classification {
     const NAME: &'static str = "classification";
     const SCORE: TableMetric = TableMetric::Accuracy;
     const OFFICIAL_TEACHER_BATCH_NORM: bool = false;
+
+    fn check_settings(cfg: &ExperimentConfig, source: &Self::Source) -> Result<()> {
+        let classes = source.num_classes();
+        if cfg.eval.bona_fide_label >= classes {
+            return Err(CoreError::config(
+                "eval.bona_fide_label",
+                format!(
+                    "{} is not a class of {} (classes 0..{classes})",
+                    cfg.eval.bona_fide_label,
+                    source.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
 
     fn build_net(
         cfg: &ExperimentConfig,

@@ -73,6 +73,12 @@ pub trait Task: Sized + Send + 'static {
         with_reg: bool,
         device: &Device,
     ) -> Result<Self::Net>;
+    /// Checks the settings that only the data can judge (for classification: the bona-fide
+    /// class is one of the data's classes), before anything trains.
+    fn check_settings(cfg: &ExperimentConfig, source: &Self::Source) -> Result<()> {
+        let _ = (cfg, source);
+        Ok(())
+    }
     /// Number of modalities the network reads.
     fn num_modalities(net: &Self::Net) -> usize;
     /// Number of classes.
