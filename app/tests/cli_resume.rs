@@ -1,6 +1,7 @@
 //! Crash and resume: `mmanet demo` is killed with SIGKILL at several points — during the
 //! teacher, during SF-MD, during MMANet after its first mining round — and each time `--resume`
-//! continues; the final tables are identical to an uninterrupted run's.
+//! continues; the final tables are identical to an uninterrupted run's. A newest checkpoint cut
+//! short falls back to the one before it, with the same result.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -69,9 +70,49 @@ fn a_run_killed_at_any_point_resumes_to_the_same_tables() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    for file in ["results.md", "reports.json"] {
-        let a = std::fs::read_to_string(whole.join("mfeat-demo").join(file)).unwrap();
-        let b = std::fs::read_to_string(run.join(file)).unwrap();
-        assert_eq!(a, b, "{file} differs after the crashes");
+    let same_tables = |run: &Path, what: &str| {
+        for file in ["results.md", "reports.json"] {
+            let a = std::fs::read_to_string(whole.join("mfeat-demo").join(file)).unwrap();
+            let b = std::fs::read_to_string(run.join(file)).unwrap();
+            assert_eq!(a, b, "{file} differs after {what}");
+        }
+    };
+    same_tables(&run, "the crashes");
+
+    // killed in MMANet's stage once it has two checkpoints, the newest then cut short (a disk
+    // that filled up): `--resume` says so and goes on from the one before — same tables
+    let corrupted = dir.path().join("corrupted");
+    let run = corrupted.join("mfeat-demo");
+    let mut child = demo(&corrupted, true).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let newest = run.join("mmanet/checkpoint.bin");
+    while !(run.join("mmanet/checkpoint.prev.bin").exists() && newest.exists()) {
+        assert!(
+            child.try_wait().unwrap().is_none() && Instant::now() < deadline,
+            "the stage ended before it could be interrupted"
+        );
+        std::thread::sleep(Duration::from_millis(1));
     }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // killed while the newest was being replaced, only the previous one is there (resume reads
+    // it too); stand a copy in for the newest, to cut short
+    let prev = run.join("mmanet/checkpoint.prev.bin");
+    let bytes = std::fs::read(&newest).unwrap_or_else(|_| std::fs::read(&prev).unwrap());
+    std::fs::write(&newest, &bytes[..bytes.len() / 2]).unwrap();
+    let out = demo(&corrupted, true)
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains("checkpoint.bin") && said.contains("resuming from the previous checkpoint"),
+        "{said}"
+    );
+    same_tables(&run, "a corrupt checkpoint");
 }

@@ -35,7 +35,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Flushes the folder entry of a renamed file to disk, so the rename survives a power cut
 /// (best effort: some file systems cannot sync a folder).
-fn sync_parent(path: &Path) {
+pub(crate) fn sync_parent(path: &Path) {
     #[cfg(unix)]
     {
         let parent = match path.parent() {

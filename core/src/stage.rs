@@ -141,6 +141,8 @@ pub async fn run_stage<T: Task>(
     let model_file = format!("{}/model.bpk", spec.name);
     let meta_file = format!("{}/meta.json", spec.name);
     let ckpt_file = format!("{}/checkpoint.bin", spec.name);
+    // the checkpoint before the newest, kept so a corrupt newest one costs an epoch, not the run
+    let prev_file = format!("{}/checkpoint.prev.bin", spec.name);
     let fingerprint_file = format!("{}/fingerprint.json", spec.name);
     let dir = store.location(&spec.name);
     let model_path = store.location(&model_file);
@@ -194,19 +196,50 @@ pub async fn run_stage<T: Task>(
     for term in spec.terms {
         trainer.add_loss_term(term);
     }
-    if store.exists(&ckpt_file) {
+    if store.exists(&ckpt_file) || store.exists(&prev_file) {
         let same =
             store.read_text(&fingerprint_file).ok().as_deref() == Some(spec.fingerprint.as_str());
         let ckpt_path = store.location(&ckpt_file);
         if resume && same {
-            let ck = StageCheckpoint::from_bytes(&store.read(&ckpt_file)?, &ckpt_path)?;
-            sink.message(&format!(
-                "{}: resuming after epoch {} from {}",
-                spec.name,
-                ck.progress.epochs_done,
-                ckpt_path.display()
-            ));
-            trainer.restore(ck.model, ck.optimizer, ck.progress, ck.best_model)?;
+            // the newest checkpoint; if it is missing or does not load, the one before it
+            let mut failure: Option<CoreError> = None;
+            for file in [&ckpt_file, &prev_file] {
+                if !store.exists(file) {
+                    continue;
+                }
+                let path = store.location(file);
+                let restored = store
+                    .read(file)
+                    .and_then(|bytes| StageCheckpoint::from_bytes(&bytes, &path))
+                    .and_then(|ck| {
+                        let epochs = ck.progress.epochs_done;
+                        trainer.restore(ck.model, ck.optimizer, ck.progress, ck.best_model)?;
+                        Ok(epochs)
+                    });
+                match restored {
+                    Ok(epochs) => {
+                        if let Some(e) = &failure {
+                            sink.message(&format!(
+                                "{}: {e}; resuming from the previous checkpoint instead",
+                                spec.name
+                            ));
+                        }
+                        sink.message(&format!(
+                            "{}: resuming after epoch {epochs} from {}",
+                            spec.name,
+                            path.display()
+                        ));
+                        failure = None;
+                        break;
+                    }
+                    Err(e) => {
+                        failure.get_or_insert(e);
+                    }
+                }
+            }
+            if let Some(e) = failure {
+                return Err(e);
+            }
         } else if resume {
             return Err(CoreError::Checkpoint {
                 path: ckpt_path,
@@ -248,7 +281,11 @@ pub async fn run_stage<T: Task>(
                     optimizer,
                     best_model: trainer.best_model_bytes().map(<[u8]>::to_vec),
                 };
-                store.write(&ckpt_file, &checkpoint.to_bytes()?)?;
+                let bytes = checkpoint.to_bytes()?;
+                if store.exists(&ckpt_file) {
+                    store.rename(&ckpt_file, &prev_file)?;
+                }
+                store.write(&ckpt_file, &bytes)?;
             }
             TrainEvent::Finished { .. } => break,
             TrainEvent::Step(_) => {}

@@ -19,6 +19,8 @@ pub trait RunStore {
     fn exists(&self, rel: &str) -> bool;
     /// Where `rel` is, for messages and errors (a path on disk, or `memory:<run>/<rel>`).
     fn location(&self, rel: &str) -> PathBuf;
+    /// Renames `from` to `to` (replacing it), atomically on disk.
+    fn rename(&mut self, from: &str, to: &str) -> Result<()>;
 
     /// `rel` as UTF-8 text.
     fn read_text(&self, rel: &str) -> Result<String> {
@@ -69,6 +71,13 @@ impl RunStore for FolderStore {
 
     fn exists(&self, rel: &str) -> bool {
         self.location(rel).is_file()
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let (a, b) = (self.location(from), self.location(to));
+        std::fs::rename(&a, &b).map_err(|e| CoreError::io(&a, e))?;
+        crate::fsutil::sync_parent(&b);
+        Ok(())
     }
 
     fn location(&self, rel: &str) -> PathBuf {
@@ -122,6 +131,17 @@ impl RunStore for MemoryStore {
 
     fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
         self.files.insert(rel.to_string(), bytes.to_vec());
+        Ok(())
+    }
+
+    fn rename(&mut self, from: &str, to: &str) -> Result<()> {
+        let bytes = self.files.remove(from).ok_or_else(|| {
+            CoreError::io(
+                self.location(from),
+                std::io::Error::new(std::io::ErrorKind::NotFound, "no such file in this run"),
+            )
+        })?;
+        self.files.insert(to.to_string(), bytes);
         Ok(())
     }
 

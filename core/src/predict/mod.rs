@@ -222,6 +222,12 @@ impl Classifier {
             let classes = self.header.class_names.len();
             let p = read_f32(softmax(logits, 1)).await?;
             for ((&i, set), row) in chunk.iter().zip(sets).zip(p.chunks(classes)) {
+                if row.iter().any(|v| !v.is_finite()) {
+                    return Err(CoreError::data(
+                        reader.id(i),
+                        "the model's output is not a number (NaN or infinite): its weights are not finite",
+                    ));
+                }
                 let class = row
                     .iter()
                     .enumerate()
