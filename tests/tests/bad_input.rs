@@ -147,3 +147,48 @@ fn a_run_folder_in_use_is_not_overwritten() {
     assert!(!lock.exists(), "the lock is gone with the run");
     assert!(run_dir.join("reports.json").is_file());
 }
+
+/// Generators and image lists refuse sizes that would not fit, before allocating anything.
+#[test]
+fn generated_data_beyond_the_limits_is_refused_at_once() {
+    use mmanet_core::data::scenes::ScenesConfig;
+    use mmanet_core::data::synthetic::{SyntheticConfig, generate};
+    let started = std::time::Instant::now();
+    let e = generate(&SyntheticConfig {
+        samples: 1_000_000_000,
+        ..SyntheticConfig::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("synthetic.samples") && e.contains("8 GiB"),
+        "{e}"
+    );
+    let e = generate(&SyntheticConfig {
+        size: 100_000,
+        ..SyntheticConfig::default()
+    })
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("synthetic.size"), "{e}");
+    let e = ScenesConfig {
+        scenes: usize::MAX,
+        ..ScenesConfig::default()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("data.scenes.scenes") && e.contains("8 GiB"),
+        "{e}"
+    );
+    let e = ScenesConfig {
+        height: 8192,
+        ..ScenesConfig::default()
+    }
+    .validate()
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("data.scenes.height"), "{e}");
+    assert!(started.elapsed().as_secs() < 5, "refused at once");
+}

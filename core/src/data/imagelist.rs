@@ -282,6 +282,18 @@ impl ImageListDataset {
                 format!("must be 1 or 3, got {}", cfg.channels),
             ));
         }
+        if cfg.size > super::MAX_IMAGE_SIDE || cfg.train_resize > 2 * super::MAX_IMAGE_SIDE {
+            return Err(CoreError::config(
+                "images.size",
+                format!(
+                    "at most {} px (train_resize at most {}), got {} and {}",
+                    super::MAX_IMAGE_SIDE,
+                    2 * super::MAX_IMAGE_SIDE,
+                    cfg.size,
+                    cfg.train_resize
+                ),
+            ));
+        }
         if cfg.size == 0 || cfg.train_resize < cfg.size {
             return Err(CoreError::config(
                 "images.train_resize",

@@ -27,6 +27,29 @@ use serde::{Deserialize, Serialize};
 /// label read from a file is checked against it before anything is sized by the class count.
 pub const MAX_CLASSES: usize = 65_536;
 
+/// The most memory a generated dataset may take (8 GiB): the generators check their settings
+/// against it before allocating.
+pub const MAX_GENERATED_BYTES: u64 = 8 << 30;
+
+/// Checks that `samples` samples of `bytes_per_sample` bytes fit in [`MAX_GENERATED_BYTES`];
+/// the error names `field`.
+pub fn check_generated_size(field: &str, samples: usize, bytes_per_sample: u64) -> Result<()> {
+    let total = (samples as u64).checked_mul(bytes_per_sample);
+    match total {
+        Some(t) if t <= MAX_GENERATED_BYTES => Ok(()),
+        _ => Err(CoreError::config(
+            field,
+            format!(
+                "{samples} samples of {bytes_per_sample} bytes would take more than the {} GiB a generated dataset may use; lower the samples or the size",
+                MAX_GENERATED_BYTES >> 30
+            ),
+        )),
+    }
+}
+
+/// The largest image side an image-list dataset may ask for.
+pub const MAX_IMAGE_SIDE: usize = 4096;
+
 /// The shape of one modality's sample.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]

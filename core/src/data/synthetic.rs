@@ -81,6 +81,18 @@ pub fn generate(cfg: &SyntheticConfig) -> Result<InMemoryDataset> {
             ));
         }
     }
+    if cfg.size > super::MAX_IMAGE_SIDE {
+        return Err(CoreError::config(
+            "synthetic.size",
+            format!("at most {} px, got {}", super::MAX_IMAGE_SIDE, cfg.size),
+        ));
+    }
+    // RGB, depth and IR planes of f32
+    super::check_generated_size(
+        "synthetic.samples",
+        cfg.samples,
+        5 * 4 * (cfg.size * cfg.size) as u64,
+    )?;
     let s = cfg.size;
     let px = s * s;
     let mut rng = StdRng::seed_from_u64(cfg.seed);
