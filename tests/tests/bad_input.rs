@@ -9,6 +9,21 @@ use mmanet_tests::quick_demo_config;
 
 const DEMO: &str = include_str!("../../configs/mfeat-demo.toml");
 
+/// Trains `cfg` on `data` on the CPU backend, from scratch.
+fn train(
+    cfg: &ExperimentConfig,
+    data: &mmanet_core::pipeline::PreparedData,
+) -> mmanet_core::Result<mmanet_core::pipeline::ExperimentOutcome> {
+    run_experiment(
+        cfg,
+        data,
+        &Device::flex(),
+        false,
+        RunMode::Train,
+        &mut SilentProgress,
+    )
+}
+
 /// A label of 99999999999 once made the class count 10^11 and built something that large; now
 /// the label is refused, naming the file, line and column.
 #[test]
@@ -53,17 +68,7 @@ fn a_bona_fide_label_outside_the_classes_is_refused() {
     let mut cfg = quick_demo_config(dir.path(), 1);
     cfg.eval.bona_fide_label = 10;
     let data = prepare_data(&cfg).unwrap();
-    let e = run_experiment(
-        &cfg,
-        &data,
-        &Device::flex(),
-        false,
-        RunMode::Train,
-        &mut SilentProgress,
-    )
-    .err()
-    .expect("refused")
-    .to_string();
+    let e = train(&cfg, &data).err().expect("refused").to_string();
     assert!(
         e.contains("eval.bona_fide_label") && e.contains("10 is not a class of mfeat"),
         "{e}"
@@ -125,16 +130,7 @@ fn a_run_folder_in_use_is_not_overwritten() {
         .spawn()
         .unwrap();
     std::fs::write(&lock, owner.id().to_string()).unwrap();
-    let run = || {
-        run_experiment(
-            &cfg,
-            &data,
-            &Device::flex(),
-            false,
-            RunMode::Train,
-            &mut SilentProgress,
-        )
-    };
+    let run = || train(&cfg, &data);
     let e = run().err().expect("refused").to_string();
     assert!(
         e.contains(&format!("is being written by process {}", owner.id())),
