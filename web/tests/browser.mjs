@@ -127,6 +127,18 @@ async function launch(flags) {
   return { page, log, close };
 }
 
+/** Saves the page as OUT_DIR/NAME.png and checks the picture is not blank. */
+async function screenshot(page, name) {
+  await page.waitForTimeout(500);
+  const png = await page.screenshot();
+  const shot = join(outDir, `${name}.png`);
+  writeFileSync(shot, png);
+  const stats = pictureStats(png);
+  console.log(`${name}: screenshot ${shot}: ${stats.colours} colours, ` +
+    `${(stats.nonBackground * 100).toFixed(1)}% off the background`);
+  check(stats.colours > 50 && stats.nonBackground > 0.02, "the screenshot is blank");
+}
+
 async function scenario(name, { flags, params, expectAdapter, expectDevice, explorer }) {
   const { page, log, close } = await launch(flags);
   try {
@@ -242,14 +254,7 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
       }
     }
 
-    await page.waitForTimeout(500);
-    const png = await page.screenshot();
-    const shot = join(outDir, `${name}.png`);
-    writeFileSync(shot, png);
-    const stats = pictureStats(png);
-    console.log(`${name}: screenshot ${shot}: ${stats.colours} colours, ` +
-      `${(stats.nonBackground * 100).toFixed(1)}% off the background`);
-    check(stats.colours > 50 && stats.nonBackground > 0.02, "the screenshot is blank");
+    await screenshot(page, name);
     writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, adapter, gaps, status }, null, 2));
   } catch (e) {
     console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-(Number(process.env.MMANET_WEB_LOG_LINES ?? 40))).join("\n")}`);
@@ -292,14 +297,7 @@ async function pretrainedScenario(name) {
     console.log(`${name}: explorer answered ${seconds} s after the visit: test sample ${p.sample} ` +
       `through ${p.modalities} → class ${probs.indexOf(Math.max(...probs))} ` +
       `(p = ${Math.max(...probs).toFixed(3)})`);
-    await page.waitForTimeout(500);
-    const png = await page.screenshot();
-    const shot = join(outDir, `${name}.png`);
-    writeFileSync(shot, png);
-    const stats = pictureStats(png);
-    console.log(`${name}: screenshot ${shot}: ${stats.colours} colours, ` +
-      `${(stats.nonBackground * 100).toFixed(1)}% off the background`);
-    check(stats.colours > 50 && stats.nonBackground > 0.02, "the screenshot is blank");
+    await screenshot(page, name);
     writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, status }, null, 2));
 
     // a bundle dropped on the page opens in the explorer (read through the browser's File API)
