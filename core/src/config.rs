@@ -246,6 +246,24 @@ impl StageConfig {
                 format!("must be 1..={MAX_BATCH}, got {}", self.batch_size),
             );
         }
+        if self.lr_warmup_epochs > self.epochs {
+            return bad(
+                "lr_warmup_epochs",
+                format!(
+                    "{} is longer than the stage ({} epochs)",
+                    self.lr_warmup_epochs, self.epochs
+                ),
+            );
+        }
+        if let Some(m) = self.lr_milestones.iter().find(|&&m| m >= self.epochs) {
+            return bad(
+                "lr_milestones",
+                format!(
+                    "milestone {m} is not inside the stage's {} epochs",
+                    self.epochs
+                ),
+            );
+        }
         if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) {
             return bad("lr_gamma", format!("must be > 0, got {}", self.lr_gamma));
         }
@@ -483,6 +501,7 @@ impl ExperimentConfig {
         for stage in [&mut self.teacher, &mut self.student] {
             stage.epochs = epochs;
             stage.select_after_epoch = stage.select_after_epoch.min(epochs - 1);
+            stage.lr_warmup_epochs = stage.lr_warmup_epochs.min(epochs);
             stage.lr_milestones.retain(|m| *m < epochs);
         }
         self.validate()
@@ -538,6 +557,9 @@ impl ExperimentConfig {
                     },
                 ),
             ));
+        }
+        if let Some(synthetic) = &self.data.synthetic {
+            synthetic.validate()?;
         }
         if let Some(scenes) = &self.data.scenes {
             scenes.validate()?;

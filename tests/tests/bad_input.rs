@@ -188,3 +188,171 @@ fn generated_data_beyond_the_limits_is_refused_at_once() {
     assert!(e.contains("data.scenes.height"), "{e}");
     assert!(started.elapsed().as_secs() < 5, "refused at once");
 }
+
+/// The audit of every numeric setting: each out-of-range value (zero, negative, NaN, infinite,
+/// too large, inconsistent with another field) is refused with an error naming its field. The
+/// README's "Robustness" section lists the ranges.
+#[test]
+fn every_numeric_config_field_is_range_checked() {
+    const SYNTHETIC: &str = include_str!("../../configs/synthetic-antispoof.toml");
+    const SCENES: &str = include_str!("../../configs/scenes-demo.toml");
+    let cases: &[(&str, &str, &str)] = &[
+        (DEMO, "teacher.epochs=0", "teacher.epochs"),
+        (DEMO, "student.epochs=100001", "student.epochs"),
+        (DEMO, "teacher.batch_size=0", "teacher.batch_size"),
+        (DEMO, "student.batch_size=70000", "student.batch_size"),
+        (DEMO, "teacher.lr=-0.1", "teacher.lr"),
+        (DEMO, "teacher.lr=nan", "teacher.lr"),
+        (DEMO, "student.lr=inf", "student.lr"),
+        (DEMO, "teacher.momentum=1.0", "teacher.momentum"),
+        (DEMO, "student.momentum=nan", "student.momentum"),
+        (DEMO, "teacher.weight_decay=-1e-4", "teacher.weight_decay"),
+        (DEMO, "teacher.lr_gamma=0.0", "teacher.lr_gamma"),
+        (
+            DEMO,
+            "teacher.lr_warmup_epochs=31",
+            "teacher.lr_warmup_epochs",
+        ),
+        (DEMO, "student.lr_milestones=[30]", "student.lr_milestones"),
+        (
+            DEMO,
+            "student.lr_milestones=[18446744073709551615]",
+            "student.lr_milestones",
+        ),
+        (
+            DEMO,
+            "teacher.select_after_epoch=30",
+            "teacher.select_after_epoch",
+        ),
+        (DEMO, "eval.batch_size=0", "eval.batch_size"),
+        (DEMO, "model.mlp_hidden=0", "model.mlp_hidden"),
+        (DEMO, "model.mlp_embed=1000000", "model.mlp_embed"),
+        (DEMO, "model.trunk_hidden=1000000000", "model.trunk_hidden"),
+        (DEMO, "mmanet.alpha=-1.0", "mmanet.alpha"),
+        (DEMO, "mmanet.alpha=nan", "mmanet.alpha"),
+        (DEMO, "mmanet.beta=inf", "mmanet.beta"),
+        (DEMO, "mmanet.warmup_epochs=29", "mmanet.warmup_epochs"),
+        (DEMO, "mmanet.mining_epochs=[]", "mmanet.mining_epochs"),
+        (DEMO, "mmanet.mining_epochs=[25]", "mmanet.mining_epochs"),
+        (DEMO, "data.split.train=0.0", "split"),
+        (DEMO, "data.split.val=-0.1", "split"),
+        (DEMO, "data.split.test=nan", "split"),
+        (DEMO, "data.split.test=0.5", "split"),
+        (
+            SYNTHETIC,
+            "data.synthetic.samples=1",
+            "data.synthetic.samples",
+        ),
+        (SYNTHETIC, "data.synthetic.size=4", "data.synthetic.size"),
+        (SYNTHETIC, "data.synthetic.size=5000", "data.synthetic.size"),
+        (
+            SYNTHETIC,
+            "data.synthetic.rgb_strength=1.5",
+            "data.synthetic.rgb_strength",
+        ),
+        (
+            SYNTHETIC,
+            "data.synthetic.depth_strength=nan",
+            "data.synthetic.depth_strength",
+        ),
+        (
+            SYNTHETIC,
+            "data.synthetic.ir_strength=-0.1",
+            "data.synthetic.ir_strength",
+        ),
+        (
+            SYNTHETIC,
+            "data.synthetic.noise=-1.0",
+            "data.synthetic.noise",
+        ),
+        (
+            SYNTHETIC,
+            "data.synthetic.noise=inf",
+            "data.synthetic.noise",
+        ),
+        (
+            SYNTHETIC,
+            "data.synthetic.samples=100000000",
+            "data.synthetic.samples",
+        ),
+        (SCENES, "data.scenes.scenes=2", "data.scenes.scenes"),
+        (SCENES, "data.scenes.height=40", "data.scenes.height"),
+        (SCENES, "data.scenes.width=8192", "data.scenes.height"),
+        (SCENES, "data.scenes.rgb_noise=300", "data.scenes.rgb_noise"),
+        (
+            SCENES,
+            "data.scenes.depth_noise=20000",
+            "data.scenes.depth_noise",
+        ),
+        (
+            SCENES,
+            "data.scenes.depth_dropout_percent=101",
+            "data.scenes.depth_dropout_percent",
+        ),
+        (
+            SCENES,
+            "data.scenes.rgb_cue_percent=200",
+            "data.scenes.rgb_cue_percent",
+        ),
+        (
+            SCENES,
+            "data.scenes.depth_cue_percent=101",
+            "data.scenes.depth_cue_percent",
+        ),
+    ];
+    for (text, set, field) in cases {
+        let e = ExperimentConfig::from_toml_with_overrides(text, "c.toml", &[set.to_string()])
+            .err()
+            .unwrap_or_else(|| panic!("`{set}` was accepted"))
+            .to_string();
+        assert!(e.contains(field), "`{set}`: {e}");
+    }
+
+    // the manifest's [images] table (CASIA-SURF and CeFA image lists)
+    use mmanet_core::data::imagelist::{ImageListConfig, ImageListDataset};
+    for (images, field) in [
+        (r#"{"channels": 2}"#, "images.channels"),
+        (r#"{"size": 0}"#, "images.train_resize"),
+        (r#"{"size": 5000}"#, "images.size"),
+        (
+            r#"{"size": 112, "train_resize": 100}"#,
+            "images.train_resize",
+        ),
+        (r#"{"max_rotation_deg": -5}"#, "images.max_rotation_deg"),
+        (
+            r#"{"max_rotation_deg": -2147483648}"#,
+            "images.max_rotation_deg",
+        ),
+        (r#"{"max_rotation_deg": 720}"#, "images.max_rotation_deg"),
+    ] {
+        let cfg: ImageListConfig = serde_json::from_str(images).unwrap();
+        let e = ImageListDataset::new("lists", Vec::new(), &cfg, Vec::new())
+            .err()
+            .unwrap_or_else(|| panic!("{images} was accepted"))
+            .to_string();
+        assert!(e.contains(field), "{images}: {e}");
+    }
+
+    // the manifest's [rgbd] table (NYUv2 and Cityscapes trees)
+    use mmanet_core::data::rgbd_trees::{RgbdLayout, RgbdTree, RgbdTreeConfig};
+    let root = tempfile::tempdir().unwrap();
+    for (rgbd, field) in [
+        (r#"{"classes": 1}"#, "rgbd.classes"),
+        (r#"{"classes": 300}"#, "rgbd.classes"),
+        (r#"{"train_size": [480, 650]}"#, "rgbd.train_size"),
+        (r#"{"eval_size": [0, 640]}"#, "rgbd.eval_size"),
+        (r#"{"eval_size": [480, 65536]}"#, "rgbd.eval_size"),
+        (r#"{"scale": [1.4, 1.0]}"#, "rgbd.scale"),
+        (r#"{"scale": [0.0, 1.0]}"#, "rgbd.scale"),
+        (r#"{"scale": [1.0, 1000.0]}"#, "rgbd.scale"),
+    ] {
+        let mut value: serde_json::Value = serde_json::from_str(rgbd).unwrap();
+        value["root"] = ".".into();
+        let cfg: RgbdTreeConfig = serde_json::from_value(value).unwrap();
+        let e = RgbdTree::open("tree", RgbdLayout::Nyuv2, &cfg, root.path())
+            .err()
+            .unwrap_or_else(|| panic!("{rgbd} was accepted"))
+            .to_string();
+        assert!(e.contains(field), "{rgbd}: {e}");
+    }
+}

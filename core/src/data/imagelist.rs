@@ -294,6 +294,12 @@ impl ImageListDataset {
                 ),
             ));
         }
+        if !(0..=180).contains(&cfg.max_rotation_deg) {
+            return Err(CoreError::config(
+                "images.max_rotation_deg",
+                format!("must be 0..=180 degrees, got {}", cfg.max_rotation_deg),
+            ));
+        }
         if cfg.size == 0 || cfg.train_resize < cfg.size {
             return Err(CoreError::config(
                 "images.train_resize",

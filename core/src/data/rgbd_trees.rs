@@ -146,6 +146,20 @@ impl RgbdTree {
         ] {
             crate::model::esanet::check_input_size(h, w, field)?;
         }
+        let scale = cfg.scale.unwrap_or(scale);
+        if !scale
+            .iter()
+            .all(|s| s.is_finite() && (0.1..=8.0).contains(s))
+            || scale[0] > scale[1]
+        {
+            return Err(CoreError::config(
+                "rgbd.scale",
+                format!(
+                    "must be [low, high] with 0.1 ≤ low ≤ high ≤ 8, got [{}, {}]",
+                    scale[0], scale[1]
+                ),
+            ));
+        }
         let mut scenes = Vec::new();
         let mut parts = Vec::new();
         match layout {
@@ -214,7 +228,7 @@ impl RgbdTree {
             train_size,
             eval_size,
             augment: SegAugment {
-                scale: cfg.scale.unwrap_or(scale),
+                scale,
                 hsv: true,
                 flip: true,
             },

@@ -112,23 +112,23 @@ impl ScenesConfig {
             ));
         }
         crate::model::esanet::check_input_size(self.height, self.width, "data.scenes.height")?;
-        if self.height > super::MAX_IMAGE_SIDE || self.width > super::MAX_IMAGE_SIDE {
-            return Err(CoreError::config(
-                "data.scenes.height",
-                format!(
-                    "at most {} px a side, got {}×{}",
-                    super::MAX_IMAGE_SIDE,
-                    self.height,
-                    self.width
-                ),
-            ));
-        }
         // RGB (3 bytes), depth (f32) and a label byte per pixel
         super::check_generated_size(
             "data.scenes.scenes",
             self.scenes,
             8 * (self.height * self.width) as u64,
         )?;
+        for (field, value, max) in [
+            ("data.scenes.rgb_noise", self.rgb_noise, 255),
+            ("data.scenes.depth_noise", self.depth_noise, 10_000),
+        ] {
+            if value > max {
+                return Err(CoreError::config(
+                    field,
+                    format!("must be at most {max}, got {value}"),
+                ));
+            }
+        }
         for (field, value) in [
             (
                 "data.scenes.depth_dropout_percent",

@@ -58,41 +58,58 @@ fn normal(rng: &mut StdRng) -> f32 {
     (-2.0 * u1.ln()).sqrt() * (std::f32::consts::TAU * u2).cos()
 }
 
-/// Generates the dataset (modalities `rgb`, `depth`, `ir`; classes `attack` = 0, `live` = 1).
-pub fn generate(cfg: &SyntheticConfig) -> Result<InMemoryDataset> {
-    if cfg.samples < 2 || cfg.size < 8 {
-        return Err(CoreError::config(
-            "synthetic",
-            format!(
-                "need at least 2 samples and size ≥ 8, got {} samples of {} px",
-                cfg.samples, cfg.size
-            ),
-        ));
-    }
-    for (field, v) in [
-        ("synthetic.rgb_strength", cfg.rgb_strength),
-        ("synthetic.depth_strength", cfg.depth_strength),
-        ("synthetic.ir_strength", cfg.ir_strength),
-    ] {
-        if !(0.0..=1.0).contains(&v) {
+impl SyntheticConfig {
+    /// Checks the settings (field names as in a config's `[data.synthetic]` table).
+    pub fn validate(&self) -> Result<()> {
+        if self.samples < 2 {
             return Err(CoreError::config(
-                field,
-                format!("must be in 0..=1, got {v}"),
+                "data.synthetic.samples",
+                format!("need at least 2 samples, got {}", self.samples),
             ));
         }
+        if self.size < 8 || self.size > super::MAX_IMAGE_SIDE {
+            return Err(CoreError::config(
+                "data.synthetic.size",
+                format!(
+                    "must be 8..={} px, got {}",
+                    super::MAX_IMAGE_SIDE,
+                    self.size
+                ),
+            ));
+        }
+        for (field, v) in [
+            ("data.synthetic.rgb_strength", self.rgb_strength),
+            ("data.synthetic.depth_strength", self.depth_strength),
+            ("data.synthetic.ir_strength", self.ir_strength),
+        ] {
+            if !(0.0..=1.0).contains(&v) {
+                return Err(CoreError::config(
+                    field,
+                    format!("must be in 0..=1, got {v}"),
+                ));
+            }
+        }
+        if !(self.noise.is_finite() && (0.0..=MAX_NOISE).contains(&self.noise)) {
+            return Err(CoreError::config(
+                "data.synthetic.noise",
+                format!("must be in 0..={MAX_NOISE}, got {}", self.noise),
+            ));
+        }
+        // RGB, depth and IR planes of f32
+        super::check_generated_size(
+            "data.synthetic.samples",
+            self.samples,
+            5 * 4 * (self.size * self.size) as u64,
+        )
     }
-    if cfg.size > super::MAX_IMAGE_SIDE {
-        return Err(CoreError::config(
-            "synthetic.size",
-            format!("at most {} px, got {}", super::MAX_IMAGE_SIDE, cfg.size),
-        ));
-    }
-    // RGB, depth and IR planes of f32
-    super::check_generated_size(
-        "synthetic.samples",
-        cfg.samples,
-        5 * 4 * (cfg.size * cfg.size) as u64,
-    )?;
+}
+
+/// The largest pixel-noise standard deviation (pixels span about 0..1).
+const MAX_NOISE: f32 = 100.0;
+
+/// Generates the dataset (modalities `rgb`, `depth`, `ir`; classes `attack` = 0, `live` = 1).
+pub fn generate(cfg: &SyntheticConfig) -> Result<InMemoryDataset> {
+    cfg.validate()?;
     let s = cfg.size;
     let px = s * s;
     let mut rng = StdRng::seed_from_u64(cfg.seed);

@@ -168,6 +168,15 @@ impl SegModelConfig {
 
 /// Input sizes must be multiples of 32 (the decoder doubles 1/32 back up to full size).
 pub fn check_input_size(height: usize, width: usize, field: &str) -> Result<()> {
+    if height > crate::data::MAX_IMAGE_SIDE || width > crate::data::MAX_IMAGE_SIDE {
+        return Err(CoreError::config(
+            field,
+            format!(
+                "at most {} px a side, got {height}×{width}",
+                crate::data::MAX_IMAGE_SIDE
+            ),
+        ));
+    }
     if height == 0 || width == 0 || !height.is_multiple_of(32) || !width.is_multiple_of(32) {
         return Err(CoreError::config(
             field,

@@ -90,6 +90,9 @@ impl Default for ModelConfig {
     }
 }
 
+/// The widest MLP layer a config may ask for.
+pub const MAX_WIDTH: usize = 16_384;
+
 impl ModelConfig {
     /// Checks the widths.
     pub fn validate(&self) -> Result<()> {
@@ -98,8 +101,11 @@ impl ModelConfig {
             ("model.mlp_embed", self.mlp_embed),
             ("model.trunk_hidden", self.trunk_hidden),
         ] {
-            if v == 0 {
-                return Err(CoreError::config(field, "must be at least 1"));
+            if v == 0 || v > MAX_WIDTH {
+                return Err(CoreError::config(
+                    field,
+                    format!("must be 1..={MAX_WIDTH}, got {v}"),
+                ));
             }
         }
         Ok(())
