@@ -177,3 +177,16 @@ impl MadCase {
         (golden_checks::host(loss)[0], golden_checks::host(g))
     }
 }
+
+/// A module mapper that turns every float parameter into NaN: the network of a training run
+/// that diverged.
+pub struct PoisonWeights;
+
+impl burn::module::ModuleMapper for PoisonWeights {
+    fn map_float<const D: usize>(
+        &mut self,
+        param: burn::module::Param<burn::prelude::Tensor<D>>,
+    ) -> burn::module::Param<burn::prelude::Tensor<D>> {
+        param.map(|t| t.mul_scalar(f32::NAN))
+    }
+}

@@ -253,3 +253,32 @@ fn the_shipped_pretrained_bundle_reproduces_its_table() {
         );
     }
 }
+
+/// A bundle whose weights are not finite (a diverged run exported anyway) predicts nothing: the
+/// first batch is refused with a clear message, not turned into arbitrary classes.
+#[test]
+fn a_bundle_with_non_finite_weights_is_refused_at_prediction() {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../app/assets/mfeat-mmanet.mmanet"
+    );
+    let mut bundle = Bundle::from_bytes(&std::fs::read(path).unwrap(), path).unwrap();
+    let device = Device::flex();
+    let net = bundle.classifier(&device).unwrap();
+    let poisoned = burn::module::Module::map(net, &mut mmanet_tests::PoisonWeights);
+    bundle.weights = mmanet_core::train::module_to_bytes(&poisoned).unwrap();
+    let classifier = Classifier::new(&bundle, &device).unwrap();
+    let LoadedData::Classification(raw) =
+        load_data_for(&bundle.header, &bundle.header.config).unwrap()
+    else {
+        panic!("mfeat is classification data")
+    };
+    let samples = DatasetSamples {
+        source: raw.source.clone(),
+        indices: raw.split.test[..8].to_vec(),
+    };
+    let e = block_on(classifier.predict(&samples, None, 64, &mut |_, _| {}))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a number"), "{e}");
+}

@@ -527,6 +527,13 @@ fn short_segmentation_experiment_mines_by_miou() {
     .unwrap_err()
     .to_string();
     assert!(e.contains("at least one modality"), "{e}");
+    // a network whose weights are not finite is refused, not turned into a label map
+    let poisoned = burn::module::Module::map(net.clone(), &mut mmanet_tests::PoisonWeights);
+    let all = ModalitySet::from_mask(&[true, true]);
+    let e = block_on(predict_scene(&poisoned, &prep, &scene, all, &device))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("not a number"), "{e}");
     // either task's data through one loader
     let loaded = LoadedData::load(&cfg).unwrap();
     assert_eq!(loaded.task(), mmanet_core::config::TaskKind::Segmentation);

@@ -513,6 +513,13 @@ pub async fn predict_scene(
     if [lh, lw] != [oh, ow] {
         logits = bilinear(logits, [oh, ow]);
     }
+    let not_finite = logits.clone().is_nan().int().sum() + logits.clone().is_inf().int().sum();
+    if read_i64(not_finite).await?.first().copied().unwrap_or(0) > 0 {
+        return Err(CoreError::data(
+            "scene",
+            "the model's output is not a number (NaN or infinite): its weights are not finite",
+        ));
+    }
     let classes = read_i64(logits.argmax(1).reshape([oh * ow]))
         .await?
         .into_iter()
