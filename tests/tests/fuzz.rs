@@ -2,7 +2,7 @@
 //! files mutated (bytes flipped, inserted, cut). The invariant, for every input: `Ok`, or an
 //! error that names the file (or, for config values, the field) — never a panic, never a hang.
 //!
-//! Each target runs `MMANET_FUZZ_CASES` cases (default 10,000: about 6 s for all nine targets;
+//! Each target runs `MMANET_FUZZ_CASES` cases (default 10,000: about 8 s for all ten targets;
 //! the README's "Robustness" section gives the longer campaign's command and counts).
 
 use mmanet_core::bundle::Bundle;
@@ -11,7 +11,7 @@ use mmanet_core::config::ExperimentConfig;
 use mmanet_core::data::ModalityKind;
 use mmanet_core::data::ModalitySpec;
 use mmanet_core::data::csv::{CsvView, LabelColumn, LabelPosition, load_multiview};
-use mmanet_core::data::imagelist::parse_surf_list;
+use mmanet_core::data::imagelist::{CefaSplitRule, cefa_samples, parse_surf_list};
 use mmanet_core::data::manifest::parse_manifest;
 use mmanet_core::predict::inputs::{CsvInput, HeaderRule, LabelAt, read_csv_rows};
 use mmanet_core::runs::RunRecord;
@@ -355,4 +355,134 @@ fn npy_depth_maps() {
             Err(e) => names(&e, &["fuzz-depth.npy"]),
         }
     });
+}
+
+/// One video folder of a generated CeFA tree: its name's five numbers (some replaced by other
+/// text), where it sits, and how many frames each modality folder holds (`None`: no folder; a
+/// file in its place for `Some(usize::MAX)`).
+#[derive(Clone, Debug)]
+struct CefaVideo {
+    race_dir: &'static str,
+    subject: String,
+    name: String,
+    frames: [Option<usize>; 3],
+}
+
+fn cefa_video() -> impl Strategy<Value = CefaVideo> {
+    // mostly well-formed: `race_id_device_session_pai` in the race's own folder
+    let well_formed =
+        (1u32..4, 0u32..10, 1u32..3, 1u32..3, 1u32..3).prop_map(|(r, id, d, s, a)| {
+            (
+                ["AF", "CA", "EA"][r as usize - 1],
+                format!("{r}_{id}_{d}_{s}_{a}"),
+            )
+        });
+    let number = prop_oneof![0u32..6, 0u32..600, any::<u32>()].prop_map(|n| n.to_string());
+    let part = prop_oneof![8 => number, 1 => "[a-z0-9\\-]{0,4}"];
+    let odd = (
+        prop::sample::select(vec!["AF", "CA", "EA", "XX"]),
+        prop::collection::vec(part, 3..7).prop_map(|p| p.join("_")),
+    );
+    let frames = prop_oneof![
+        4 => (0usize..3).prop_map(Some),
+        1 => Just(None),
+        1 => Just(Some(usize::MAX)),
+    ];
+    let same = (1usize..3).prop_map(|n| [Some(n); 3]);
+    (
+        prop_oneof![3 => well_formed, 1 => odd],
+        "[0-9a-z_]{1,6}",
+        prop_oneof![3 => same, 1 => [frames.clone(), frames.clone(), frames]],
+    )
+        .prop_map(|((race_dir, name), subject, frames)| CefaVideo {
+            race_dir,
+            subject,
+            name,
+            frames,
+        })
+}
+
+/// The CeFA folder scan on generated trees (races, subjects, video names from the five numbers
+/// or not, modality folders missing, files where folders belong, unequal frame counts) and
+/// random split rules: a list of samples whose three files exist, or an error naming the folder.
+#[test]
+fn cefa_folder_scan() {
+    let dir = tempfile::tempdir().unwrap();
+    let counter = std::cell::Cell::new(0usize);
+    let listed = std::cell::Cell::new(0usize);
+    let set = prop_oneof![3 => Just(vec![1, 2]), 1 => prop::collection::vec(0u32..5, 0..4)];
+    let rule = (
+        prop_oneof![3 => 1u32..4, 1 => any::<u32>()],
+        prop_oneof![3 => Just((0, 9)), 1 => (0u32..600, 0u32..600)],
+        set.clone(),
+        set.clone(),
+        set,
+    )
+        .prop_map(|(race, (a, b), devices, sessions, pais)| CefaSplitRule {
+            race,
+            ids: (a.min(b), a.max(b)),
+            devices,
+            sessions,
+            pais,
+        });
+    let cases = Config {
+        // each case writes a small tree of folders: a twentieth of the other targets' cases
+        cases: (cases() / 20).max(1),
+        failure_persistence: None,
+        ..Config::default()
+    };
+    let mut runner = TestRunner::new(cases);
+    let strategy = (prop::collection::vec(cefa_video(), 0..6), rule);
+    let result = runner.run(&strategy, |(videos, rule)| {
+        counter.set(counter.get() + 1);
+        let root = dir.path().join(format!("fuzz-cefa-{}", counter.get()));
+        for v in &videos {
+            let video = root.join(v.race_dir).join(&v.subject).join(&v.name);
+            for (m, frames) in ["profile", "depth", "ir"].iter().zip(v.frames) {
+                match frames {
+                    None => {}
+                    Some(usize::MAX) => {
+                        std::fs::create_dir_all(&video).unwrap();
+                        std::fs::write(video.join(m), b"not a folder").unwrap();
+                    }
+                    Some(n) => {
+                        std::fs::create_dir_all(video.join(m)).unwrap();
+                        for k in 0..n {
+                            std::fs::write(video.join(m).join(format!("{k:04}.jpg")), b"").unwrap();
+                        }
+                    }
+                }
+            }
+        }
+        let outcome = catch_unwind(AssertUnwindSafe(|| cefa_samples(&root, &rule)));
+        let _ = std::fs::remove_dir_all(&root);
+        match outcome {
+            Ok(Ok(samples)) => {
+                for s in &samples {
+                    prop_assert!(s.paths.len() == 3 && s.label <= 1, "{s:?}");
+                    prop_assert!(s.paths.iter().all(|p| p.starts_with(&root)), "{s:?}");
+                }
+                prop_assert!(!samples.is_empty(), "an empty list is an error");
+                listed.set(listed.get() + 1);
+                Ok(())
+            }
+            Ok(Err(e)) => {
+                let text = e.to_string();
+                prop_assert!(
+                    text.contains(&root.display().to_string()) || text.contains("cefa.race"),
+                    "the error names no folder: {text}"
+                );
+                Ok(())
+            }
+            Err(_) => Err(TestCaseError::fail("panicked")),
+        }
+    });
+    if let Err(e) = result {
+        panic!("cefa folder scan: {e}");
+    }
+    eprintln!(
+        "cefa folder scan: {} trees; {} gave samples, the others an error naming the folder",
+        counter.get(),
+        listed.get()
+    );
 }
