@@ -7,7 +7,7 @@ use std::path::PathBuf;
 pub enum CoreError {
     /// A file could not be read or written. (The OS error is part of the message, not a
     /// separate source, so a chain of causes does not print it twice.)
-    #[error("{path}: {error}")]
+    #[error("{path}: {error}{}", io_hint(error))]
     Io {
         /// The file or directory involved.
         path: PathBuf,
@@ -62,6 +62,18 @@ pub enum CoreError {
         /// The stage that was running.
         stage: String,
     },
+}
+
+/// What to do about an I/O error whose remedy is not obvious from the OS message.
+fn io_hint(error: &std::io::Error) -> &'static str {
+    use std::io::ErrorKind;
+    match error.kind() {
+        ErrorKind::StorageFull | ErrorKind::QuotaExceeded | ErrorKind::FileTooLarge => {
+            " — free some space, then resume the run: the epochs it finished are kept"
+        }
+        ErrorKind::ReadOnlyFilesystem => " — choose an output folder on a writable disk",
+        _ => "",
+    }
 }
 
 /// Result with [`CoreError`].
