@@ -58,6 +58,9 @@ enum DeviceArg {
     Cpu,
     /// wgpu on the best adapter, even a software one
     Wgpu,
+    /// Burn's CUDA backend on GPU 0 (built with `--features cuda`)
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 impl From<DeviceArg> for DeviceChoice {
@@ -66,6 +69,8 @@ impl From<DeviceArg> for DeviceChoice {
             DeviceArg::Auto => DeviceChoice::Auto,
             DeviceArg::Cpu => DeviceChoice::Cpu,
             DeviceArg::Wgpu => DeviceChoice::Wgpu,
+            #[cfg(feature = "cuda")]
+            DeviceArg::Cuda => DeviceChoice::Cuda,
         }
     }
 }
@@ -232,6 +237,34 @@ enum BenchCommand {
         /// Timed iterations per case.
         #[arg(long, default_value_t = 10)]
         iters: usize,
+    },
+    /// Complete training steps (SF-MD, MMANet) and the deployment forward pass of a preset,
+    /// on synthetic inputs: median ms per step, samples/s, device memory.
+    Train {
+        /// Compute device.
+        #[arg(long, value_enum, default_value = "auto")]
+        device: DeviceArg,
+        /// Network.
+        #[arg(long, value_enum, default_value = "paper")]
+        preset: bench::TrainPreset,
+        /// Steps to time, comma-separated.
+        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [bench::TrainMethod::SfMd, bench::TrainMethod::Mmanet])]
+        method: Vec<bench::TrainMethod>,
+        /// Samples per step.
+        #[arg(long, default_value_t = 64)]
+        batch: usize,
+        /// Image side in pixels (convnet presets).
+        #[arg(long, default_value_t = 112)]
+        size: usize,
+        /// Untimed steps per case first (compilation, autotuning).
+        #[arg(long, default_value_t = 3)]
+        warmup: usize,
+        /// Timed steps per case.
+        #[arg(long, default_value_t = 10)]
+        iters: usize,
+        /// Also write the rows as JSON to this file.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Samples per second of deployment networks (the mfeat MLP, ResNet-18-SE `small` and
     /// `paper`, or a bundle's) at each batch size, inputs uploaded and probabilities read back.
@@ -404,6 +437,58 @@ fn run() -> Result<()> {
                 warmup,
                 iters,
             )
+        }
+        Command::Bench {
+            command:
+                BenchCommand::Train {
+                    device,
+                    preset,
+                    method,
+                    batch,
+                    size,
+                    warmup,
+                    iters,
+                    json,
+                },
+        } => {
+            if iters == 0 {
+                bail!("--iters must be at least 1");
+            }
+            if batch == 0 || batch > mmanet_core::config::MAX_BATCH {
+                bail!(
+                    "--batch must be 1..={}, got {batch}",
+                    mmanet_core::config::MAX_BATCH
+                );
+            }
+            if !(32..=mmanet_core::data::MAX_IMAGE_SIDE).contains(&size) {
+                bail!(
+                    "--size must be 32..={} px, got {size}",
+                    mmanet_core::data::MAX_IMAGE_SIDE
+                );
+            }
+            if method.is_empty() {
+                bail!("--method: name at least one of sf-md, mmanet");
+            }
+            let selected = select_device(device.into())?;
+            println!("device: {}", selected.description);
+            let rows = bench::bench_train(
+                &selected.device,
+                preset,
+                &method,
+                batch,
+                size,
+                warmup,
+                iters,
+            )?;
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&serde_json::json!({
+                    "device": selected.description,
+                    "rows": rows,
+                }))?;
+                mmanet_core::fsutil::write_atomic(&path, text.as_bytes())?;
+                println!("rows written to {}", path.display());
+            }
+            Ok(())
         }
         Command::Data {
             command: DataCommand::Check { manifest },

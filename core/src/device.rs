@@ -16,6 +16,9 @@ pub enum DeviceChoice {
     Cpu,
     /// wgpu on the best adapter, even a software one.
     Wgpu,
+    /// Burn's CUDA backend on the first NVIDIA GPU (the `cuda` cargo feature).
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 /// The backend that was chosen.
@@ -26,6 +29,9 @@ pub enum BackendKind {
     Cpu,
     /// Burn's wgpu backend.
     Wgpu,
+    /// Burn's CUDA backend.
+    #[cfg(feature = "cuda")]
+    Cuda,
 }
 
 /// A device and a one-line description of it.
@@ -79,6 +85,10 @@ pub fn select_device(choice: DeviceChoice) -> crate::Result<SelectedDevice> {
     if choice == DeviceChoice::Cpu {
         return Ok(cpu_device());
     }
+    #[cfg(feature = "cuda")]
+    if choice == DeviceChoice::Cuda {
+        return cuda_device();
+    }
     match wgpu_once() {
         Ok((device, setup)) => {
             let device = device.clone();
@@ -112,5 +122,35 @@ pub fn select_device(choice: DeviceChoice) -> crate::Result<SelectedDevice> {
                 Ok(cpu)
             }
         }
+    }
+}
+
+/// Burn's CUDA backend on GPU 0, checked with a small computation (a missing driver is an
+/// error, not a panic later).
+#[cfg(all(feature = "cuda", not(target_family = "wasm")))]
+fn cuda_device() -> crate::Result<SelectedDevice> {
+    use crate::error::CoreError;
+    let probe = std::panic::catch_unwind(|| {
+        let device = Device::cuda(0usize);
+        let sum: f32 = Tensor::<1>::ones([4], &device).sum().into_scalar();
+        (device, sum)
+    });
+    match probe {
+        Ok((device, sum)) if sum == 4.0 => Ok(SelectedDevice {
+            device,
+            backend: BackendKind::Cuda,
+            description: "cuda: GPU 0 (Burn CUDA backend)".into(),
+        }),
+        Ok((_, sum)) => Err(CoreError::Backend(format!(
+            "the CUDA device computed 1+1+1+1 = {sum}"
+        ))),
+        Err(panic) => Err(CoreError::Backend(format!(
+            "no CUDA device: {}",
+            panic
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| panic.downcast_ref::<&str>().copied())
+                .unwrap_or("the CUDA runtime failed to start")
+        ))),
     }
 }

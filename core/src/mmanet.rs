@@ -230,7 +230,8 @@ impl<T: Task> LossTerm<T> for MadTerm<T> {
 pub enum WeakSource {
     /// Mined by contrastive ranking (MAR).
     Mined(MemoryBank),
-    /// Every single-modality combination (the SR baseline).
+    /// A fixed set: every single-modality combination (the SR baseline), or one given
+    /// ([`MarTerm::fixed`]).
     Singles(Vec<ModalitySet>),
 }
 
@@ -279,6 +280,19 @@ impl<T: Task> MarTerm<T> {
             weak: Some(singles.clone()),
             source: WeakSource::Singles(singles),
             name: "sr".into(),
+            task: std::marker::PhantomData,
+        }
+    }
+
+    /// A regularization head on a given weak set, with no mining (e.g. the paper's mined
+    /// rgb+ir, for `mmanet bench train`).
+    pub fn fixed(cfg: &MmanetConfig, n_modalities: usize, weak: Vec<ModalitySet>) -> Self {
+        MarTerm {
+            cfg: cfg.clone(),
+            n_modalities,
+            weak: Some(weak.clone()),
+            source: WeakSource::Singles(weak),
+            name: "mar".into(),
             task: std::marker::PhantomData,
         }
     }

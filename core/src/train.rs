@@ -542,6 +542,18 @@ impl<T: Task> StageTrainer<T> {
         Ok(TrainEvent::Epoch(summary))
     }
 
+    /// Trains one batch exactly as a batch of epoch `epoch` would be (loss terms past their
+    /// warm-up switch on), at the stage's base learning rate, with no validation: the
+    /// training order restarts when its batches are used up. For `mmanet bench train`, which
+    /// times full steps without running the epochs before them.
+    pub async fn train_step_at(&mut self, epoch: usize) -> Result<StepReport> {
+        if self.order.is_empty() || self.batch_in_epoch >= self.batches_per_epoch() {
+            self.start_epoch()?;
+        }
+        let lr = self.cfg.lr;
+        self.train_batch(epoch, lr).await
+    }
+
     async fn train_batch(&mut self, epoch: usize, lr: f64) -> Result<StepReport> {
         let bs = self.cfg.batch_size;
         let start = self.batch_in_epoch * bs;

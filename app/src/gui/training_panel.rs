@@ -273,6 +273,8 @@ fn device_label(d: DeviceChoice) -> &'static str {
         DeviceChoice::Auto => "auto (GPU if present)",
         DeviceChoice::Cpu => "CPU",
         DeviceChoice::Wgpu => "wgpu (any adapter)",
+        #[cfg(feature = "cuda")]
+        DeviceChoice::Cuda => "CUDA (NVIDIA GPU)",
     }
 }
 

@@ -1,0 +1,295 @@
+//! `mmanet bench train`: complete training steps, timed through the trainer the experiments use
+//! (`StageTrainer::train_step_at`): a batch assembled from host data and uploaded, per-sample
+//! modality dropout, the student's forward pass, cross-entropy, for MMANet the frozen teacher's
+//! forward pass with MAD and the regularization head's loss on the weak set mining rgb+ir gives, the one readback of
+//! the step's loss values, backward, and the SGD update. Then the deployment network's forward
+//! pass alone. Inputs are synthetic, of the preset's shapes.
+
+use super::{median, time_forward};
+use anyhow::Result;
+use burn::prelude::*;
+use mmanet_core::config::{OptimizerKind, StageConfig};
+use mmanet_core::data::{InMemoryDataset, ModalityKind, ModalitySpec};
+use mmanet_core::dropout::DropoutMode;
+use mmanet_core::losses::mar::weak_set_of;
+use mmanet_core::mmanet::{MadTerm, MarTerm, MmanetConfig};
+use mmanet_core::modality::ModalitySet;
+use mmanet_core::model::{ImagePreset, ModelConfig, MultimodalNet};
+use mmanet_core::pipeline::block_on;
+use mmanet_core::schedule::ScheduleKind;
+use mmanet_core::task::Classification;
+use mmanet_core::train::StageTrainer;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The network a training step is timed on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainPreset {
+    /// ResNet-18-SE as in the paper (widths 64…512) on three 3×S×S images, 2 classes
+    Paper,
+    /// ResNet-18-SE widths 16…128
+    Small,
+    /// ResNet-18-SE widths 8…64
+    Tiny,
+    /// the mfeat MLP (views 240, 76, 6; 10 classes)
+    Mlp,
+}
+
+impl TrainPreset {
+    fn label(self) -> &'static str {
+        match self {
+            TrainPreset::Paper => "paper",
+            TrainPreset::Small => "small",
+            TrainPreset::Tiny => "tiny",
+            TrainPreset::Mlp => "mlp",
+        }
+    }
+
+    /// Modalities, classes and model settings.
+    fn shapes(self, size: usize) -> (Vec<ModalitySpec>, usize, ModelConfig) {
+        let image = |name: &str| ModalitySpec {
+            name: name.into(),
+            kind: ModalityKind::Image {
+                channels: 3,
+                height: size,
+                width: size,
+            },
+        };
+        let vector = |name: &str, dim| ModalitySpec {
+            name: name.into(),
+            kind: ModalityKind::Vector { dim },
+        };
+        let convnet = |image_preset| {
+            (
+                vec![image("rgb"), image("depth"), image("ir")],
+                2,
+                ModelConfig {
+                    image_preset,
+                    ..ModelConfig::default()
+                },
+            )
+        };
+        match self {
+            TrainPreset::Paper => convnet(ImagePreset::Paper),
+            TrainPreset::Small => convnet(ImagePreset::Small),
+            TrainPreset::Tiny => convnet(ImagePreset::Tiny),
+            TrainPreset::Mlp => (
+                vec![vector("pix", 240), vector("fou", 76), vector("mor", 6)],
+                10,
+                ModelConfig::default(),
+            ),
+        }
+    }
+}
+
+/// The training step timed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum TrainMethod {
+    /// unified model with modality dropout: student forward, CE, backward, SGD
+    SfMd,
+    /// SF-MD + frozen teacher forward, MAD and the regularization head on the weak set
+    Mmanet,
+}
+
+impl TrainMethod {
+    fn label(self) -> &'static str {
+        match self {
+            TrainMethod::SfMd => "SF-MD",
+            TrainMethod::Mmanet => "MMANet",
+        }
+    }
+}
+
+/// The official student stage's optimiser (SGD, momentum 0.9, Nesterov, weight decay 5e-4)
+/// at a constant learning rate, with uniform modality dropout.
+fn bench_stage(batch: usize) -> StageConfig {
+    StageConfig {
+        epochs: 2,
+        batch_size: batch,
+        drop_last: true,
+        optimizer: OptimizerKind::default(),
+        lr: 0.01,
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 5e-4,
+        schedule: ScheduleKind::Paper,
+        lr_warmup_epochs: 0,
+        lr_milestones: Vec::new(),
+        lr_gamma: 0.1,
+        select_after_epoch: 0,
+        select_by: Default::default(),
+        dropout: DropoutMode::Uniform,
+        seed: 0,
+    }
+}
+
+/// Two batches of deterministic synthetic samples (values in [-1, 1], labels alternating).
+fn synthetic_data(modalities: &[ModalitySpec], classes: usize, samples: usize) -> InMemoryDataset {
+    let features = modalities
+        .iter()
+        .enumerate()
+        .map(|(m, spec)| {
+            (0..samples * spec.kind.numel())
+                .map(|i| ((i * 7 + m * 13) % 255) as f32 / 127.5 - 1.0)
+                .collect()
+        })
+        .collect();
+    InMemoryDataset {
+        name: "bench".into(),
+        modalities: modalities.to_vec(),
+        classes,
+        class_names: None,
+        features,
+        labels: (0..samples).map(|i| i % classes).collect(),
+    }
+}
+
+/// One row of the table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TrainBenchRow {
+    /// `paper`, `small`, `tiny` or `mlp`.
+    pub preset: String,
+    /// `SF-MD`, `MMANet`, or `deployment forward`.
+    pub what: String,
+    /// Parameters of the network trained (student with its regularization head for MMANet).
+    pub parameters: usize,
+    /// Samples per step.
+    pub batch: usize,
+    /// Median milliseconds per step.
+    pub median_ms: f64,
+    /// Samples per second at the median.
+    pub samples_per_s: f64,
+    /// Bytes the device's memory pools held after the timed steps, where the backend says.
+    pub reserved_bytes: Option<u64>,
+}
+
+/// Times the training steps of `methods` and the deployment forward pass for `preset`, prints
+/// a table, and returns its rows.
+#[allow(clippy::too_many_arguments)]
+pub fn bench_train(
+    device: &Device,
+    preset: TrainPreset,
+    methods: &[TrainMethod],
+    batch: usize,
+    size: usize,
+    warmup: usize,
+    iters: usize,
+) -> Result<Vec<TrainBenchRow>> {
+    let (modalities, classes, model) = preset.shapes(size);
+    let n = modalities.len();
+    let source: Arc<dyn mmanet_core::data::MultimodalSource> =
+        Arc::new(synthetic_data(&modalities, classes, 2 * batch));
+    device.seed(0);
+    println!(
+        "compiles and autotunes during {warmup} untimed step(s) per case, then times {iters}; \
+         inputs: {} synthetic samples of {}",
+        2 * batch,
+        modalities
+            .iter()
+            .map(|m| format!("{} {:?}", m.name, m.kind.shape()))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "| preset | step | parameters | batch | median ms/step | samples/s | device memory reserved |"
+    );
+    println!("|---|---|---:|---:|---:|---:|---:|");
+    let mut rows = Vec::new();
+    let mut print = |row: TrainBenchRow| {
+        println!(
+            "| {} | {} | {} | {} | {:.2} | {:.1} | {} |",
+            row.preset,
+            row.what,
+            row.parameters,
+            row.batch,
+            row.median_ms,
+            row.samples_per_s,
+            row.reserved_bytes.map_or("—".into(), |b| format!(
+                "{:.0} MiB",
+                b as f64 / (1 << 20) as f64
+            ))
+        );
+        rows.push(row);
+    };
+    for &method in methods {
+        let reg_head = method == TrainMethod::Mmanet;
+        let student = MultimodalNet::new(
+            &modalities,
+            classes,
+            &model,
+            reg_head,
+            &device.clone().autodiff(),
+        )?;
+        let parameters = student.num_trainable_params();
+        let mut trainer = StageTrainer::<Classification>::new(
+            bench_stage(batch),
+            student,
+            source.clone(),
+            (0..2 * batch).collect(),
+            vec![0],
+            device,
+        )?;
+        if method == TrainMethod::Mmanet {
+            // MAD and the regularization head on from epoch 1 on; the weak set is what mining
+            // the paper's weak pair rgb+ir (modalities 0 and 2) gives: rgb+ir, rgb, ir
+            let cfg = MmanetConfig {
+                warmup_epochs: 0,
+                ..MmanetConfig::default()
+            };
+            cfg.mad_impl.use_kernels(device)?;
+            let teacher = MultimodalNet::new(&modalities, classes, &model, false, device)?;
+            trainer.add_loss_term(Box::new(MadTerm::<Classification>::new(
+                &teacher, &cfg, cfg.mad, device,
+            )));
+            trainer.add_loss_term(Box::new(MarTerm::<Classification>::fixed(
+                &cfg,
+                n,
+                weak_set_of(ModalitySet::from_indices([0, 2])),
+            )));
+        }
+        let mut times = Vec::with_capacity(iters);
+        for i in 0..warmup + iters {
+            let started = Instant::now();
+            let report = block_on(trainer.train_step_at(1))?;
+            if i >= warmup {
+                times.push(started.elapsed().as_secs_f64());
+            }
+            let expected = if reg_head { 3 } else { 1 };
+            anyhow::ensure!(
+                report.losses.len() == expected,
+                "the step computed {:?}, expected {expected} loss terms",
+                report.losses.iter().map(|(n, _)| n).collect::<Vec<_>>()
+            );
+        }
+        let secs = median(times);
+        print(TrainBenchRow {
+            preset: preset.label().into(),
+            what: method.label().into(),
+            parameters,
+            batch,
+            median_ms: secs * 1e3,
+            samples_per_s: batch as f64 / secs,
+            reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
+        });
+    }
+    let deployment = MultimodalNet::new(&modalities, classes, &model, false, device)?;
+    let secs = time_forward(
+        &deployment,
+        &modalities,
+        classes,
+        batch,
+        device,
+        warmup,
+        iters,
+    )?;
+    print(TrainBenchRow {
+        preset: preset.label().into(),
+        what: "deployment forward".into(),
+        parameters: deployment.num_trainable_params(),
+        batch,
+        median_ms: secs * 1e3,
+        samples_per_s: batch as f64 / secs,
+        reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
+    });
+    Ok(rows)
+}
