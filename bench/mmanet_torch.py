@@ -3,7 +3,7 @@
 
 Written from the project's own Rust model (`core/src/model/{mod,resnet}.rs`), its losses
 (`core/src/losses/{mad,mar}.rs`, `core/src/task/classification.rs`), its training step
-(`core/src/train.rs::train_batch`) and the method spec (`MMANET.md` §1). It is not derived from
+(`core/src/train.rs::train_batch`) and the method spec (`docs/MMANET-spec.md` §1). It is not derived from
 the official MMANet code. It times the same step `mmanet bench train` times and prints a table in
 the same shape:
 
@@ -542,7 +542,8 @@ def main() -> int:
                     help="print teacher/student parameter counts; exit 1 unless the paper "
                          f"preset gives {PAPER_TEACHER_PARAMS:,} / {PAPER_STUDENT_PARAMS:,}")
     ap.add_argument("--check-golden", metavar="DIR", nargs="?",
-                    const="/work/shared/spec/golden",
+                    const=os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                                       "tests", "golden"),
                     help="check MAD/MAR/total against the spec's golden vectors and exit")
     args = ap.parse_args()
 

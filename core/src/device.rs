@@ -136,7 +136,7 @@ fn cuda_device() -> crate::Result<SelectedDevice> {
         (device, sum)
     });
     match probe {
-        Ok((device, sum)) if sum == 4.0 => Ok(SelectedDevice {
+        Ok((device, 4.0)) => Ok(SelectedDevice {
             device,
             backend: BackendKind::Cuda,
             description: "cuda: GPU 0 (Burn CUDA backend)".into(),
