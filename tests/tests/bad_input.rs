@@ -356,3 +356,18 @@ fn every_numeric_config_field_is_range_checked() {
         assert!(e.contains(field), "{rgbd}: {e}");
     }
 }
+
+/// A scene image larger than 4096 px a side is refused from its header, naming the file, before
+/// its pixels are allocated.
+#[test]
+fn an_oversized_scene_image_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = dir.path().join("wide.png");
+    image::GrayImage::new(5000, 1).save(&wide).unwrap();
+    let small = dir.path().join("small.png");
+    image::RgbImage::new(8, 8).save(&small).unwrap();
+    let e = mmanet_core::data::rgbd_trees::read_rgbd_parts(Some(&small), Some(&wide))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("wide.png") && e.contains("4096 px"), "{e}");
+}

@@ -2,7 +2,7 @@
 //! files mutated (bytes flipped, inserted, cut). The invariant, for every input: `Ok`, or an
 //! error that names the file (or, for config values, the field) — never a panic, never a hang.
 //!
-//! Each target runs `MMANET_FUZZ_CASES` cases (default 10,000: about 8 s for all ten targets;
+//! Each target runs `MMANET_FUZZ_CASES` cases (default 10,000: about 10 s for all eleven targets;
 //! the README's "Robustness" section gives the longer campaign's command and counts).
 
 use mmanet_core::bundle::Bundle;
@@ -484,5 +484,61 @@ fn cefa_folder_scan() {
         "cefa folder scan: {} trees; {} gave samples, the others an error naming the folder",
         counter.get(),
         listed.get()
+    );
+}
+
+/// A small image encoded as PNG.
+fn png(image: image::DynamicImage) -> Vec<u8> {
+    let mut bytes = std::io::Cursor::new(Vec::new());
+    image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
+    bytes.into_inner()
+}
+
+/// An RGB-D scene of one's own (`mmanet predict --rgb … --depth …`): an 8-bit RGB PNG and a
+/// 16-bit depth PNG, either mutated — a scene of one size, or an error naming a file.
+#[test]
+fn rgbd_scene_images() {
+    let dir = tempfile::tempdir().unwrap();
+    let rgb = png(image::DynamicImage::ImageRgb8(image::RgbImage::from_fn(
+        6,
+        4,
+        |x, y| image::Rgb([x as u8 * 40, y as u8 * 60, 7]),
+    )));
+    let depth = png(image::DynamicImage::ImageLuma16(
+        image::ImageBuffer::from_fn(6, 4, |x, y| image::Luma([(x * 1000 + y) as u16])),
+    ));
+    let (rgb_path, depth_path) = (
+        dir.path().join("fuzz-rgb.png"),
+        dir.path().join("fuzz-depth.png"),
+    );
+    fuzz(
+        "rgbd scene images",
+        (
+            any::<bool>(),
+            prop_oneof![mutated(rgb.clone()), mutated(depth.clone())],
+        ),
+        |(which, bytes)| {
+            let (r, d) = if which {
+                (&bytes, &depth)
+            } else {
+                (&rgb, &bytes)
+            };
+            std::fs::write(&rgb_path, r).unwrap();
+            std::fs::write(&depth_path, d).unwrap();
+            match mmanet_core::data::rgbd_trees::read_rgbd_files(&rgb_path, &depth_path) {
+                Ok(scene) => {
+                    let n = scene.height * scene.width;
+                    if scene.rgb.len() == 3 * n && scene.depth.len() == n {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "a {}×{} scene with buffers of other sizes",
+                            scene.height, scene.width
+                        ))
+                    }
+                }
+                Err(e) => names(&e, &["fuzz-rgb.png", "fuzz-depth.png"]),
+            }
+        },
     );
 }

@@ -300,9 +300,24 @@ pub fn read_rgbd_parts(rgb: Option<&Path>, depth: Option<&Path>) -> Result<RgbdS
     Ok(scene)
 }
 
+/// Decodes an image of a scene, refusing one larger than [`super::MAX_IMAGE_SIDE`] a side from
+/// its header, before its pixels are allocated.
 fn open_image(path: &Path) -> Result<image::DynamicImage> {
-    image::open(path).map_err(|e| match e {
+    let side = super::MAX_IMAGE_SIDE as u32;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(side);
+    limits.max_image_height = Some(side);
+    let decode = || -> std::result::Result<image::DynamicImage, image::ImageError> {
+        let mut reader = image::ImageReader::open(path)?.with_guessed_format()?;
+        reader.limits(limits);
+        reader.decode()
+    };
+    decode().map_err(|e| match e {
         image::ImageError::IoError(io) => CoreError::io(path, io),
+        image::ImageError::Limits(_) => CoreError::data(
+            path.display().to_string(),
+            format!("is larger than {side} px a side (or too large to decode); scale it down"),
+        ),
         other => CoreError::data(
             path.display().to_string(),
             format!("cannot decode: {other}"),
