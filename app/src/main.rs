@@ -645,8 +645,15 @@ fn ablation(mut cfg: ExperimentConfig, seeds: usize, run: RunArgs) -> Result<()>
         );
         println!("{}", table.to_markdown());
     }
+    for table in &outcome.paired {
+        println!(
+            "\nPaired: each method minus SF-MD on the same seed (same initialisation, batch order and modality draws), {} per combination, mean ± std over {seeds} seeds:\n",
+            table.metric.name()
+        );
+        println!("{}", table.to_markdown());
+    }
     println!(
-        "results written to {} (ablation.md / .csv / .json, ablation-mining.json, seed-*/)",
+        "results written to {} (ablation*.md / .csv / .json, ablation-paired*, ablation-mining.json, seed-*/)",
         outcome.run_dir.display()
     );
     Ok(())

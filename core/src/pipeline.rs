@@ -35,7 +35,7 @@ use crate::losses::mad::MadReduction;
 use crate::mining::{MiningRecord, MiningTrace};
 use crate::mmanet::{MadTerm, MarTerm, MiningSplit};
 use crate::modality::{ModalitySet, all_combinations};
-use crate::report::{ComparisonTable, EvalReport, comparison_tables};
+use crate::report::{ComparisonTable, EvalReport, comparison_tables, paired_tables};
 use crate::store::{FolderStore, RunStore};
 use crate::task::Task;
 use burn::prelude::*;
@@ -253,7 +253,7 @@ pub async fn run_task_experiment_in<T: Task>(
     let (teacher, _) = run_stage(teacher_spec, &ctx, store, sink).await?;
     let n = T::num_modalities(&teacher);
     let combos = all_combinations(n);
-    reports.push(eval_on(&teacher, &combos, "Teacher").await?);
+    reports.push(eval_on(&teacher, &combos, TEACHER).await?);
     let mut mining = Vec::new();
 
     for &method in &cfg.methods {
@@ -315,10 +315,17 @@ pub async fn run_task_experiment_in<T: Task>(
     })
 }
 
+/// The teacher's name in reports and tables.
+pub const TEACHER: &str = "Teacher";
+
 /// Results of an ablation over several seeds.
 pub struct AblationOutcome {
     /// Per metric, rows = combinations + average, columns = methods, mean ± std over seeds.
     pub tables: Vec<ComparisonTable>,
+    /// Per metric, every other method's paired difference to SF-MD (same seed, same
+    /// initialisation, batch order and modality draws), mean ± std over seeds; empty without
+    /// SF-MD.
+    pub paired: Vec<ComparisonTable>,
     /// Per seed, every method's report.
     pub reports: Vec<Vec<EvalReport>>,
     /// Per seed, the weak set each MAR method mined (as modality-name labels).
@@ -341,8 +348,9 @@ pub fn run_ablation(
 
 /// Runs the experiment once per seed (`seeds` runs; seed k adds k to the teacher's and the
 /// student's seeds, the data split stays the same) and tabulates mean ± std per method.
-/// Writes `ablation.{md,csv,json}` (plus `ablation-miou.*` for segmentation, `ablation-acer.*`
-/// for two-class data) and `ablation-mining.json` into `<output_dir>/<name>/`.
+/// Writes `ablation.{md,csv,json}` (plus `ablation-miou.*` for segmentation, `ablation-acer.*`,
+/// `-apcer.*`, `-bpcer.*` for two-class data), the paired differences to SF-MD as
+/// `ablation-paired*.{md,csv,json}`, and `ablation-mining.json` into `<output_dir>/<name>/`.
 pub fn run_task_ablation<T: Task>(
     cfg: &ExperimentConfig,
     data: &TaskData<T>,
@@ -397,11 +405,25 @@ pub fn run_task_ablation<T: Task>(
             &t.metric.file_stem("ablation"),
         )?;
     }
+    // the teacher sees every modality in training and has a seed of its own: not paired
+    let students: Vec<(String, Vec<EvalReport>)> = per_method
+        .iter()
+        .filter(|(name, _)| name != TEACHER)
+        .cloned()
+        .collect();
+    let paired = paired_tables(&students, crate::config::Method::SfMd.label())?;
+    for t in &paired {
+        t.write_all(
+            &mut FolderStore::new(&run_dir),
+            &t.metric.file_stem("ablation-paired"),
+        )?;
+    }
     let json = serde_json::to_vec_pretty(&serde_json::json!({ "weak_sets_per_seed": weak_sets }))
         .map_err(|e| CoreError::Training(format!("cannot encode mining: {e}")))?;
     write_atomic(&run_dir.join("ablation-mining.json"), &json)?;
     Ok(AblationOutcome {
         tables,
+        paired,
         reports: all_reports,
         weak_sets,
         run_dir,

@@ -159,12 +159,76 @@ pub struct ComparisonTable {
     pub cells: Vec<Vec<(f64, f64)>>,
     /// Number of runs (seeds) behind each column.
     pub runs: Vec<usize>,
+    /// For a table of paired differences: the baseline method each cell is measured against
+    /// (each seed's value minus the baseline's on the same seed, then mean ± std).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub difference_to: Option<String>,
 }
 
 impl ComparisonTable {
     /// Builds the table from, per method, one report per seed. All reports must cover the same
     /// combinations in the same order.
     pub fn build(metric: TableMetric, methods: &[(String, Vec<EvalReport>)]) -> Result<Self> {
+        Self::build_from(metric, methods, None)
+    }
+
+    /// The paired differences of every other method to `baseline`: per seed, the method's
+    /// value minus the baseline's on the same seed — the student methods of one seed share
+    /// initialisation, batch order and modality draws, so the difference is the method's own
+    /// effect — then mean ± std over the seeds. `None` without the baseline or another method.
+    pub fn paired(
+        metric: TableMetric,
+        methods: &[(String, Vec<EvalReport>)],
+        baseline: &str,
+    ) -> Result<Option<Self>> {
+        let Some(base) = methods.iter().find(|(name, _)| name == baseline) else {
+            return Ok(None);
+        };
+        let others: Vec<(String, Vec<EvalReport>)> = methods
+            .iter()
+            .filter(|(name, _)| name != baseline)
+            .cloned()
+            .collect();
+        if others.is_empty() {
+            return Ok(None);
+        }
+        if let Some((name, reports)) = others.iter().find(|(_, r)| r.len() != base.1.len()) {
+            return Err(CoreError::data(
+                "paired comparison",
+                format!(
+                    "{name} has {} runs, {baseline} {}: differences pair runs of the same seed",
+                    reports.len(),
+                    base.1.len()
+                ),
+            ));
+        }
+        Self::build_from(metric, &others, Some((baseline, &base.1))).map(Some)
+    }
+
+    /// One cell's value of `rep`: row `k`, or the mean over the combinations for the last row.
+    fn value(metric: TableMetric, rep: &EvalReport, k: usize, n_rows: usize) -> Result<f64> {
+        if k + 1 == n_rows {
+            let per: Vec<f64> = rep.rows.iter().filter_map(|r| metric.of(r)).collect();
+            Ok(mean(per.into_iter()))
+        } else {
+            rep.rows.get(k).and_then(|r| metric.of(r)).ok_or_else(|| {
+                CoreError::data(
+                    "comparison table",
+                    format!(
+                        "method {} has no {} value for row {k}",
+                        rep.method,
+                        metric.name()
+                    ),
+                )
+            })
+        }
+    }
+
+    fn build_from(
+        metric: TableMetric,
+        methods: &[(String, Vec<EvalReport>)],
+        baseline: Option<(&str, &[EvalReport])>,
+    ) -> Result<Self> {
         let first = methods
             .iter()
             .find_map(|(_, r)| r.first())
@@ -181,26 +245,17 @@ impl ComparisonTable {
         let n_rows = rows.len();
         let mut cells = vec![Vec::with_capacity(methods.len()); n_rows];
         let mut runs = Vec::with_capacity(methods.len());
-        for (name, reports) in methods {
+        for (_, reports) in methods {
             runs.push(reports.len());
             for (k, cell_row) in cells.iter_mut().enumerate() {
                 let values: Vec<f64> = reports
                     .iter()
-                    .map(|rep| {
-                        if k + 1 == n_rows {
-                            let per: Vec<f64> =
-                                rep.rows.iter().filter_map(|r| metric.of(r)).collect();
-                            Ok(mean(per.into_iter()))
-                        } else {
-                            rep.rows.get(k).and_then(|r| metric.of(r)).ok_or_else(|| {
-                                CoreError::data(
-                                    "comparison table",
-                                    format!(
-                                        "method {name} has no {} value for row {k}",
-                                        metric.name()
-                                    ),
-                                )
-                            })
+                    .enumerate()
+                    .map(|(seed, rep)| {
+                        let v = Self::value(metric, rep, k, n_rows)?;
+                        match baseline {
+                            Some((_, base)) => Ok(v - Self::value(metric, &base[seed], k, n_rows)?),
+                            None => Ok(v),
                         }
                     })
                     .collect::<Result<_>>()?;
@@ -214,14 +269,16 @@ impl ComparisonTable {
             methods: methods.iter().map(|(n, _)| n.clone()).collect(),
             cells,
             runs,
+            difference_to: baseline.map(|(name, _)| name.to_string()),
         })
     }
 
     fn fmt_cell(&self, (m, s): (f64, f64), runs: usize) -> String {
-        if runs > 1 {
-            format!("{m:.2} ± {s:.2}")
-        } else {
-            format!("{m:.2}")
+        match (self.difference_to.is_some(), runs > 1) {
+            (true, true) => format!("{m:+.2} ± {s:.2}"),
+            (true, false) => format!("{m:+.2}"),
+            (false, true) => format!("{m:.2} ± {s:.2}"),
+            (false, false) => format!("{m:.2}"),
         }
     }
 
@@ -239,7 +296,10 @@ impl ComparisonTable {
 
     /// The table as aligned Markdown (the best cell of each row in bold).
     pub fn to_markdown(&self) -> String {
-        let mut header = vec![format!("Combination — {}", self.metric.name())];
+        let mut header = vec![match &self.difference_to {
+            Some(base) => format!("Combination — {} minus {base}, paired", self.metric.name()),
+            None => format!("Combination — {}", self.metric.name()),
+        }];
         header.extend(self.methods.iter().cloned());
         let mut lines: Vec<Vec<String>> = vec![header];
         for (r, label) in self.rows.iter().enumerate() {
@@ -337,6 +397,21 @@ pub fn comparison_tables(methods: &[(String, Vec<EvalReport>)]) -> Result<Vec<Co
     if every(&|r| r.pad.is_some()) {
         for metric in [TableMetric::Acer, TableMetric::Apcer, TableMetric::Bpcer] {
             tables.push(ComparisonTable::build(metric, methods)?);
+        }
+    }
+    Ok(tables)
+}
+
+/// The paired-difference tables (see [`ComparisonTable::paired`]) against `baseline`, one per
+/// metric of [`comparison_tables`]; empty without the baseline or another method.
+pub fn paired_tables(
+    methods: &[(String, Vec<EvalReport>)],
+    baseline: &str,
+) -> Result<Vec<ComparisonTable>> {
+    let mut tables = Vec::new();
+    for t in comparison_tables(methods)? {
+        if let Some(p) = ComparisonTable::paired(t.metric, methods, baseline)? {
+            tables.push(p);
         }
     }
     Ok(tables)

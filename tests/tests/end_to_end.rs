@@ -291,3 +291,64 @@ fn checkpoints_are_selected_by_validation_acer_on_two_class_data() {
     let e = trained(SelectBy::Acer, 10).unwrap_err().to_string();
     assert!(e.contains("select_by") && e.contains("10 classes"), "{e}");
 }
+
+/// `experiment ablation`: per-seed runs tabulated as mean ± std, and every method's paired
+/// difference to SF-MD. The student methods of one seed share initialisation, batch order and
+/// modality draws, so a method whose extra terms weigh nothing (+SP with α = 0, MMANet with
+/// α = β = 0) trains exactly SF-MD's network: its paired differences are all zero. The paired
+/// mean equals the difference of the means; its spread is the seeds' disagreement on the
+/// difference, not the sum of both methods' spreads.
+#[test]
+fn ablation_pairs_methods_by_seed() {
+    use mmanet_core::config::Method;
+    use mmanet_core::pipeline::run_ablation;
+    use mmanet_core::report::TableMetric;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = quick_config(dir.path(), 3);
+    cfg.methods = vec![Method::SfMd, Method::Sp, Method::Mmanet];
+    cfg.mmanet.alpha = 0.0;
+    cfg.mmanet.beta = 0.0;
+    cfg.mmanet.warmup_epochs = 1;
+    cfg.mmanet.mining_epochs = vec![0, 1];
+    cfg.validate().unwrap();
+    let data = prepare_data(&cfg).unwrap();
+    let run = |cfg: &mmanet_core::config::ExperimentConfig| {
+        run_ablation(cfg, &data, &Device::flex(), 2, false, &mut SilentProgress).unwrap()
+    };
+    let zero = run(&cfg);
+    assert_eq!(zero.reports.len(), 2);
+    let paired = &zero.paired[0];
+    assert_eq!(paired.metric, TableMetric::Accuracy);
+    assert_eq!(paired.difference_to.as_deref(), Some("SF-MD"));
+    assert_eq!(paired.methods, ["+SP", "MMANet"]);
+    for row in &paired.cells {
+        for &(mean, std) in row {
+            assert_eq!((mean, std), (0.0, 0.0), "weightless terms change nothing");
+        }
+    }
+    let run_dir = dir.path().join(&cfg.name);
+    for file in ["ablation.md", "ablation-paired.md", "ablation-paired.json"] {
+        assert!(run_dir.join(file).is_file(), "{file}");
+    }
+    let md = std::fs::read_to_string(run_dir.join("ablation-paired.md")).unwrap();
+    assert!(
+        md.contains("minus SF-MD, paired") && md.contains("+0.00 ± 0.00"),
+        "{md}"
+    );
+
+    // with MAD on, +SP differs; its paired mean is the difference of the means
+    cfg.mmanet.alpha = 30.0;
+    cfg.output_dir = dir.path().join("alpha");
+    let on = run(&cfg);
+    let table = &on.tables[0];
+    let paired = &on.paired[0];
+    let column = |name: &str| table.methods.iter().position(|m| m == name).unwrap();
+    let (sf_md, sp) = (column("SF-MD"), column("+SP"));
+    let mut differs = false;
+    for (r, row) in paired.cells.iter().enumerate() {
+        let expected = table.cells[r][sp].0 - table.cells[r][sf_md].0;
+        assert!((row[0].0 - expected).abs() < 1e-9, "row {r}");
+        differs |= row[0] != (0.0, 0.0);
+    }
+    assert!(differs, "MAD at α = 30 changes the student");
+}
