@@ -14,7 +14,7 @@
 # MMANET (the binary; default: built with cargo in the README's profile).
 # Per strength one run folder `rgb-<s>`: the teacher and SF-MD are trained once and reused for
 # every (α, β); each weighting's tables are kept as `sweep-a<α>-b<β>-*.json`. Interrupted? Rerun
-# the same command: finished stages are reused.
+# the same command: finished stages are reused (the interrupted one starts over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-5}
@@ -38,7 +38,7 @@ for s in $RGB; do
         b=${ab#*,}
         echo "== rgb_strength $s, α $a, β $b, $SEEDS seeds"
         "$MMANET" experiment ablation --config configs/synthetic-antispoof.toml \
-            --seeds "$SEEDS" --device "$DEVICE" --output "$OUT" --resume \
+            --seeds "$SEEDS" --device "$DEVICE" --output "$OUT" \
             --set "name=\"rgb-$s\"" --set 'methods=["sf-md","mmanet"]' \
             --set "data.synthetic.rgb_strength=$s" \
             --set "mmanet.alpha=$a" --set "mmanet.beta=$b" "${EPOCH_SET[@]}" > /dev/null
