@@ -383,23 +383,30 @@ impl ComparisonTable {
 /// segmentation scores, then accuracy, then ACER, APCER and BPCER when every row has PAD rates
 /// (two-class data, as the paper's anti-spoofing tables).
 pub fn comparison_tables(methods: &[(String, Vec<EvalReport>)]) -> Result<Vec<ComparisonTable>> {
+    table_metrics(methods)
+        .into_iter()
+        .map(|metric| ComparisonTable::build(metric, methods))
+        .collect()
+}
+
+/// The metrics every row of `methods` has: mIoU (segmentation), accuracy, then ACER, APCER and
+/// BPCER (two-class data).
+fn table_metrics(methods: &[(String, Vec<EvalReport>)]) -> Vec<TableMetric> {
     let every = |f: &dyn Fn(&CombinationResult) -> bool| {
         methods
             .iter()
             .flat_map(|(_, reps)| reps.iter().flat_map(|r| &r.rows))
             .all(f)
     };
-    let mut tables = Vec::new();
+    let mut metrics = Vec::new();
     if every(&|r| r.seg.is_some()) {
-        tables.push(ComparisonTable::build(TableMetric::Miou, methods)?);
+        metrics.push(TableMetric::Miou);
     }
-    tables.push(ComparisonTable::build(TableMetric::Accuracy, methods)?);
+    metrics.push(TableMetric::Accuracy);
     if every(&|r| r.pad.is_some()) {
-        for metric in [TableMetric::Acer, TableMetric::Apcer, TableMetric::Bpcer] {
-            tables.push(ComparisonTable::build(metric, methods)?);
-        }
+        metrics.extend([TableMetric::Acer, TableMetric::Apcer, TableMetric::Bpcer]);
     }
-    Ok(tables)
+    metrics
 }
 
 /// The paired-difference tables (see [`ComparisonTable::paired`]) against `baseline`, one per
@@ -409,8 +416,8 @@ pub fn paired_tables(
     baseline: &str,
 ) -> Result<Vec<ComparisonTable>> {
     let mut tables = Vec::new();
-    for t in comparison_tables(methods)? {
-        if let Some(p) = ComparisonTable::paired(t.metric, methods, baseline)? {
+    for metric in table_metrics(methods) {
+        if let Some(p) = ComparisonTable::paired(metric, methods, baseline)? {
             tables.push(p);
         }
     }

@@ -52,6 +52,13 @@ pub(crate) fn last_line(message: &str) -> &str {
         .unwrap_or(message)
 }
 
+/// `n` deterministic input values in [-1, 1] for modality `m`.
+pub(crate) fn pattern(m: usize, n: usize) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i * 7 + m * 13) % 255) as f32 / 127.5 - 1.0)
+        .collect()
+}
+
 /// Deterministic inputs for `batch` samples of `modalities` (values in [-1, 1]), as one host
 /// batch.
 pub(crate) fn host_batch(
@@ -62,10 +69,7 @@ pub(crate) fn host_batch(
         .iter()
         .enumerate()
         .map(|(m, spec)| {
-            let n = batch * spec.kind.numel();
-            let values = (0..n)
-                .map(|i| ((i * 7 + m * 13) % 255) as f32 / 127.5 - 1.0)
-                .collect();
+            let values = pattern(m, batch * spec.kind.numel());
             (values, [vec![batch], spec.kind.shape()].concat())
         })
         .unzip();

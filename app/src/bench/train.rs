@@ -5,7 +5,7 @@
 //! the step's loss values, backward, and the SGD update. Then the deployment network's forward
 //! pass alone. Inputs are synthetic, of the preset's shapes.
 
-use super::{median, time_forward};
+use super::{median, pattern, time_forward};
 use anyhow::Result;
 use burn::prelude::*;
 use mmanet_core::config::{OptimizerKind, StageConfig};
@@ -128,11 +128,7 @@ fn synthetic_data(modalities: &[ModalitySpec], classes: usize, samples: usize) -
     let features = modalities
         .iter()
         .enumerate()
-        .map(|(m, spec)| {
-            (0..samples * spec.kind.numel())
-                .map(|i| ((i * 7 + m * 13) % 255) as f32 / 127.5 - 1.0)
-                .collect()
-        })
+        .map(|(m, spec)| pattern(m, samples * spec.kind.numel()))
         .collect();
     InMemoryDataset {
         name: "bench".into(),

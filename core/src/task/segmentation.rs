@@ -513,18 +513,20 @@ pub async fn predict_scene(
     if [lh, lw] != [oh, ow] {
         logits = bilinear(logits, [oh, ow]);
     }
+    // the count of non-finite logits travels with the classes: one readback
     let not_finite = logits.clone().is_nan().int().sum() + logits.clone().is_inf().int().sum();
-    if read_i64(not_finite).await?.first().copied().unwrap_or(0) > 0 {
+    let mut read = read_i64(Tensor::cat(
+        vec![logits.argmax(1).reshape([oh * ow]), not_finite],
+        0,
+    ))
+    .await?;
+    if read.pop().unwrap_or(0) > 0 {
         return Err(CoreError::data(
             "scene",
             "the model's output is not a number (NaN or infinite): its weights are not finite",
         ));
     }
-    let classes = read_i64(logits.argmax(1).reshape([oh * ow]))
-        .await?
-        .into_iter()
-        .map(|c| c.clamp(0, 255) as u8)
-        .collect();
+    let classes = read.into_iter().map(|c| c.clamp(0, 255) as u8).collect();
     Ok(LabelMap {
         height: oh,
         width: ow,
