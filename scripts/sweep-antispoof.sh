@@ -13,8 +13,9 @@
 # stages; the config's 15 when empty), DEVICE (auto), OUT (runs/sweep-antispoof),
 # MMANET (the binary; default: built with cargo in the README's profile).
 # Per strength one run folder `rgb-<s>`: the teacher and SF-MD are trained once and reused for
-# every (α, β); each weighting's tables are kept as `sweep-a<α>-b<β>-*.json`. Interrupted? Rerun
-# the same command: finished stages are reused (the interrupted one starts over).
+# every (α, β); each weighting's tables are kept as `sweep-a<α>-b<β>-*.json`. Interrupted, or
+# more strengths wanted? Rerun: a (strength, weighting) finished with the same SEEDS and EPOCHS
+# is kept, finished stages are reused (the interrupted one starts over).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-5}
@@ -36,6 +37,12 @@ for s in $RGB; do
     for ab in $AB; do
         a=${ab%,*}
         b=${ab#*,}
+        stem="$OUT/rgb-$s/sweep-a$a-b$b-"
+        settings="seeds $SEEDS, epochs ${EPOCHS:-of the config}"
+        if [ -f "${stem}settings.txt" ] && [ "$(cat "${stem}settings.txt")" = "$settings" ]; then
+            echo "== rgb_strength $s, α $a, β $b: finished before ($settings), kept"
+            continue
+        fi
         echo "== rgb_strength $s, α $a, β $b, $SEEDS seeds"
         "$MMANET" experiment ablation --config configs/synthetic-antispoof.toml \
             --seeds "$SEEDS" --device "$DEVICE" --output "$OUT" \
@@ -43,8 +50,9 @@ for s in $RGB; do
             --set "data.synthetic.rgb_strength=$s" \
             --set "mmanet.alpha=$a" --set "mmanet.beta=$b" "${EPOCH_SET[@]}" > /dev/null
         for f in ablation-paired-acer.json ablation-acer.json ablation-mining.json; do
-            cp "$OUT/rgb-$s/$f" "$OUT/rgb-$s/sweep-a$a-b$b-$f"
+            cp "$OUT/rgb-$s/$f" "$stem$f"
         done
+        echo "$settings" > "${stem}settings.txt"
     done
 done
 

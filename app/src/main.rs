@@ -38,6 +38,17 @@ enum DemoTask {
     Seg,
 }
 
+/// The GUI demo script's data.
+#[derive(Clone, Copy, ValueEnum)]
+enum ScriptTask {
+    /// classification on the bundled mfeat digits (three views)
+    Cls,
+    /// synthetic face anti-spoofing (RGB, depth and IR images)
+    Antispoof,
+    /// RGB-D semantic segmentation on synthetic scenes
+    Seg,
+}
+
 #[derive(Parser)]
 #[command(
     name = "mmanet",
@@ -195,9 +206,10 @@ enum Command {
         /// The demo script's training device.
         #[arg(long, value_enum, default_value = "auto")]
         script_device: DeviceArg,
-        /// The demo script's task: mfeat classification or synthetic RGB-D segmentation.
+        /// The demo script's data: mfeat classification, synthetic anti-spoofing images or
+        /// synthetic RGB-D segmentation.
         #[arg(long, value_enum, default_value = "cls")]
-        script_task: DemoTask,
+        script_task: ScriptTask,
         /// Render the window on Burn's wgpu device, so display and training share one GPU
         /// device (`auto`: when a hardware GPU is found; `on`: even a software adapter).
         #[arg(long, value_enum, default_value = "auto")]
@@ -516,9 +528,10 @@ fn run() -> Result<()> {
                 epochs: script_epochs,
                 timeout: std::time::Duration::from_secs(900),
                 device: script_device.into(),
-                task: match script_task {
-                    DemoTask::Cls => TaskKind::Classification,
-                    DemoTask::Seg => TaskKind::Segmentation,
+                preset: match script_task {
+                    ScriptTask::Cls => gui::settings::Preset::MfeatDemo,
+                    ScriptTask::Antispoof => gui::settings::Preset::SyntheticAntispoof,
+                    ScriptTask::Seg => gui::settings::Preset::ScenesDemo,
                 },
             });
             gui::run(script, gpu_sharing)

@@ -3,7 +3,8 @@
 //! switches a modality off in the explorer, trains a second run and compares the two, and saves
 //! a screenshot of every panel; each screenshot must be a full-size, non-blank picture. With
 //! `--script-task seg` it trains on synthetic RGB-D scenes and screenshots the explorer's label
-//! maps with RGB-D and with RGB only: the two pictures must differ.
+//! maps with RGB-D and with RGB only: the two pictures must differ. With `--script-task antispoof`
+//! the same on the synthetic anti-spoofing images, with all three modalities and with depth off.
 
 use std::path::Path;
 use std::process::Command;
@@ -24,6 +25,37 @@ fn picture_stats(path: &Path) -> (u32, u32, f64, usize) {
     colours.sort_unstable();
     colours.dedup();
     (w, h, std, colours.len())
+}
+
+/// Asserts that each `<name>.png` in `shots` is a full-size, non-blank picture.
+fn assert_pictures(shots: &Path, names: &[&str]) {
+    for name in names {
+        let (w, h, std, colours) = picture_stats(&shots.join(format!("{name}.png")));
+        assert!(w >= 960 && h >= 600, "{name}: {w}×{h}");
+        assert!(
+            std > 8.0 && colours > 16,
+            "{name}.png looks blank: grey std {std:.1}, {colours} colours"
+        );
+    }
+}
+
+/// Asserts that the explorer's pictures `a` and `b` (with and without a modality) differ in
+/// more than 1 % of their pixels.
+fn assert_pictures_differ(shots: &Path, a: &str, b: &str) {
+    let a = image::open(shots.join(format!("{a}.png")))
+        .unwrap()
+        .to_rgb8();
+    let b = image::open(shots.join(format!("{b}.png")))
+        .unwrap()
+        .to_rgb8();
+    assert_eq!(a.dimensions(), b.dimensions());
+    let changed = a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count();
+    let share = changed as f64 / (a.width() * a.height()) as f64;
+    assert!(
+        share > 0.01,
+        "only {:.2}% of the pixels changed",
+        share * 100.0
+    );
 }
 
 /// One X server at a time: two `xvfb-run -a` starting together can pick the same display.
@@ -80,15 +112,7 @@ fn demo_script_trains_and_screenshots_every_panel_in_a_real_window() {
         .filter(|l| l.contains("through fou+mor:"))
         .count();
     assert_eq!(through, 3, "{stdout}");
-    for name in ["training", "mining", "explorer", "data", "runs"] {
-        let path = shots.join(format!("{name}.png"));
-        let (w, h, std, colours) = picture_stats(&path);
-        assert!(w >= 960 && h >= 600, "{name}: {w}×{h}");
-        assert!(
-            std > 8.0 && colours > 16,
-            "{name}.png looks blank: grey std {std:.1}, {colours} colours"
-        );
-    }
+    assert_pictures(&shots, &["training", "mining", "explorer", "data", "runs"]);
     assert!(
         !dir.path().join("data-home").exists(),
         "the scripted run wrote remembered state"
@@ -169,40 +193,71 @@ fn segmentation_demo_script_shows_the_label_map_change_without_depth() {
             assert!(classes >= 2, "{line}");
         }
     }
-    for name in [
-        "training",
-        "mining",
-        "explorer-rgbd",
-        "explorer-rgb",
-        "data",
-    ] {
-        let (w, h, std, colours) = picture_stats(&shots.join(format!("{name}.png")));
-        assert!(w >= 960 && h >= 600, "{name}: {w}×{h}");
-        assert!(
-            std > 8.0 && colours > 16,
-            "{name}.png looks blank: grey std {std:.1}, {colours} colours"
-        );
-    }
-    // the explorer's pictures with and without depth differ (the maps, the greyed-out depth)
-    let a = image::open(shots.join("explorer-rgbd.png"))
-        .unwrap()
-        .to_rgb8();
-    let b = image::open(shots.join("explorer-rgb.png"))
-        .unwrap()
-        .to_rgb8();
-    assert_eq!(a.dimensions(), b.dimensions());
-    let changed = a.pixels().zip(b.pixels()).filter(|(p, q)| p != q).count();
-    let share = changed as f64 / (a.width() * a.height()) as f64;
-    assert!(
-        share > 0.01,
-        "only {:.2}% of the pixels changed",
-        share * 100.0
+    assert_pictures(
+        &shots,
+        &[
+            "training",
+            "mining",
+            "explorer-rgb+depth",
+            "explorer-rgb",
+            "data",
+        ],
     );
+    // the explorer's pictures with and without depth differ (the maps, the greyed-out depth)
+    assert_pictures_differ(&shots, "explorer-rgb+depth", "explorer-rgb");
     let runs = mmanet_core::runs::list_runs(&dir.path().join("runs"));
     assert_eq!(runs.len(), 1);
     let record = mmanet_core::runs::RunRecord::load(&runs[0]).unwrap();
     assert_eq!(
         record.config.task,
         mmanet_core::config::TaskKind::Segmentation
+    );
+}
+
+#[test]
+fn antispoof_demo_script_shows_the_images_and_answers_without_depth() {
+    let dir = tempfile::tempdir().unwrap();
+    let shots = dir.path().join("shots");
+    let stdout = run_demo_script(
+        dir.path(),
+        &[
+            "--gpu-sharing",
+            "off",
+            "--script-task",
+            "antispoof",
+            "--script-epochs",
+            "4",
+        ],
+    );
+    assert!(stdout.contains("gui-script: ok"), "{stdout}");
+    assert!(stdout.contains("gui-script: mined weak set: "), "{stdout}");
+    assert!(
+        stdout.contains("training SF-MD and MMANet on synthetic-antispoof"),
+        "{stdout}"
+    );
+    // every model answered for the sample with depth switched off
+    let through = stdout
+        .lines()
+        .filter(|l| l.contains("through rgb+ir:"))
+        .count();
+    assert_eq!(through, 3, "{stdout}");
+    assert_pictures(
+        &shots,
+        &[
+            "training",
+            "mining",
+            "explorer-rgb+depth+ir",
+            "explorer-rgb+ir",
+            "data",
+        ],
+    );
+    // depth's picture greyed out, the answers changed
+    assert_pictures_differ(&shots, "explorer-rgb+depth+ir", "explorer-rgb+ir");
+    let runs = mmanet_core::runs::list_runs(&dir.path().join("runs"));
+    assert_eq!(runs.len(), 1);
+    let record = mmanet_core::runs::RunRecord::load(&runs[0]).unwrap();
+    assert_eq!(
+        record.config.data.source,
+        mmanet_core::config::DataSource::Synthetic
     );
 }

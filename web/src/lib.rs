@@ -28,8 +28,9 @@ struct UrlOptions {
     pretrained: bool,
 }
 
-/// Applies `?preset=…&methods=…&epochs=…&scenes=…&warmup=…&beta=…&device=…&train=1&tab=…` to
-/// `settings` (`scenes`: how many synthetic RGB-D scenes);
+/// Applies `?preset=…&methods=…&epochs=…&scenes=…&samples=…&warmup=…&beta=…&device=…&train=1&tab=…`
+/// to `settings` (`scenes`: how many synthetic RGB-D scenes; `samples`: how many synthetic
+/// anti-spoofing samples);
 /// an unknown value is reported and ignored.
 fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOptions {
     let mut opts = UrlOptions::default();
@@ -65,6 +66,9 @@ fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOp
     }
     if let Some(n) = number("scenes") {
         settings.scenes.scenes = n as usize;
+    }
+    if let Some(n) = number("samples") {
+        settings.synthetic.samples = n as usize;
     }
     if let Some(w) = number("warmup") {
         settings.warmup_epochs = w as usize;

@@ -2,7 +2,9 @@
 //! SF-MD and MMANet for a few epochs, look at the mining, switch a modality off in the
 //! explorer — saving a screenshot of every panel, then closes. With `--script-task seg` it does
 //! the same on synthetic RGB-D scenes, with screenshots of the explorer's label maps with RGB-D
-//! and with RGB only. CI runs both under Xvfb.
+//! and with RGB only; with `--script-task antispoof` on the synthetic anti-spoofing images, with
+//! the explorer's answers with all three modalities and with depth off (RGB + IR, the pair MMANet
+//! mines as weak there). CI runs all three under Xvfb.
 
 use super::predictor::PredictorReply;
 use super::session::RunStatus;
@@ -10,7 +12,6 @@ use super::settings::{DataChoice, Preset, Settings};
 use super::{MmanetApp, Tab};
 use eframe::egui;
 use mmanet_core::config::{Method, TaskKind};
-use mmanet_core::data::scenes::ScenesConfig;
 use mmanet_core::device::DeviceChoice;
 use mmanet_core::modality::ModalitySet;
 use std::path::PathBuf;
@@ -31,8 +32,9 @@ pub struct ScriptOptions {
     pub timeout: Duration,
     /// The training device.
     pub device: DeviceChoice,
-    /// Which task's demo: mfeat classification or synthetic RGB-D segmentation.
-    pub task: TaskKind,
+    /// Which demo: mfeat classification ([`Preset::MfeatDemo`]), synthetic anti-spoofing
+    /// ([`Preset::SyntheticAntispoof`]) or synthetic RGB-D segmentation ([`Preset::ScenesDemo`]).
+    pub preset: Preset,
 }
 
 /// How the script ended (shared with [`super::run`], which turns it into the exit status).
@@ -61,6 +63,8 @@ enum Step {
     Setup,
     Training,
     Shot(Tab, &'static str),
+    /// A screenshot of the explorer, named after the modalities on (`explorer-rgb+ir.png`).
+    ExplorerShot,
     Explore,
     Toggle,
     SecondRun,
@@ -87,16 +91,17 @@ const PLAN_CLS: [Step; 14] = [
     Step::Finish,
 ];
 
-/// The segmentation script: the explorer with RGB-D, then with depth switched off.
-const PLAN_SEG: [Step; 10] = [
+/// The image scripts (segmentation, anti-spoofing): the explorer with every modality, then with
+/// depth switched off.
+const PLAN_TOGGLE: [Step; 10] = [
     Step::Setup,
     Step::Training,
     Step::Shot(Tab::Training, "training"),
     Step::Shot(Tab::Mining, "mining"),
     Step::Explore,
-    Step::Shot(Tab::Explorer, "explorer-rgbd"),
+    Step::ExplorerShot,
     Step::Toggle,
-    Step::Shot(Tab::Explorer, "explorer-rgb"),
+    Step::ExplorerShot,
     Step::Shot(Tab::Data, "data"),
     Step::Finish,
 ];
@@ -139,9 +144,18 @@ impl DemoScript {
     }
 
     fn plan(&self) -> &'static [Step] {
-        match self.opts.task {
-            TaskKind::Classification => &PLAN_CLS,
-            TaskKind::Segmentation => &PLAN_SEG,
+        match self.opts.preset {
+            Preset::MfeatDemo | Preset::MfeatPixImage => &PLAN_CLS,
+            Preset::SyntheticAntispoof | Preset::ScenesDemo => &PLAN_TOGGLE,
+        }
+    }
+
+    /// The modality the script switches off: the strongest one. mfeat's pix (the network
+    /// must do with fou + mor), or depth: the scenes' RGB alone, the anti-spoofing RGB + IR.
+    fn switched_off(&self) -> usize {
+        match self.opts.preset {
+            Preset::MfeatDemo | Preset::MfeatPixImage => 0,
+            Preset::SyntheticAntispoof | Preset::ScenesDemo => 1,
         }
     }
 
@@ -159,6 +173,51 @@ impl DemoScript {
         false
     }
 
+    /// Shows `tab`, lets the layout settle, saves a screenshot as `<name>.png` and moves on
+    /// once it is written; `false` when the script failed.
+    fn screenshot(
+        &mut self,
+        app: &mut MmanetApp,
+        ctx: &egui::Context,
+        tab: Tab,
+        name: &str,
+    ) -> bool {
+        app.tab = tab;
+        // the baseline: frame gaps with nothing training (after the first frames of a tab)
+        let now = Instant::now();
+        if let Some(last) = self.last_idle_frame.replace(now)
+            && self.frames > 3
+        {
+            self.idle_gaps.push(now - last);
+        }
+        if let Some(saved) = &self.shot {
+            let done = saved.lock().ok().and_then(|s| s.clone());
+            match done {
+                Some(Ok(path)) => {
+                    println!("gui-script: screenshot {}", path.display());
+                    self.next();
+                }
+                Some(Err(e)) => return self.fail(ctx, e),
+                None => {}
+            }
+        } else if self.frames > 10 {
+            // a few frames for the layout to settle
+            let saved: Saved = Arc::default();
+            let target = self.opts.screenshot_dir.join(format!("{name}.png"));
+            let slot = saved.clone();
+            let waker = ctx.clone();
+            ctx.request_screenshot(move |image| {
+                let result = save_png(&image, &target).map(|()| target.clone());
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(result);
+                }
+                waker.request_repaint();
+            });
+            self.shot = Some(saved);
+        }
+        true
+    }
+
     /// Runs one frame of the script; `false` when it is over.
     pub fn step(&mut self, app: &mut MmanetApp, ctx: &egui::Context) -> bool {
         ctx.request_repaint_after(Duration::from_millis(50));
@@ -172,15 +231,16 @@ impl DemoScript {
         }
         match self.plan()[self.step] {
             Step::Setup => {
-                let mut settings = Settings::default();
-                if self.opts.task == TaskKind::Segmentation {
-                    settings.data = DataChoice::Scenes;
-                    settings.use_preset(Preset::ScenesDemo);
-                    // fewer scenes: the script trains three stages in well under a minute
-                    settings.scenes = ScenesConfig {
-                        scenes: 90,
-                        ..ScenesConfig::default()
-                    };
+                let mut settings = Settings {
+                    data: self.opts.preset.data_choice(),
+                    ..Settings::default()
+                };
+                settings.use_preset(self.opts.preset);
+                // fewer samples: the script trains three stages in well under a minute
+                match settings.data {
+                    DataChoice::Scenes => settings.scenes.scenes = 90,
+                    DataChoice::Synthetic => settings.synthetic.samples = 300,
+                    _ => {}
                 }
                 app.settings = Settings {
                     methods: vec![Method::SfMd, Method::Mmanet],
@@ -256,46 +316,17 @@ impl DemoScript {
                 }
                 _ => {}
             },
-            Step::Shot(tab, name) => {
-                app.tab = tab;
-                // the baseline: frame gaps with nothing training (after the first frames of a tab)
-                let now = Instant::now();
-                if let Some(last) = self.last_idle_frame.replace(now)
-                    && self.frames > 3
-                {
-                    self.idle_gaps.push(now - last);
-                }
-                if let Some(saved) = &self.shot {
-                    let done = saved.lock().ok().and_then(|s| s.clone());
-                    match done {
-                        Some(Ok(path)) => {
-                            println!("gui-script: screenshot {}", path.display());
-                            self.next();
-                        }
-                        Some(Err(e)) => return self.fail(ctx, e),
-                        None => {}
-                    }
-                } else if self.frames > 10 {
-                    // a few frames for the layout to settle
-                    let saved: Saved = Arc::default();
-                    let target = self.opts.screenshot_dir.join(format!("{name}.png"));
-                    let slot = saved.clone();
-                    let waker = ctx.clone();
-                    ctx.request_screenshot(move |image| {
-                        let result = save_png(&image, &target).map(|()| target.clone());
-                        if let Ok(mut s) = slot.lock() {
-                            *s = Some(result);
-                        }
-                        waker.request_repaint();
-                    });
-                    self.shot = Some(saved);
-                }
+            Step::ExplorerShot => {
+                let names = app.session.modality_names();
+                let on = ModalitySet::from_mask(&app.explorer.present).long_label(&names);
+                return self.screenshot(app, ctx, Tab::Explorer, &format!("explorer-{on}"));
             }
+            Step::Shot(tab, name) => return self.screenshot(app, ctx, tab, name),
             Step::Explore => {
                 app.tab = Tab::Explorer;
                 match &app.explorer.models {
                     Some(Ok(_)) if got_prediction(app) => {
-                        if self.opts.task == TaskKind::Segmentation {
+                        if self.opts.preset.task() == TaskKind::Segmentation {
                             print_prediction(app);
                         }
                         self.next();
@@ -309,12 +340,7 @@ impl DemoScript {
             }
             Step::Toggle => {
                 if self.toggled.is_none() {
-                    // switch the strongest modality off: mfeat's pix (the network must do with
-                    // fou + mor), or the scenes' depth (RGB alone)
-                    let off = match self.opts.task {
-                        TaskKind::Classification => 0,
-                        TaskKind::Segmentation => 1,
-                    };
+                    let off = self.switched_off();
                     if let Some(p) = app.explorer.present.get_mut(off) {
                         *p = false;
                     }

@@ -176,11 +176,23 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// Makes `preset` the preset. When it trains the other task, the training knobs (methods,
-    /// α, β, warm-up, epochs) change with it: to the segmentation preset's recipe, or back to
-    /// the app's classification defaults.
+    /// Makes `preset` the preset. A new preset brings its generator's settings (the synthetic
+    /// anti-spoofing or scene benchmark as its config defines it). When it trains the other
+    /// task, the training knobs (methods, α, β, warm-up, epochs) change with it: to the
+    /// segmentation preset's recipe, or back to the app's classification defaults.
     pub fn use_preset(&mut self, preset: Preset) {
         let task_changed = preset.task() != self.preset.task();
+        if preset != self.preset
+            && let Ok(cfg) = preset.config()
+        {
+            // a generator preset brings its data: the benchmark as its config defines it
+            if let Some(synthetic) = cfg.data.synthetic {
+                self.synthetic = synthetic;
+            }
+            if let Some(scenes) = cfg.data.scenes {
+                self.scenes = scenes;
+            }
+        }
         self.preset = preset;
         if !task_changed {
             return;

@@ -581,9 +581,16 @@ fn a_browser_run_beyond_webgpu_limits_is_refused_with_the_setting_to_change() {
     let cfg = s.experiment_config("fits").unwrap();
     let data = LoadedData::load(&cfg).unwrap();
     super::fits_in_browser(&cfg, &data).unwrap();
-
+    // the anti-spoofing benchmark as the app and the page offer it (1,200 samples of 32×32,
+    // the full ladder of its config), and as the browser test trains it
     s.data = DataChoice::Synthetic;
-    s.preset = Preset::SyntheticAntispoof;
+    s.use_preset(Preset::SyntheticAntispoof);
+    let mut cfg = s.experiment_config("antispoof").unwrap();
+    assert_eq!(cfg.data.synthetic.as_ref().map(|d| d.samples), Some(1200));
+    cfg.methods = Preset::SyntheticAntispoof.config().unwrap().methods;
+    let data = LoadedData::load(&cfg).unwrap();
+    super::fits_in_browser(&cfg, &data).unwrap();
+
     s.synthetic.samples = 40;
     s.synthetic.size = 112;
     let mut cfg = s.experiment_config("too-wide").unwrap();
