@@ -161,8 +161,17 @@ fn the_window_renders_on_burns_wgpu_device() {
     );
 }
 
-#[test]
-fn segmentation_demo_script_shows_the_label_map_change_without_depth() {
+/// Runs the demo script of an image task (`seg`, `antispoof`: one run, the explorer with every
+/// modality and with depth off) for `epochs` epochs on the CPU; checks that it ended well, mined
+/// a weak set, saved full-size non-blank pictures of the panels and of the explorer with the
+/// modalities `all` and `without_depth` (which must differ), and wrote one run folder. Returns
+/// the script's output and that run's record.
+fn image_task_script(
+    task: &str,
+    epochs: &str,
+    all: &str,
+    without_depth: &str,
+) -> (String, mmanet_core::runs::RunRecord) {
     let dir = tempfile::tempdir().unwrap();
     let shots = dir.path().join("shots");
     let stdout = run_demo_script(
@@ -171,13 +180,34 @@ fn segmentation_demo_script_shows_the_label_map_change_without_depth() {
             "--gpu-sharing",
             "off",
             "--script-task",
-            "seg",
+            task,
             "--script-epochs",
-            "8",
+            epochs,
         ],
     );
     assert!(stdout.contains("gui-script: ok"), "{stdout}");
     assert!(stdout.contains("gui-script: mined weak set: "), "{stdout}");
+    let (all, without_depth) = (
+        format!("explorer-{all}"),
+        format!("explorer-{without_depth}"),
+    );
+    assert_pictures(
+        &shots,
+        &["training", "mining", &all, &without_depth, "data"],
+    );
+    // depth's picture greyed out, the answers (for segmentation the maps) changed
+    assert_pictures_differ(&shots, &all, &without_depth);
+    let runs = mmanet_core::runs::list_runs(&dir.path().join("runs"));
+    assert_eq!(runs.len(), 1);
+    (
+        stdout,
+        mmanet_core::runs::RunRecord::load(&runs[0]).unwrap(),
+    )
+}
+
+#[test]
+fn segmentation_demo_script_shows_the_label_map_change_without_depth() {
+    let (stdout, record) = image_task_script("seg", "8", "rgb+depth", "rgb");
     // every model answered with RGB-D, then with depth switched off; each map shows several
     // classes (not a blank or one-class map)
     for through in ["through rgb+depth:", "through rgb:"] {
@@ -193,21 +223,6 @@ fn segmentation_demo_script_shows_the_label_map_change_without_depth() {
             assert!(classes >= 2, "{line}");
         }
     }
-    assert_pictures(
-        &shots,
-        &[
-            "training",
-            "mining",
-            "explorer-rgb+depth",
-            "explorer-rgb",
-            "data",
-        ],
-    );
-    // the explorer's pictures with and without depth differ (the maps, the greyed-out depth)
-    assert_pictures_differ(&shots, "explorer-rgb+depth", "explorer-rgb");
-    let runs = mmanet_core::runs::list_runs(&dir.path().join("runs"));
-    assert_eq!(runs.len(), 1);
-    let record = mmanet_core::runs::RunRecord::load(&runs[0]).unwrap();
     assert_eq!(
         record.config.task,
         mmanet_core::config::TaskKind::Segmentation
@@ -216,21 +231,7 @@ fn segmentation_demo_script_shows_the_label_map_change_without_depth() {
 
 #[test]
 fn antispoof_demo_script_shows_the_images_and_answers_without_depth() {
-    let dir = tempfile::tempdir().unwrap();
-    let shots = dir.path().join("shots");
-    let stdout = run_demo_script(
-        dir.path(),
-        &[
-            "--gpu-sharing",
-            "off",
-            "--script-task",
-            "antispoof",
-            "--script-epochs",
-            "4",
-        ],
-    );
-    assert!(stdout.contains("gui-script: ok"), "{stdout}");
-    assert!(stdout.contains("gui-script: mined weak set: "), "{stdout}");
+    let (stdout, record) = image_task_script("antispoof", "4", "rgb+depth+ir", "rgb+ir");
     assert!(
         stdout.contains("training SF-MD and MMANet on synthetic-antispoof"),
         "{stdout}"
@@ -241,21 +242,6 @@ fn antispoof_demo_script_shows_the_images_and_answers_without_depth() {
         .filter(|l| l.contains("through rgb+ir:"))
         .count();
     assert_eq!(through, 3, "{stdout}");
-    assert_pictures(
-        &shots,
-        &[
-            "training",
-            "mining",
-            "explorer-rgb+depth+ir",
-            "explorer-rgb+ir",
-            "data",
-        ],
-    );
-    // depth's picture greyed out, the answers changed
-    assert_pictures_differ(&shots, "explorer-rgb+depth+ir", "explorer-rgb+ir");
-    let runs = mmanet_core::runs::list_runs(&dir.path().join("runs"));
-    assert_eq!(runs.len(), 1);
-    let record = mmanet_core::runs::RunRecord::load(&runs[0]).unwrap();
     assert_eq!(
         record.config.data.source,
         mmanet_core::config::DataSource::Synthetic
