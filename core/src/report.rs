@@ -274,6 +274,8 @@ impl ComparisonTable {
     }
 
     fn fmt_cell(&self, (m, s): (f64, f64), runs: usize) -> String {
+        // a difference that rounds to zero reads +0.00, not -0.00
+        let m = if (m * 100.0).round() == 0.0 { 0.0 } else { m };
         match (self.difference_to.is_some(), runs > 1) {
             (true, true) => format!("{m:+.2} ± {s:.2}"),
             (true, false) => format!("{m:+.2}"),
@@ -515,5 +517,22 @@ mod tests {
         assert_eq!(TableMetric::Apcer.file_stem("results"), "results-apcer");
         assert_eq!(TableMetric::Bpcer.file_stem("results"), "results-bpcer");
         assert!(!TableMetric::Bpcer.higher_is_better());
+    }
+
+    #[test]
+    fn paired_differences_are_signed_and_a_rounded_zero_has_no_minus() {
+        let table = ComparisonTable {
+            metric: TableMetric::Acer,
+            rows: vec!["rgb".into(), "Average".into()],
+            row_bits: vec![Some("10".into()), None],
+            methods: vec!["MMANet".into()],
+            cells: vec![vec![(-0.001, 0.46)], vec![(-1.5, 0.2)]],
+            runs: vec![5],
+            difference_to: Some("SF-MD".into()),
+        };
+        let md = table.to_markdown();
+        assert!(md.contains("+0.00 ± 0.46"), "{md}");
+        assert!(md.contains("-1.50 ± 0.20"), "{md}");
+        assert!(!md.contains("-0.00"), "{md}");
     }
 }
