@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Where MMANet helps on the synthetic anti-spoofing benchmark, and where it does not: for each
 # RGB cue strength (depth and IR fixed) and each MMANet weighting (α, β), SF-MD and MMANet over
-# SEEDS seeds (`mmanet experiment ablation`), then one table of MMANet − SF-MD in ACER, paired by
-# seed (same initialisation, batch order and modality draws), mean ± std, for the combination
-# each seed mined as weak and for the average over all seven; and the mined pairs.
+# SEEDS seeds (`mmanet experiment ablation`), then one table (scripts/sweep_antispoof_table.py) of
+# MMANet − SF-MD in ACER, paired by seed (same initialisation, batch order and modality draws),
+# mean ± std, on average over all seven combinations and on each member of the weak set most
+# seeds mined; and the weak sets mined.
 #
 #   scripts/sweep-antispoof.sh                       # defaults below; hours on 2 cores
 #   SEEDS=3 RGB="0.15 0.35" AB="30,0.5" scripts/sweep-antispoof.sh
@@ -56,30 +57,5 @@ for s in $RGB; do
     done
 done
 
-python3 - "$OUT" "$RGB" "$AB" <<'EOF' | tee "$OUT/sweep.md"
-import json, statistics, sys
-out, strengths, weights = sys.argv[1], sys.argv[2].split(), sys.argv[3].split()
-print("| RGB cue | α | β | weak pair mined (per seed) | SF-MD ACER, weak pair | "
-      "MMANet − SF-MD, weak pair | SF-MD ACER, average | MMANet − SF-MD, average |")
-print("|---:|---:|---:|---|---:|---:|---:|---:|")
-for s in strengths:
-    for ab in weights:
-        a, b = ab.split(",")
-        stem = f"{out}/rgb-{s}/sweep-a{a}-b{b}-"
-        paired = json.load(open(stem + "ablation-paired-acer.json"))
-        plain = json.load(open(stem + "ablation-acer.json"))
-        mined = json.load(open(stem + "ablation-mining.json"))["weak_sets_per_seed"]
-        col = paired["methods"].index("MMANet")
-        base = plain["methods"].index("SF-MD")
-        # the mined weak set starts with the pair; the row of the pair most seeds mined
-        pairs = [seed[0][1][0] if seed and seed[0][1] else "—" for seed in mined]
-        top = max(set(pairs), key=pairs.count)
-        row = plain["rows"].index(top) if top in plain["rows"] else None
-        cell = lambda table, r, c: "{:+.2f} ± {:.2f}".format(*table["cells"][r][c]) \
-            if table is paired else "{:.2f} ± {:.2f}".format(*table["cells"][r][c])
-        avg = len(plain["rows"]) - 1
-        weak = (cell(plain, row, base), cell(paired, row, col)) if row is not None else ("—", "—")
-        print(f"| {s} | {a} | {b} | {', '.join(pairs)} | {weak[0]} | {weak[1]} | "
-              f"{cell(plain, avg, base)} | {cell(paired, avg, col)} |")
-EOF
+python3 scripts/sweep_antispoof_table.py "$OUT" "$RGB" "$AB" | tee "$OUT/sweep.md"
 echo "tables: $OUT/sweep.md; every run's files under $OUT/rgb-*/"

@@ -37,8 +37,10 @@ def main(out, strengths, weights):
             base = plain["methods"].index("SF-MD")
             # each seed's weak set (MMANet's), as "pair, single, single"
             sets = [", ".join(seed[0][1]) if seed and seed[0][1] else "—" for seed in mined]
-            top, count = Counter(sets).most_common(1)[0]
-            seeds = f"{top} ({count} of {len(sets)} seeds)"
+            ranked = Counter(sets).most_common()
+            top, count = ranked[0]
+            others = "".join(f"; {o} in {n}" for o, n in ranked[1:])
+            seeds = f"{top} ({count} of {len(sets)} seeds{others})"
             members = []
             for member in top.split(", "):
                 if member in paired["rows"]:
