@@ -181,26 +181,26 @@ impl Settings {
     /// task, the training knobs (methods, α, β, warm-up, epochs) change with it: to the
     /// segmentation preset's recipe, or back to the app's classification defaults.
     pub fn use_preset(&mut self, preset: Preset) {
+        let changed = preset != self.preset;
         let task_changed = preset.task() != self.preset.task();
-        if preset != self.preset
-            && let Ok(cfg) = preset.config()
-        {
+        self.preset = preset;
+        let cfg = preset.config().ok();
+        if changed && let Some(cfg) = &cfg {
             // a generator preset brings its data: the benchmark as its config defines it
-            if let Some(synthetic) = cfg.data.synthetic {
-                self.synthetic = synthetic;
+            if let Some(synthetic) = &cfg.data.synthetic {
+                self.synthetic = synthetic.clone();
             }
-            if let Some(scenes) = cfg.data.scenes {
-                self.scenes = scenes;
+            if let Some(scenes) = &cfg.data.scenes {
+                self.scenes = scenes.clone();
             }
         }
-        self.preset = preset;
         if !task_changed {
             return;
         }
         let defaults = Settings::default();
-        let (methods, alpha, beta, warmup, epochs) = match preset.config() {
-            Ok(cfg) if preset.task() == TaskKind::Segmentation => (
-                cfg.methods.clone(),
+        let (methods, alpha, beta, warmup, epochs) = match cfg {
+            Some(cfg) if preset.task() == TaskKind::Segmentation => (
+                cfg.methods,
                 cfg.mmanet.alpha,
                 cfg.mmanet.beta,
                 cfg.mmanet.warmup_epochs,
