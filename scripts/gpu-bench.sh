@@ -10,8 +10,11 @@
 # then on the GPU machine, from the repository root (PyTorch with CUDA installed):
 #   scripts/gpu-bench.sh [path/to/mmanet]          # default: target/release/mmanet
 # The binary may be gzipped (mmanet.gz: about a quarter of the size, for copying it over).
-# On the CPU (Burn's flex backend against PyTorch on the same cores; `pip install torch`):
-#   DEVICE=cpu PRESETS="small paper" WARMUP=1 ITERS=3 scripts/gpu-bench.sh
+# On the CPU (Burn's flex backend against PyTorch on the same THREADS, default every core;
+# `pip install torch`):
+#   DEVICE=cpu PRESETS="small paper seg-small seg-paper" WARMUP=1 ITERS=3 scripts/gpu-bench.sh
+# The `seg-…` presets time the segmentation network (ESANet, RGB-D) against
+# bench/esanet_torch.py, at SEG_BATCH scenes (default 8) of SEG_HEIGHT×SEG_WIDTH (192×256).
 # With GOLDEN_TEST=path to the golden-case test binary built with the feature
 # (cargo test --release -p mmanet-tests --features cuda --test cuda_golden --no-run), the MAD and
 # MAR golden cases run on the GPU first.
@@ -25,14 +28,20 @@ BATCH=${BATCH:-64}
 WARMUP=${WARMUP:-5}
 ITERS=${ITERS:-20}
 OUT=${OUT:-bench-out}
+THREADS=${THREADS:-$(nproc)}
+SEG_BATCH=${SEG_BATCH:-8}
+SEG_HEIGHT=${SEG_HEIGHT:-192}
+SEG_WIDTH=${SEG_WIDTH:-256}
 mkdir -p "$OUT"
 if [[ "$BIN" == *.gz ]]; then
     gunzip -c "$BIN" > "$OUT/mmanet" && chmod +x "$OUT/mmanet" && BIN="$OUT/mmanet"
 fi
 TORCH_ARGS=()
+BURN_ARGS=()
 if [ "$DEVICE" = cpu ]; then
-    # the same cores for both sides
-    TORCH_ARGS+=(--threads "$(nproc)")
+    # the same threads on both sides
+    TORCH_ARGS+=(--threads "$THREADS")
+    BURN_ARGS+=(--threads "$THREADS")
 fi
 
 echo "== machine"
@@ -56,17 +65,32 @@ fi
 
 for PRESET in $PRESETS; do
     echo "== $PRESET: mmanet (Burn, $DEVICE)"
-    "$BIN" bench train --device "$DEVICE" --preset "$PRESET" --batch "$BATCH" --size 112 \
-        --method sf-md,mmanet --warmup "$WARMUP" --iters "$ITERS" \
-        --json "$OUT/$DEVICE-$PRESET-burn.json"
-    echo "== $PRESET: PyTorch eager ($DEVICE)"
-    python3 bench/mmanet_torch.py --device "$DEVICE" --preset "$PRESET" --batch "$BATCH" \
-        --size 112 --method sf-md,mmanet --mad --warmup "$WARMUP" --iters "$ITERS" \
-        --json "$OUT/$DEVICE-$PRESET-torch.json" "${TORCH_ARGS[@]}"
+    case "$PRESET" in
+    seg-*)
+        "$BIN" bench train --device "$DEVICE" --preset "$PRESET" --batch "$SEG_BATCH" \
+            --height "$SEG_HEIGHT" --width "$SEG_WIDTH" --method sf-md,mmanet \
+            --warmup "$WARMUP" --iters "$ITERS" --json "$OUT/$DEVICE-$PRESET-burn.json" \
+            "${BURN_ARGS[@]}"
+        echo "== $PRESET: PyTorch eager ($DEVICE)"
+        python3 bench/esanet_torch.py --device "$DEVICE" --preset "${PRESET#seg-}" \
+            --batch "$SEG_BATCH" --height "$SEG_HEIGHT" --width "$SEG_WIDTH" \
+            --method sf-md,mmanet --warmup "$WARMUP" --iters "$ITERS" \
+            --json "$OUT/$DEVICE-$PRESET-torch.json" "${TORCH_ARGS[@]}"
+        ;;
+    *)
+        "$BIN" bench train --device "$DEVICE" --preset "$PRESET" --batch "$BATCH" --size 112 \
+            --method sf-md,mmanet --warmup "$WARMUP" --iters "$ITERS" \
+            --json "$OUT/$DEVICE-$PRESET-burn.json" "${BURN_ARGS[@]}"
+        echo "== $PRESET: PyTorch eager ($DEVICE)"
+        python3 bench/mmanet_torch.py --device "$DEVICE" --preset "$PRESET" --batch "$BATCH" \
+            --size 112 --method sf-md,mmanet --mad --warmup "$WARMUP" --iters "$ITERS" \
+            --json "$OUT/$DEVICE-$PRESET-torch.json" "${TORCH_ARGS[@]}"
+        ;;
+    esac
 done
 echo "== MAD alone: mmanet (Burn, $DEVICE)"
-"$BIN" bench mad --device "$DEVICE" --shape cls --warmup "$WARMUP" --iters "$ITERS" |
-    tee "$OUT/$DEVICE-burn-mad.md"
+"$BIN" bench mad --device "$DEVICE" --shape cls --warmup "$WARMUP" --iters "$ITERS" \
+    "${BURN_ARGS[@]}" | tee "$OUT/$DEVICE-burn-mad.md"
 
 if [ "$DEVICE" = cuda ]; then
     # where the time goes: cubecl's kernel profile of a few MMANet steps (slower while logging)
@@ -77,20 +101,22 @@ if [ "$DEVICE" = cuda ]; then
 fi
 
 echo "== side by side"
-python3 - "$OUT" "$DEVICE" "$PRESETS" "$BATCH" <<'EOF' | tee "$OUT/table.md"
+python3 - "$OUT" "$DEVICE" "$PRESETS" "$BATCH" "$THREADS" "$SEG_BATCH" <<'EOF' | tee "$OUT/table.md"
 import json, sys
 out, device, presets, batch = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4])
+threads, seg_batch = int(sys.argv[5]), int(sys.argv[6])
 mad_ms = None
 for line in open(f"{out}/{device}-burn-mad.md"):
     cells = [c.strip() for c in line.strip().strip("|").split("|")]
     if len(cells) >= 5 and cells[0] == "classification" and cells[3] == "tensor ops":
         mad_ms = float(cells[4])
-print(f"| preset | step (batch {batch}, {device}) | PyTorch ms | mmanet ms | PyTorch samples/s "
+where = f"{device}, {threads} threads" if device == "cpu" else device
+print(f"| preset | step ({where}) | PyTorch ms | mmanet ms | PyTorch samples/s "
       "| mmanet samples/s | mmanet speed vs PyTorch |")
 print("|---|---|---:|---:|---:|---:|---:|")
 def row(preset, what, t, b):
     print(f"| {preset} | {what} | {t['median_ms']:.2f} | {b['median_ms']:.2f} | "
-          f"{t['samples_per_s']:.0f} | {b['samples_per_s']:.0f} | "
+          f"{t['samples_per_s']:.1f} | {b['samples_per_s']:.1f} | "
           f"{t['median_ms'] / b['median_ms']:.2f}× |")
 torch_mad = None
 for preset in presets:
@@ -99,7 +125,7 @@ for preset in presets:
     torch_mad = torch_mad or torch.get("MAD forward + backward")
     for what in ["SF-MD", "MMANet", "deployment forward"]:
         if what in burn and what in torch:
-            row(preset, what, torch[what], burn[what])
+            row(preset, f"{what}, batch {burn[what]['batch']}", torch[what], burn[what])
 if mad_ms is not None and torch_mad is not None:
     row("—", "MAD forward + backward (64 × 8192)", torch_mad,
         {"median_ms": mad_ms, "samples_per_s": 64e3 / mad_ms})

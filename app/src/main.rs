@@ -59,6 +59,9 @@ struct Cli {
     /// What to do; with none, the desktop app opens (when there is a display).
     #[command(subcommand)]
     command: Option<Command>,
+    /// Threads of the CPU backend [default: every core, or RAYON_NUM_THREADS when set].
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -268,6 +271,12 @@ enum BenchCommand {
         /// Image side in pixels (convnet presets).
         #[arg(long, default_value_t = 112)]
         size: usize,
+        /// Scene height in pixels (seg-… presets; a multiple of 32).
+        #[arg(long, default_value_t = 192)]
+        height: usize,
+        /// Scene width in pixels (seg-… presets; a multiple of 32).
+        #[arg(long, default_value_t = 256)]
+        width: usize,
         /// Untimed steps per case first (compilation, autotuning).
         #[arg(long, default_value_t = 3)]
         warmup: usize,
@@ -343,6 +352,8 @@ fn has_display() -> bool {
 
 fn run() -> Result<()> {
     let cli = Cli::parse();
+    // before any tensor work: the pool is sized once per process
+    mmanet_core::device::set_cpu_threads(cli.threads).context("--threads")?;
     let Some(command) = cli.command else {
         if has_display() {
             return gui::run(None, gui::GpuSharing::Auto);
@@ -458,6 +469,8 @@ fn run() -> Result<()> {
                     method,
                     batch,
                     size,
+                    height,
+                    width,
                     warmup,
                     iters,
                     json,
@@ -478,6 +491,14 @@ fn run() -> Result<()> {
                     mmanet_core::data::MAX_IMAGE_SIDE
                 );
             }
+            for (name, side) in [("--height", height), ("--width", width)] {
+                if side % 32 != 0 || !(32..=mmanet_core::data::MAX_IMAGE_SIDE).contains(&side) {
+                    bail!(
+                        "{name} must be a multiple of 32 in 32..={} px (the segmentation network halves it five times), got {side}",
+                        mmanet_core::data::MAX_IMAGE_SIDE
+                    );
+                }
+            }
             if method.is_empty() {
                 bail!("--method: name at least one of sf-md, mmanet");
             }
@@ -489,12 +510,14 @@ fn run() -> Result<()> {
                 &method,
                 batch,
                 size,
+                [height, width],
                 warmup,
                 iters,
             )?;
             if let Some(path) = json {
                 let text = serde_json::to_string_pretty(&serde_json::json!({
                     "device": selected.description,
+                    "cpu_threads": mmanet_core::device::cpu_threads(),
                     "rows": rows,
                 }))?;
                 mmanet_core::fsutil::write_atomic(&path, text.as_bytes())?;

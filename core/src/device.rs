@@ -45,12 +45,66 @@ pub struct SelectedDevice {
     pub description: String,
 }
 
+/// The most threads [`set_cpu_threads`] accepts.
+pub const MAX_CPU_THREADS: usize = 1024;
+
+/// Sizes the thread pool Burn's CPU backend (`flex`) computes on: `Some(n)` threads, or `None`
+/// for its default (every core, or `RAYON_NUM_THREADS` when set). Call it once, before the first
+/// tensor operation on the CPU; returns the pool's size. Natively only: a browser page computes
+/// on its own thread.
+#[cfg(not(target_family = "wasm"))]
+pub fn set_cpu_threads(threads: Option<usize>) -> crate::Result<usize> {
+    use crate::error::CoreError;
+    let Some(n) = threads else {
+        return Ok(cpu_threads());
+    };
+    if n == 0 || n > MAX_CPU_THREADS {
+        return Err(CoreError::config(
+            "threads",
+            format!("{n}: the CPU backend takes 1 to {MAX_CPU_THREADS} threads"),
+        ));
+    }
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .thread_name(|i| format!("mmanet-cpu-{i}"))
+        .build_global();
+    match built {
+        Ok(()) => Ok(n),
+        // already sized (a second call in one process): fine when the size agrees
+        Err(_) if rayon::current_num_threads() == n => Ok(n),
+        Err(e) => Err(CoreError::Backend(format!(
+            "the CPU backend's thread pool already runs {} threads, so it cannot be set to {n}: {e}",
+            rayon::current_num_threads()
+        ))),
+    }
+}
+
+/// How many threads Burn's CPU backend computes on (1 in a browser page).
+pub fn cpu_threads() -> usize {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        rayon::current_num_threads()
+    }
+    #[cfg(target_family = "wasm")]
+    {
+        1
+    }
+}
+
+/// `cpu (Burn flex backend, N threads)`.
+fn cpu_label() -> String {
+    match cpu_threads() {
+        1 => "cpu (Burn flex backend, 1 thread)".into(),
+        n => format!("cpu (Burn flex backend, {n} threads)"),
+    }
+}
+
 /// Burn's CPU backend.
 pub fn cpu_device() -> SelectedDevice {
     SelectedDevice {
         device: Device::flex(),
         backend: BackendKind::Cpu,
-        description: "cpu (Burn flex backend)".into(),
+        description: cpu_label(),
     }
 }
 
@@ -101,7 +155,8 @@ pub fn select_device(choice: DeviceChoice) -> crate::Result<SelectedDevice> {
             if software && choice == DeviceChoice::Auto {
                 let mut cpu = cpu_device();
                 cpu.description = format!(
-                    "cpu (Burn flex backend) — the only GPU adapter is the software adapter `{}`, which is slower; choose the wgpu device (`--device wgpu`) to use it anyway",
+                    "{} — the only GPU adapter is the software adapter `{}`, which is slower; choose the wgpu device (`--device wgpu`) to use it anyway",
+                    cpu_label(),
                     info.name
                 );
                 Ok(cpu)
@@ -118,7 +173,7 @@ pub fn select_device(choice: DeviceChoice) -> crate::Result<SelectedDevice> {
                 Err(CoreError::Backend(format!("no wgpu adapter: {e}")))
             } else {
                 let mut cpu = cpu_device();
-                cpu.description = format!("cpu (Burn flex backend) — no GPU adapter found ({e})");
+                cpu.description = format!("{} — no GPU adapter found ({e})", cpu_label());
                 Ok(cpu)
             }
         }

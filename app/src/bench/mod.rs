@@ -2,11 +2,13 @@
 //! iterations (shader compilation, autotuning) and reported as a median.
 //! - `mad` (MAD forward + backward, tensor ops against the WGSL kernels),
 //! - `predict` (deployment networks' samples/s by batch size),
-//! - `train` (complete training steps of SF-MD and MMANet, and the deployment forward).
+//! - `train` (complete training steps of SF-MD and MMANet, and the deployment forward, for the
+//!   classification networks and, `train_seg`, the segmentation network).
 
 mod mad;
 mod predict;
 mod train;
+mod train_seg;
 
 pub use mad::{BenchShape, bench_mad};
 pub use predict::{PredictNets, bench_predict};

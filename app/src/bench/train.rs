@@ -5,6 +5,7 @@
 //! the step's loss values, backward, and the SGD update. Then the deployment network's forward
 //! pass alone. Inputs are synthetic, of the preset's shapes.
 
+use super::train_seg::{SEG_BENCH_CLASSES, bench_train_seg};
 use super::{median, pattern, time_forward};
 use anyhow::Result;
 use burn::prelude::*;
@@ -14,6 +15,7 @@ use mmanet_core::dropout::DropoutMode;
 use mmanet_core::losses::mar::weak_set_of;
 use mmanet_core::mmanet::{MadTerm, MarTerm, MmanetConfig};
 use mmanet_core::modality::ModalitySet;
+use mmanet_core::model::esanet::SegPreset;
 use mmanet_core::model::{ImagePreset, ModelConfig, MultimodalNet};
 use mmanet_core::pipeline::block_on;
 use mmanet_core::schedule::ScheduleKind;
@@ -33,6 +35,12 @@ pub enum TrainPreset {
     Tiny,
     /// the mfeat MLP (views 240, 76, 6; 10 classes)
     Mlp,
+    /// ESANet as in the paper (two ResNet-50 encoders, RGB and depth; 40 classes, PPM)
+    SegPaper,
+    /// ESANet with BasicBlock encoders of widths 16…128 (the segmentation demo's network)
+    SegSmall,
+    /// ESANet widths 8…64
+    SegTiny,
 }
 
 impl TrainPreset {
@@ -42,10 +50,23 @@ impl TrainPreset {
             TrainPreset::Small => "small",
             TrainPreset::Tiny => "tiny",
             TrainPreset::Mlp => "mlp",
+            TrainPreset::SegPaper => "seg-paper",
+            TrainPreset::SegSmall => "seg-small",
+            TrainPreset::SegTiny => "seg-tiny",
         }
     }
 
-    /// Modalities, classes and model settings.
+    /// The segmentation network of a `seg-…` preset.
+    fn seg_preset(self) -> Option<SegPreset> {
+        match self {
+            TrainPreset::SegPaper => Some(SegPreset::Paper),
+            TrainPreset::SegSmall => Some(SegPreset::Small),
+            TrainPreset::SegTiny => Some(SegPreset::Tiny),
+            _ => None,
+        }
+    }
+
+    /// Modalities, classes and model settings of a classification preset (none for `seg-…`).
     fn shapes(self, size: usize) -> (Vec<ModalitySpec>, usize, ModelConfig) {
         let image = |name: &str| ModalitySpec {
             name: name.into(),
@@ -78,6 +99,10 @@ impl TrainPreset {
                 10,
                 ModelConfig::default(),
             ),
+            // the segmentation presets' scenes are not modality vectors (see `train_seg`)
+            TrainPreset::SegPaper | TrainPreset::SegSmall | TrainPreset::SegTiny => {
+                (Vec::new(), 0, ModelConfig::default())
+            }
         }
     }
 }
@@ -102,7 +127,7 @@ impl TrainMethod {
 
 /// The official student stage's optimiser (SGD, momentum 0.9, Nesterov, weight decay 5e-4)
 /// at a constant learning rate, with uniform modality dropout.
-fn bench_stage(batch: usize) -> StageConfig {
+pub(super) fn bench_stage(batch: usize) -> StageConfig {
     StageConfig {
         epochs: 2,
         batch_size: batch,
@@ -160,7 +185,8 @@ pub struct TrainBenchRow {
 }
 
 /// Times the training steps of `methods` and the deployment forward pass for `preset`, prints
-/// a table, and returns its rows.
+/// a table, and returns its rows. `size` is the side of the classification presets' images,
+/// `seg_size` the `[height, width]` of the segmentation presets' scenes.
 #[allow(clippy::too_many_arguments)]
 pub fn bench_train(
     device: &Device,
@@ -168,23 +194,29 @@ pub fn bench_train(
     methods: &[TrainMethod],
     batch: usize,
     size: usize,
+    seg_size: [usize; 2],
     warmup: usize,
     iters: usize,
 ) -> Result<Vec<TrainBenchRow>> {
     let (modalities, classes, model) = preset.shapes(size);
     let n = modalities.len();
-    let source: Arc<dyn mmanet_core::data::MultimodalSource> =
-        Arc::new(synthetic_data(&modalities, classes, 2 * batch));
     device.seed(0);
-    println!(
-        "compiles and autotunes during {warmup} untimed step(s) per case, then times {iters}; \
-         inputs: {} synthetic samples of {}",
-        2 * batch,
-        modalities
+    let inputs = match preset.seg_preset() {
+        Some(_) => format!(
+            "rgb [3, {h}, {w}], depth [1, {h}, {w}], labels [{h}, {w}] of {SEG_BENCH_CLASSES} classes",
+            h = seg_size[0],
+            w = seg_size[1]
+        ),
+        None => modalities
             .iter()
             .map(|m| format!("{} {:?}", m.name, m.kind.shape()))
             .collect::<Vec<_>>()
-            .join(", ")
+            .join(", "),
+    };
+    println!(
+        "compiles and autotunes during {warmup} untimed step(s) per case, then times {iters}; \
+         inputs: {} synthetic samples of {inputs}",
+        2 * batch,
     );
     println!(
         "| preset | step | parameters | batch | median ms/step | samples/s | device memory reserved |"
@@ -207,6 +239,26 @@ pub fn bench_train(
         );
         rows.push(row);
     };
+    if let Some(seg) = preset.seg_preset() {
+        let methods: Vec<(String, bool)> = methods
+            .iter()
+            .map(|&m| (m.label().to_string(), m == TrainMethod::Mmanet))
+            .collect();
+        bench_train_seg(
+            device,
+            preset.label(),
+            seg,
+            &methods,
+            batch,
+            seg_size,
+            warmup,
+            iters,
+            &mut print,
+        )?;
+        return Ok(rows);
+    }
+    let source: Arc<dyn mmanet_core::data::MultimodalSource> =
+        Arc::new(synthetic_data(&modalities, classes, 2 * batch));
     for &method in methods {
         let reg_head = method == TrainMethod::Mmanet;
         let student = MultimodalNet::new(
