@@ -1,4 +1,5 @@
-//! Hand-written WGSL kernels for MAD (spec §1.6 and §2) on the wgpu backend.
+//! Hand-written WGSL kernels for MAD (spec §1.6 and §2) on the wgpu backend, and a CPU
+//! convolution for Burn's `flex` backend ([`cpu_conv`], [`conv2d`]).
 //!
 //! The shaders live in the workspace's `shaders/` folder. They are plugged into Burn as a
 //! backend extension ([`MadKernelOps`]): the `CubeBackend` implementation launches them
@@ -13,6 +14,23 @@
 //! tensor-op path in [`crate::losses::mad`].
 
 mod wgsl;
+
+/// The CPU convolution with an im2col + GEMM backward pass (native targets).
+#[cfg(not(target_family = "wasm"))]
+pub mod cpu_conv;
+
+/// `conv` applied to `x`, as `Conv2d::forward` computes it: on Burn's CPU backend (native) by
+/// [`cpu_conv`], whose backward pass is faster there; elsewhere by Burn's own op.
+pub fn conv2d(conv: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        cpu_conv::conv2d(conv, x)
+    }
+    #[cfg(target_family = "wasm")]
+    {
+        conv.forward(x)
+    }
+}
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;

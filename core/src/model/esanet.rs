@@ -14,6 +14,7 @@
 //! `downsample.0`/`.1`) so ImageNet weights load by name ([`crate::model::imagenet`]).
 
 use crate::error::{CoreError, Result};
+use crate::kernels::conv2d;
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -271,13 +272,13 @@ impl ResBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some((c, b)) => b.forward(c.forward(x.clone())),
+            Some((c, b)) => b.forward(conv2d(c, x.clone())),
             None => x.clone(),
         };
-        let y = self.relu.forward(self.bn1.forward(self.conv1.forward(x)));
-        let y = self.bn2.forward(self.conv2.forward(y));
+        let y = self.relu.forward(self.bn1.forward(conv2d(&self.conv1, x)));
+        let y = self.bn2.forward(conv2d(&self.conv2, y));
         let y = match (&self.conv3, &self.bn3) {
-            (Some(c), Some(b)) => b.forward(c.forward(self.relu.forward(y))),
+            (Some(c), Some(b)) => b.forward(conv2d(c, self.relu.forward(y))),
             _ => y,
         };
         self.relu.forward(y + identity)
@@ -338,7 +339,7 @@ impl ResNetEncoder {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        self.relu.forward(self.bn1.forward(self.conv1.forward(x)))
+        self.relu.forward(self.bn1.forward(conv2d(&self.conv1, x)))
     }
 
     fn layer(&self, i: usize, mut x: Tensor<4>) -> Tensor<4> {
@@ -395,7 +396,7 @@ impl SqueezeExcitation {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let s = adaptive_avg_pool2d(x.clone(), [1, 1]);
-        let s = sigmoid(self.fc2.forward(self.relu.forward(self.fc1.forward(s))));
+        let s = sigmoid(conv2d(&self.fc2, self.relu.forward(conv2d(&self.fc1, s))));
         x * s
     }
 }
@@ -438,7 +439,7 @@ impl ConvBnAct {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.relu.forward(self.bn.forward(self.conv.forward(x)))
+        self.relu.forward(self.bn.forward(conv2d(&self.conv, x)))
     }
 }
 
@@ -542,10 +543,10 @@ impl NonBottleneck1D {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let r = &self.relu;
-        let y = r.forward(self.conv3x1_1.forward(x.clone()));
-        let y = r.forward(self.bn1.forward(self.conv1x3_1.forward(y)));
-        let y = r.forward(self.conv3x1_2.forward(y));
-        let y = self.bn2.forward(self.conv1x3_2.forward(y));
+        let y = r.forward(conv2d(&self.conv3x1_1, x.clone()));
+        let y = r.forward(self.bn1.forward(conv2d(&self.conv1x3_1, y)));
+        let y = r.forward(conv2d(&self.conv3x1_2, y));
+        let y = self.bn2.forward(conv2d(&self.conv1x3_2, y));
         r.forward(y + x)
     }
 }
@@ -607,7 +608,7 @@ impl DecoderModule {
         for b in &self.blocks {
             y = b.forward(y);
         }
-        let side = self.side_output.forward(y.clone());
+        let side = conv2d(&self.side_output, y.clone());
         (self.upsample.forward(y) + skip, side)
     }
 }
@@ -663,7 +664,7 @@ impl Decoder {
         let (f16, s32) = self.modules[0].forward(cache.context.clone(), cache.skip3.clone());
         let (f8, s16) = self.modules[1].forward(f16.clone(), cache.skip2.clone());
         let (f4, s8) = self.modules[2].forward(f8.clone(), cache.skip1.clone());
-        let out = self.conv_out.forward(f4.clone());
+        let out = conv2d(&self.conv_out, f4.clone());
         let logits = self.upsample2.forward(self.upsample1.forward(out));
         DecoderOutput {
             logits,

@@ -2,6 +2,7 @@
 //! (conv3×3/s2 → BN → ReLU → maxpool → layer1 → layer2 → SE) and the shared trunk
 //! (layer3 → layer4 → GAP → linear).
 
+use crate::kernels::conv2d;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
@@ -60,11 +61,11 @@ impl BasicBlock {
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some((c, bn)) => bn.forward(c.forward(x.clone())),
+            Some((c, bn)) => bn.forward(conv2d(c, x.clone())),
             None => x.clone(),
         };
-        let y = self.relu.forward(self.bn1.forward(self.conv1.forward(x)));
-        let y = self.bn2.forward(self.conv2.forward(y));
+        let y = self.relu.forward(self.bn1.forward(conv2d(&self.conv1, x)));
+        let y = self.bn2.forward(conv2d(&self.conv2, y));
         self.relu.forward(y + identity)
     }
 
@@ -170,7 +171,7 @@ impl ConvEncoder {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self
             .relu
-            .forward(self.stem_bn.forward(self.stem.forward(x)));
+            .forward(self.stem_bn.forward(conv2d(&self.stem, x)));
         let x = self.pool.forward(x);
         self.se.forward(self.layer2.forward(self.layer1.forward(x)))
     }

@@ -1,0 +1,582 @@
+//! A 2-D convolution for Burn's CPU backend (`flex`) whose backward pass is im2col + GEMM.
+//!
+//! Burn computes a convolution's weight gradient as another convolution (burn-backend's default
+//! `conv2d_weight_backward`, which `flex` keeps): the input and the output gradient are both
+//! transposed batch ↔ channels, and the output gradient becomes a Ho×Wo kernel, so `flex` runs an
+//! im2col over the whole batch per input channel and a GEMM only kh·kw columns wide. Here the
+//! weight gradient is the usual `dW = Σ_b G_b · col(x_b)ᵀ` (one im2col per sample, a GEMM of
+//! C_out × C_in·kh·kw × Ho·Wo), the input gradient `dx_b = col2im(Wᵀ · G_b)`, and the forward
+//! pass `y_b = W · col(x_b)` with the same im2col (`flex`'s forward first copies every input to
+//! NHWC on one thread).
+//!
+//! The op is a Burn backend extension ([`CpuConvOps`]) on `Flex` with a hand-written `Autodiff`
+//! implementation, as the MAD kernels are on wgpu. [`conv2d`] uses it for f32 tensors on the CPU
+//! device and Burn's `Conv2d::forward` everywhere else (wgpu, CUDA, grouped convolutions).
+//!
+//! Results do not depend on the number of threads: samples are split into a fixed number of
+//! chunks whose partial weight gradients are summed in chunk order, and each sample's input
+//! gradient is its own.
+
+use burn::backend::autodiff::NodeId;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::ops::ModuleOps;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{
+    Autodiff, AutodiffBackend, Backend, Dispatch, DispatchDevice, backend_extension,
+};
+use burn::nn::PaddingConfig2d;
+use burn::nn::conv::Conv2d;
+use burn::prelude::*;
+use burn::tensor::DType;
+use burn::tensor::ops::ConvOptions;
+use burn_flex::{Flex, FlexTensor};
+use rayon::prelude::*;
+
+/// Samples are split into at most this many chunks for the weight gradient, whatever the
+/// thread count, so its sums are added in the same order on any machine setting.
+const WEIGHT_GRAD_CHUNKS: usize = 8;
+
+/// The CPU convolution as a Burn backend extension.
+#[backend_extension(Flex, Autodiff)]
+pub trait CpuConvOps: Backend {
+    /// `conv2d` without bias: `[B, C_in, H, W]` × `[C_out, C_in, kh, kw]` → `[B, C_out, Ho, Wo]`.
+    fn cpu_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient of [`CpuConvOps::cpu_conv2d`] with respect to the weight.
+    fn cpu_conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+
+    /// The gradient of [`CpuConvOps::cpu_conv2d`] with respect to the input.
+    fn cpu_conv2d_x_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self>;
+}
+
+/// The sizes of one convolution.
+#[derive(Clone, Copy, Debug)]
+struct Geometry {
+    batch: usize,
+    c_in: usize,
+    h: usize,
+    w: usize,
+    c_out: usize,
+    kh: usize,
+    kw: usize,
+    ho: usize,
+    wo: usize,
+    stride: [usize; 2],
+    pad: [usize; 2],
+    dilation: [usize; 2],
+}
+
+impl Geometry {
+    /// Rows of the im2col matrix: `C_in · kh · kw`.
+    fn k(&self) -> usize {
+        self.c_in * self.kh * self.kw
+    }
+
+    /// Columns of the im2col matrix: `Ho · Wo`.
+    fn l(&self) -> usize {
+        self.ho * self.wo
+    }
+
+    /// For kernel row `ky`, the input row that output row `oy` reads (`None` in the padding).
+    #[inline]
+    fn in_row(&self, oy: usize, ky: usize) -> Option<usize> {
+        (oy * self.stride[0] + ky * self.dilation[0])
+            .checked_sub(self.pad[0])
+            .filter(|&y| y < self.h)
+    }
+
+    /// For kernel column `kx`: the output columns `lo..hi` that read inside the input, and the
+    /// input column output column `lo` reads (then one stride further per output column).
+    #[inline]
+    fn valid_cols(&self, kx: usize) -> (usize, usize, usize) {
+        let (s, shift, pad) = (self.stride[1], kx * self.dilation[1], self.pad[1]);
+        // ox·s + shift − pad ≥ 0  and  ≤ w − 1
+        let lo = pad.saturating_sub(shift).div_ceil(s);
+        let hi = if self.w + pad > shift {
+            ((self.w - 1 + pad - shift) / s + 1).min(self.wo)
+        } else {
+            0
+        };
+        let lo = lo.min(hi);
+        (lo, hi, (lo * s + shift).saturating_sub(pad))
+    }
+
+    /// `col[k, l]` (`[K, L]`, row-major) of one sample `x` (`[C_in, H, W]`).
+    fn im2col(&self, x: &[f32], col: &mut [f32]) {
+        let l = self.l();
+        let s = self.stride[1];
+        for c in 0..self.c_in {
+            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let (lo, hi, ix0) = self.valid_cols(kx);
+                    let row = ((c * self.kh + ky) * self.kw + kx) * l;
+                    let out = &mut col[row..row + l];
+                    for oy in 0..self.ho {
+                        let dst = &mut out[oy * self.wo..(oy + 1) * self.wo];
+                        let Some(iy) = self.in_row(oy, ky) else {
+                            dst.fill(0.0);
+                            continue;
+                        };
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                        if lo == hi {
+                            continue;
+                        }
+                        let src = &plane[iy * self.w..(iy + 1) * self.w];
+                        if s == 1 {
+                            dst[lo..hi].copy_from_slice(&src[ix0..ix0 + (hi - lo)]);
+                        } else {
+                            for (d, v) in dst[lo..hi].iter_mut().zip(src[ix0..].iter().step_by(s)) {
+                                *d = *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Adds `col` (`[K, L]`) back onto one sample's input gradient `dx` (`[C_in, H, W]`).
+    fn col2im(&self, col: &[f32], dx: &mut [f32]) {
+        let l = self.l();
+        let s = self.stride[1];
+        for c in 0..self.c_in {
+            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            for ky in 0..self.kh {
+                for kx in 0..self.kw {
+                    let (lo, hi, ix0) = self.valid_cols(kx);
+                    let row = ((c * self.kh + ky) * self.kw + kx) * l;
+                    let src_rows = &col[row..row + l];
+                    if lo == hi {
+                        continue;
+                    }
+                    for oy in 0..self.ho {
+                        let Some(iy) = self.in_row(oy, ky) else {
+                            continue;
+                        };
+                        let src = &src_rows[oy * self.wo + lo..oy * self.wo + hi];
+                        let dst = &mut plane[iy * self.w + ix0..(iy + 1) * self.w];
+                        if s == 1 {
+                            for (d, v) in dst.iter_mut().zip(src) {
+                                *d += *v;
+                            }
+                        } else {
+                            for (d, v) in dst.iter_mut().step_by(s).zip(src) {
+                                *d += *v;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, each given with its row and column strides.
+#[allow(clippy::too_many_arguments)]
+fn gemm_f32(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: [isize; 2],
+    rhs: &[f32],
+    rhs_strides: [isize; 2],
+) {
+    debug_assert!(dst.len() >= m * n);
+    // SAFETY: `dst` is m×n row-major and holds m·n elements; the caller's strides keep every
+    // read of `lhs` (m×k) and `rhs` (k×n) inside their slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides[1],
+            lhs_strides[0],
+            rhs.as_ptr(),
+            rhs_strides[1],
+            rhs_strides[0],
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// The geometry of `x` (`[B, C_in, H, W]`) convolved with `weight` into an output of
+/// `out` = `[Ho, Wo]`, when this module handles it: f32 tensors, no groups.
+fn geometry(
+    tensors: &[&FlexTensor],
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    out: [usize; 2],
+    options: &ConvOptions<2>,
+) -> Option<Geometry> {
+    if tensors.iter().any(|t| t.dtype() != DType::F32) || options.groups != 1 {
+        return None;
+    }
+    let xs = x.layout().shape();
+    let ws = weight.layout().shape();
+    if xs.num_dims() != 4 || ws.num_dims() != 4 || ws[1] != xs[1] {
+        return None;
+    }
+    Some(Geometry {
+        batch: xs[0],
+        c_in: xs[1],
+        h: xs[2],
+        w: xs[3],
+        c_out: ws[0],
+        kh: ws[2],
+        kw: ws[3],
+        ho: out[0],
+        wo: out[1],
+        stride: options.stride,
+        pad: options.padding_begin(),
+        dilation: options.dilation,
+    })
+}
+
+/// The geometry of a backward pass: the output size is the output gradient's.
+fn backward_geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    output_grad: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<Geometry> {
+    let gs = output_grad.layout().shape();
+    if gs.num_dims() != 4 {
+        return None;
+    }
+    geometry(
+        &[x, weight, output_grad],
+        x,
+        weight,
+        [gs[2], gs[3]],
+        options,
+    )
+}
+
+/// The geometry of the forward pass: the output size from the options.
+fn forward_geometry(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    options: &ConvOptions<2>,
+) -> Option<Geometry> {
+    let xs = x.layout().shape();
+    let ws = weight.layout().shape();
+    if xs.num_dims() != 4 || ws.num_dims() != 4 {
+        return None;
+    }
+    let out = |i: usize, size: usize, k: usize| {
+        let (begin, end) = options.padding[i];
+        let span = options.dilation[i] * (k.max(1) - 1) + 1;
+        (size + begin + end)
+            .checked_sub(span)
+            .map(|v| v / options.stride[i] + 1)
+    };
+    let out = [out(0, xs[2], ws[2])?, out(1, xs[3], ws[3])?];
+    geometry(&[x, weight], x, weight, out, options)
+}
+
+fn f32_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(values, shape))
+}
+
+/// `y_b = W · col(x_b)`, `[B, C_out, Ho, Wo]`.
+fn forward(g: Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    let (k, l) = (g.k(), g.l());
+    let x_len = g.c_in * g.h * g.w;
+    let mut y = vec![0f32; g.batch * g.c_out * l];
+    y.par_chunks_mut((g.c_out * l).max(1))
+        .enumerate()
+        .for_each(|(b, y_b)| {
+            let mut col = vec![0f32; k * l];
+            g.im2col(&x[b * x_len..(b + 1) * x_len], &mut col);
+            // W (C_out × K) · col (K × L)
+            gemm_f32(
+                g.c_out,
+                l,
+                k,
+                y_b,
+                false,
+                weight,
+                [k as isize, 1],
+                &col,
+                [l as isize, 1],
+            );
+        });
+    y
+}
+
+/// `dW = Σ_b G_b · col(x_b)ᵀ`, `[C_out, C_in, kh, kw]`.
+fn weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
+    let (k, l) = (g.k(), g.l());
+    let x_len = g.c_in * g.h * g.w;
+    let g_len = g.c_out * l;
+    let chunk = g.batch.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
+    let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(chunk))
+        .into_par_iter()
+        .map(|c| {
+            let mut dw = vec![0f32; g.c_out * k];
+            let mut col = vec![0f32; k * l];
+            for b in c * chunk..((c + 1) * chunk).min(g.batch) {
+                g.im2col(&x[b * x_len..(b + 1) * x_len], &mut col);
+                // G_b (C_out × L, row-major) · colᵀ (L × K; col is K × L row-major)
+                gemm_f32(
+                    g.c_out,
+                    k,
+                    l,
+                    &mut dw,
+                    true,
+                    &grad[b * g_len..(b + 1) * g_len],
+                    [l as isize, 1],
+                    &col,
+                    [1, l as isize],
+                );
+            }
+            dw
+        })
+        .collect();
+    let mut total = vec![0f32; g.c_out * k];
+    for p in partials {
+        for (t, v) in total.iter_mut().zip(p) {
+            *t += v;
+        }
+    }
+    total
+}
+
+/// `dx_b = col2im(Wᵀ · G_b)`, `[B, C_in, H, W]`.
+fn x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
+    let (k, l) = (g.k(), g.l());
+    let x_len = g.c_in * g.h * g.w;
+    let g_len = g.c_out * l;
+    let mut dx = vec![0f32; g.batch * x_len];
+    dx.par_chunks_mut(x_len.max(1))
+        .enumerate()
+        .for_each(|(b, dx_b)| {
+            let mut col = vec![0f32; k * l];
+            // Wᵀ (K × C_out; W is C_out × K row-major) · G_b (C_out × L)
+            gemm_f32(
+                k,
+                l,
+                g.c_out,
+                &mut col,
+                false,
+                weight,
+                [1, k as isize],
+                &grad[b * g_len..(b + 1) * g_len],
+                [l as isize, 1],
+            );
+            g.col2im(&col, dx_b);
+        });
+    dx
+}
+
+impl CpuConvOps for Flex {
+    fn cpu_conv2d(x: FlexTensor, weight: FlexTensor, options: ConvOptions<2>) -> FlexTensor {
+        let Some(g) = forward_geometry(&x, &weight, &options) else {
+            return <Flex as ModuleOps<Flex>>::conv2d(x, weight, None, options);
+        };
+        let (x, w) = (x.to_contiguous(), weight.to_contiguous());
+        let (Some(xv), Some(wv)) = (x.as_slice::<f32>(), w.as_slice::<f32>()) else {
+            return <Flex as ModuleOps<Flex>>::conv2d(x, w, None, options);
+        };
+        f32_tensor(forward(g, xv, wv), [g.batch, g.c_out, g.ho, g.wo])
+    }
+
+    fn cpu_conv2d_weight_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let Some(g) = backward_geometry(&x, &weight, &output_grad, &options) else {
+            return <Flex as ModuleOps<Flex>>::conv2d_weight_backward(
+                x,
+                weight,
+                output_grad,
+                options,
+            );
+        };
+        let (x, grad) = (x.to_contiguous(), output_grad.to_contiguous());
+        let (Some(xv), Some(gv)) = (x.as_slice::<f32>(), grad.as_slice::<f32>()) else {
+            return <Flex as ModuleOps<Flex>>::conv2d_weight_backward(x, weight, grad, options);
+        };
+        f32_tensor(weight_grad(g, xv, gv), [g.c_out, g.c_in, g.kh, g.kw])
+    }
+
+    fn cpu_conv2d_x_grad(
+        x: FlexTensor,
+        weight: FlexTensor,
+        output_grad: FlexTensor,
+        options: ConvOptions<2>,
+    ) -> FlexTensor {
+        let Some(g) = backward_geometry(&x, &weight, &output_grad, &options) else {
+            return <Flex as ModuleOps<Flex>>::conv2d_x_backward(x, weight, output_grad, options);
+        };
+        let (w, grad) = (weight.to_contiguous(), output_grad.to_contiguous());
+        let (Some(wv), Some(gv)) = (w.as_slice::<f32>(), grad.as_slice::<f32>()) else {
+            return <Flex as ModuleOps<Flex>>::conv2d_x_backward(x, w, grad, options);
+        };
+        f32_tensor(x_grad(g, wv, gv), [g.batch, g.c_in, g.h, g.w])
+    }
+}
+
+/// The backward pass: two parents (input, weight), their checkpointed values and the options.
+#[derive(Debug)]
+struct CpuConvBackward;
+
+impl<B: Backend + CpuConvOps> Backward<B, 2> for CpuConvBackward {
+    type State = (NodeId, NodeId, ConvOptions<2>);
+
+    fn backward(
+        self,
+        ops: Ops<Self::State, 2>,
+        grads: &mut Gradients,
+        checkpointer: &mut Checkpointer,
+    ) {
+        let [node_x, node_weight] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        let (x_state, weight_state, options) = ops.state;
+        let x = checkpointer.retrieve_node_output::<FloatTensor<B>>(x_state);
+        let weight = checkpointer.retrieve_node_output::<FloatTensor<B>>(weight_state);
+        if let Some(node) = node_x {
+            let dx = B::cpu_conv2d_x_grad(x.clone(), weight.clone(), grad.clone(), options.clone());
+            grads.register::<B>(node.id, dx);
+        }
+        if let Some(node) = node_weight {
+            grads.register::<B>(node.id, B::cpu_conv2d_weight_grad(x, weight, grad, options));
+        }
+    }
+}
+
+impl<B: Backend + CpuConvOps, C: CheckpointStrategy> CpuConvOps for Autodiff<B, C> {
+    fn cpu_conv2d(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        match CpuConvBackward
+            .prepare::<C>([x.node(), weight.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(mut prep) => {
+                let x_state = prep.checkpoint(&x);
+                let weight_state = prep.checkpoint(&weight);
+                prep.finish(
+                    (x_state, weight_state, options.clone()),
+                    B::cpu_conv2d(x.into_primitive(), weight.into_primitive(), options),
+                )
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::cpu_conv2d(
+                x.into_primitive(),
+                weight.into_primitive(),
+                options,
+            )),
+        }
+    }
+
+    fn cpu_conv2d_weight_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        // a constant: no second-order gradients
+        Self::from_inner(B::cpu_conv2d_weight_grad(
+            Self::inner(x),
+            Self::inner(weight),
+            Self::inner(output_grad),
+            options,
+        ))
+    }
+
+    fn cpu_conv2d_x_grad(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        output_grad: FloatTensor<Self>,
+        options: ConvOptions<2>,
+    ) -> FloatTensor<Self> {
+        Self::from_inner(B::cpu_conv2d_x_grad(
+            Self::inner(x),
+            Self::inner(weight),
+            Self::inner(output_grad),
+            options,
+        ))
+    }
+}
+
+/// Whether `device` is Burn's CPU backend (with or without autodiff).
+pub fn runs_on_flex(device: &Device) -> bool {
+    matches!(
+        device.clone().without_autodiff().as_dispatch(),
+        DispatchDevice::Flex(_)
+    )
+}
+
+/// The options `conv` applies (its padding `Valid` or `Explicit`; `None` for `Same`, which is
+/// left to Burn's own op).
+fn options_of(conv: &Conv2d) -> Option<ConvOptions<2>> {
+    let padding = match conv.padding {
+        PaddingConfig2d::Valid => [(0, 0), (0, 0)],
+        PaddingConfig2d::Explicit(top, left, bottom, right) => [(top, bottom), (left, right)],
+        PaddingConfig2d::Same => return None,
+    };
+    Some(ConvOptions::new_with_padding(
+        conv.stride,
+        padding,
+        conv.dilation,
+        conv.groups,
+    ))
+}
+
+/// `conv` applied to `x`: the CPU convolution above for ungrouped f32 convolutions on the CPU
+/// device, Burn's `Conv2d::forward` otherwise. Same values either way (tested to 1e-5).
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let options = match options_of(conv) {
+        Some(o) if o.groups == 1 && x.dtype() == DType::F32 && runs_on_flex(&x.device()) => o,
+        _ => return conv.forward(x),
+    };
+    let y = Tensor::<4>::from_dispatch(<Dispatch as CpuConvOps>::cpu_conv2d(
+        x.into_dispatch(),
+        conv.weight.val().into_dispatch(),
+        options,
+    ));
+    match &conv.bias {
+        Some(bias) => {
+            let [c] = bias.val().dims();
+            y + bias.val().reshape([1, c, 1, 1])
+        }
+        None => y,
+    }
+}
