@@ -52,7 +52,7 @@ build() {
     local opt="$TARGET_DIR/wasm-opt/mmanet_web.wasm"
     mkdir -p "$(dirname "$opt")"
     if wasm-opt -Os -g --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-      --enable-mutable-globals --enable-reference-types --enable-multivalue "$wasm" -o "$opt"; then
+      --enable-mutable-globals --enable-reference-types --enable-multivalue --enable-simd "$wasm" -o "$opt"; then
       wasm="$opt"
     else
       echo "web: wasm-opt failed; the module stays unshrunk" >&2
