@@ -19,7 +19,7 @@ use mmanet_core::model::esanet::SegPreset;
 use mmanet_core::model::{ImagePreset, ModelConfig, MultimodalNet};
 use mmanet_core::pipeline::block_on;
 use mmanet_core::schedule::ScheduleKind;
-use mmanet_core::task::Classification;
+use mmanet_core::task::{Classification, Task};
 use mmanet_core::train::StageTrainer;
 use std::sync::Arc;
 use std::time::Instant;
@@ -184,6 +184,53 @@ pub struct TrainBenchRow {
     pub reserved_bytes: Option<u64>,
 }
 
+impl TrainBenchRow {
+    /// The row of a step of `batch` samples that took `secs` (median), with the device memory
+    /// reserved now.
+    pub(super) fn timed(
+        preset: &str,
+        what: &str,
+        parameters: usize,
+        batch: usize,
+        secs: f64,
+        device: &Device,
+    ) -> Self {
+        TrainBenchRow {
+            preset: preset.into(),
+            what: what.into(),
+            parameters,
+            batch,
+            median_ms: secs * 1e3,
+            samples_per_s: batch as f64 / secs,
+            reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
+        }
+    }
+}
+
+/// Runs `warmup + iters` training steps of `trainer`, each of which must compute `expected`
+/// loss terms, and returns the median seconds of the last `iters`.
+pub(super) fn time_steps<T: Task>(
+    trainer: &mut StageTrainer<T>,
+    warmup: usize,
+    iters: usize,
+    expected: usize,
+) -> Result<f64> {
+    let mut times = Vec::with_capacity(iters);
+    for i in 0..warmup + iters {
+        let started = Instant::now();
+        let report = block_on(trainer.train_step_at(1))?;
+        if i >= warmup {
+            times.push(started.elapsed().as_secs_f64());
+        }
+        anyhow::ensure!(
+            report.losses.len() == expected,
+            "the step computed {:?}, expected {expected} loss terms",
+            report.losses.iter().map(|(n, _)| n).collect::<Vec<_>>()
+        );
+    }
+    Ok(median(times))
+}
+
 /// Times the training steps of `methods` and the deployment forward pass for `preset`, prints
 /// a table, and returns its rows. `size` is the side of the classification presets' images,
 /// `seg_size` the `[height, width]` of the segmentation presets' scenes.
@@ -295,30 +342,15 @@ pub fn bench_train(
                 weak_set_of(ModalitySet::from_indices([0, 2])),
             )));
         }
-        let mut times = Vec::with_capacity(iters);
-        for i in 0..warmup + iters {
-            let started = Instant::now();
-            let report = block_on(trainer.train_step_at(1))?;
-            if i >= warmup {
-                times.push(started.elapsed().as_secs_f64());
-            }
-            let expected = if reg_head { 3 } else { 1 };
-            anyhow::ensure!(
-                report.losses.len() == expected,
-                "the step computed {:?}, expected {expected} loss terms",
-                report.losses.iter().map(|(n, _)| n).collect::<Vec<_>>()
-            );
-        }
-        let secs = median(times);
-        print(TrainBenchRow {
-            preset: preset.label().into(),
-            what: method.label().into(),
+        let secs = time_steps(&mut trainer, warmup, iters, if reg_head { 3 } else { 1 })?;
+        print(TrainBenchRow::timed(
+            preset.label(),
+            method.label(),
             parameters,
             batch,
-            median_ms: secs * 1e3,
-            samples_per_s: batch as f64 / secs,
-            reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
-        });
+            secs,
+            device,
+        ));
     }
     let deployment = MultimodalNet::new(&modalities, classes, &model, false, device)?;
     let secs = time_forward(
@@ -330,14 +362,13 @@ pub fn bench_train(
         warmup,
         iters,
     )?;
-    print(TrainBenchRow {
-        preset: preset.label().into(),
-        what: "deployment forward".into(),
-        parameters: deployment.num_trainable_params(),
+    print(TrainBenchRow::timed(
+        preset.label(),
+        "deployment forward",
+        deployment.num_trainable_params(),
         batch,
-        median_ms: secs * 1e3,
-        samples_per_s: batch as f64 / secs,
-        reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
-    });
+        secs,
+        device,
+    ));
     Ok(rows)
 }

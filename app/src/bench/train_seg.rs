@@ -8,8 +8,8 @@
 //! deployment network's forward pass with the label map read back. `bench/esanet_torch.py` is
 //! the same step in PyTorch.
 
-use super::train::{TrainBenchRow, bench_stage};
-use super::{median, time};
+use super::time;
+use super::train::{TrainBenchRow, bench_stage, time_steps};
 use anyhow::Result;
 use burn::prelude::*;
 use mmanet_core::data::rgbd::{DepthStats, RgbdScene, SegAugment, SegSource};
@@ -22,7 +22,6 @@ use mmanet_core::task::Segmentation;
 use mmanet_core::task::segmentation::SegData;
 use mmanet_core::train::StageTrainer;
 use std::sync::Arc;
-use std::time::Instant;
 
 /// Classes of the benchmark's label maps (NYUv2's 40).
 pub const SEG_BENCH_CLASSES: usize = 40;
@@ -138,30 +137,10 @@ pub fn bench_train_seg(
                 vec![ModalitySet::from_indices([1])],
             )));
         }
-        let expected = if *mmanet { 3 } else { 1 };
-        let mut times = Vec::with_capacity(iters);
-        for i in 0..warmup + iters {
-            let started = Instant::now();
-            let report = block_on(trainer.train_step_at(1))?;
-            if i >= warmup {
-                times.push(started.elapsed().as_secs_f64());
-            }
-            anyhow::ensure!(
-                report.losses.len() == expected,
-                "the step computed {:?}, expected {expected} loss terms",
-                report.losses.iter().map(|(n, _)| n).collect::<Vec<_>>()
-            );
-        }
-        let secs = median(times);
-        print(TrainBenchRow {
-            preset: label.into(),
-            what: what.clone(),
-            parameters,
-            batch,
-            median_ms: secs * 1e3,
-            samples_per_s: batch as f64 / secs,
-            reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
-        });
+        let secs = time_steps(&mut trainer, warmup, iters, if *mmanet { 3 } else { 1 })?;
+        print(TrainBenchRow::timed(
+            label, what, parameters, batch, secs, device,
+        ));
     }
     let deployment = EsaNet::new(&model, classes, size, false, device)?;
     let [h, w] = size;
@@ -185,14 +164,13 @@ pub fn bench_train_seg(
         anyhow::ensure!(values.len() == batch * h * w, "short read");
         Ok(())
     })?;
-    print(TrainBenchRow {
-        preset: label.into(),
-        what: "deployment forward".into(),
-        parameters: deployment.num_trainable_params(),
+    print(TrainBenchRow::timed(
+        label,
+        "deployment forward",
+        deployment.num_trainable_params(),
         batch,
-        median_ms: secs * 1e3,
-        samples_per_s: batch as f64 / secs,
-        reserved_bytes: device.memory_pool_usage().map(|u| u.bytes_reserved),
-    });
+        secs,
+        device,
+    ));
     Ok(())
 }
