@@ -1,7 +1,7 @@
 //! `mmanet bench train` end to end, quickly: the tiny convnet, the MLP and the tiny ESANet on the
-//! CPU, one timed step each; the table and the JSON rows are whole and the parameter counts are the networks'
-//! (the same counts the PyTorch reference in `bench/` builds). Timings are not asserted —
-//! speed is measured by the bench, never by a test.
+//! CPU, one timed step each; the table and the JSON rows are whole and the parameter counts are
+//! the networks' (the same counts the PyTorch references in `bench/` build). Timings are not
+//! asserted — speed is measured by the bench, never by a test.
 
 use std::process::{Command, Output};
 
