@@ -4,6 +4,11 @@ mod bench;
 mod predict;
 mod progress;
 
+/// The allocator: mimalloc keeps freed memory for the next tensor buffer, where glibc's
+/// returns every large one to the OS and the next op faults in fresh zeroed pages.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use mmanet_app::gui;
 
 use anyhow::{Context, Result, bail};

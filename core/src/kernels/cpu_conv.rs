@@ -81,12 +81,57 @@ struct Geometry {
     stride: [usize; 2],
     pad: [usize; 2],
     dilation: [usize; 2],
+    groups: usize,
 }
 
 impl Geometry {
     /// Rows of the im2col matrix: `C_in · kh · kw`.
     fn k(&self) -> usize {
         self.c_in * self.kh * self.kw
+    }
+
+    /// Rows of the im2col matrix that one group reads: `C_in / groups · kh · kw`.
+    fn k_group(&self) -> usize {
+        self.k() / self.groups
+    }
+
+    /// Output channels of one group.
+    fn c_out_group(&self) -> usize {
+        self.c_out / self.groups
+    }
+
+    /// One filter per input channel and one output channel per filter (ESANet's learned
+    /// upsampling): computed directly, without im2col.
+    fn is_depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.c_in && self.groups == self.c_out
+    }
+
+    /// Calls `f(tap, out_range, in_row, in_start)` for every kernel tap `(ky, kx)` and output
+    /// row `oy` that reads inside the input: the output columns `out_range` (as indices into the
+    /// `Ho × Wo` plane) read input row `in_row` from column `in_start`, one stride apart.
+    #[inline]
+    fn for_each_row_segment(
+        &self,
+        mut f: impl FnMut(usize, core::ops::Range<usize>, usize, usize),
+    ) {
+        for ky in 0..self.kh {
+            for kx in 0..self.kw {
+                let (lo, hi, ix0) = self.valid_cols(kx);
+                if lo == hi {
+                    continue;
+                }
+                for oy in 0..self.ho {
+                    if let Some(iy) = self.in_row(oy, ky) {
+                        f(
+                            ky * self.kw + kx,
+                            oy * self.wo + lo..oy * self.wo + hi,
+                            iy,
+                            ix0,
+                        );
+                    }
+                }
+            }
+        }
     }
 
     /// Columns of the im2col matrix: `Ho · Wo`.
@@ -232,7 +277,7 @@ fn gemm_f32(
 }
 
 /// The geometry of `x` (`[B, C_in, H, W]`) convolved with `weight` into an output of
-/// `out` = `[Ho, Wo]`, when this module handles it: f32 tensors, no groups.
+/// `out` = `[Ho, Wo]`, when this module handles it: f32 tensors (grouped or not).
 fn geometry(
     tensors: &[&FlexTensor],
     x: &FlexTensor,
@@ -240,12 +285,17 @@ fn geometry(
     out: [usize; 2],
     options: &ConvOptions<2>,
 ) -> Option<Geometry> {
-    if tensors.iter().any(|t| t.dtype() != DType::F32) || options.groups != 1 {
+    let groups = options.groups;
+    if tensors.iter().any(|t| t.dtype() != DType::F32) || groups == 0 {
         return None;
     }
     let xs = x.layout().shape();
     let ws = weight.layout().shape();
-    if xs.num_dims() != 4 || ws.num_dims() != 4 || ws[1] != xs[1] {
+    if xs.num_dims() != 4
+        || ws.num_dims() != 4
+        || ws[1] * groups != xs[1]
+        || !ws[0].is_multiple_of(groups)
+    {
         return None;
     }
     Some(Geometry {
@@ -261,6 +311,7 @@ fn geometry(
         stride: options.stride,
         pad: options.padding_begin(),
         dilation: options.dilation,
+        groups,
     })
 }
 
@@ -310,8 +361,105 @@ fn f32_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
     FlexTensor::from_data(TensorData::new(values, shape))
 }
 
+/// `Σ a·b` in eight f32 lanes (vectorisable; a fixed order).
+#[inline]
+fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 8];
+    let (ac, bc) = (a.chunks_exact(8), b.chunks_exact(8));
+    let mut tail = 0f32;
+    for (x, y) in ac.remainder().iter().zip(bc.remainder()) {
+        tail += x * y;
+    }
+    for (xs, ys) in ac.zip(bc) {
+        for ((lane, x), y) in lanes.iter_mut().zip(xs).zip(ys) {
+            *lane += x * y;
+        }
+    }
+    lanes.iter().sum::<f32>() + tail
+}
+
+/// The depthwise forward pass: each output plane is its input plane's taps, weighted.
+fn depthwise_forward(g: Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    let (plane_in, plane_out, taps, s) = (g.h * g.w, g.l(), g.kh * g.kw, g.stride[1]);
+    let mut y = vec![0f32; g.batch * g.c_out * plane_out];
+    y.par_chunks_mut(plane_out.max(1))
+        .enumerate()
+        .for_each(|(i, y_p)| {
+            let w_c = &weight[(i % g.c_in) * taps..(i % g.c_in + 1) * taps];
+            let x_p = &x[i * plane_in..(i + 1) * plane_in];
+            g.for_each_row_segment(|tap, out, iy, ix0| {
+                let (wv, src) = (w_c[tap], &x_p[iy * g.w + ix0..(iy + 1) * g.w]);
+                if s == 1 {
+                    for (d, v) in y_p[out].iter_mut().zip(src) {
+                        *d += wv * v;
+                    }
+                } else {
+                    for (d, v) in y_p[out].iter_mut().zip(src.iter().step_by(s)) {
+                        *d += wv * v;
+                    }
+                }
+            });
+        });
+    y
+}
+
+/// The depthwise weight gradient: per channel and tap, `Σ_b Σ_(oy, ox) G · x` in a fixed order.
+fn depthwise_weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
+    let (plane_in, plane_out, taps, s) = (g.h * g.w, g.l(), g.kh * g.kw, g.stride[1]);
+    (0..g.c_in)
+        .into_par_iter()
+        .flat_map_iter(|c| {
+            let mut dw = vec![0f64; taps];
+            for b in 0..g.batch {
+                let i = b * g.c_in + c;
+                let x_p = &x[i * plane_in..(i + 1) * plane_in];
+                let g_p = &grad[i * plane_out..(i + 1) * plane_out];
+                g.for_each_row_segment(|tap, out, iy, ix0| {
+                    let src = &x_p[iy * g.w + ix0..(iy + 1) * g.w];
+                    let row = if s == 1 {
+                        lane_dot(&g_p[out], src)
+                    } else {
+                        let src = src.iter().step_by(s);
+                        g_p[out].iter().zip(src).map(|(a, b)| a * b).sum()
+                    };
+                    dw[tap] += f64::from(row);
+                });
+            }
+            dw.into_iter().map(|v| v as f32)
+        })
+        .collect()
+}
+
+/// The depthwise input gradient: each output-gradient plane's taps, weighted, added back.
+fn depthwise_x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
+    let (plane_in, plane_out, taps, s) = (g.h * g.w, g.l(), g.kh * g.kw, g.stride[1]);
+    let mut dx = vec![0f32; g.batch * g.c_in * plane_in];
+    dx.par_chunks_mut(plane_in.max(1))
+        .enumerate()
+        .for_each(|(i, dx_p)| {
+            let w_c = &weight[(i % g.c_in) * taps..(i % g.c_in + 1) * taps];
+            let g_p = &grad[i * plane_out..(i + 1) * plane_out];
+            g.for_each_row_segment(|tap, out, iy, ix0| {
+                let (wv, dst) = (w_c[tap], &mut dx_p[iy * g.w + ix0..(iy + 1) * g.w]);
+                if s == 1 {
+                    for (d, v) in dst.iter_mut().zip(&g_p[out]) {
+                        *d += wv * v;
+                    }
+                } else {
+                    for (d, v) in dst.iter_mut().step_by(s).zip(&g_p[out]) {
+                        *d += wv * v;
+                    }
+                }
+            });
+        });
+    dx
+}
+
 /// `y_b = W · col(x_b)`, `[B, C_out, Ho, Wo]`.
 fn forward(g: Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
+    if g.is_depthwise() {
+        return depthwise_forward(g, x, weight);
+    }
     let (k, l) = (g.k(), g.l());
     let x_len = g.c_in * g.h * g.w;
     let mut y = vec![0f32; g.batch * g.c_out * l];
@@ -320,52 +468,62 @@ fn forward(g: Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
         .for_each(|(b, y_b)| {
             let mut col = vec![0f32; k * l];
             g.im2col(&x[b * x_len..(b + 1) * x_len], &mut col);
-            // W (C_out × K) · col (K × L)
-            gemm_f32(
-                g.c_out,
-                l,
-                k,
-                y_b,
-                false,
-                weight,
-                [k as isize, 1],
-                &col,
-                [l as isize, 1],
-            );
+            // per group: W_g (C_out/G × K/G) · col_g (K/G × L); col_g is a block of col's rows
+            let (kg, cg) = (g.k_group(), g.c_out_group());
+            for grp in 0..g.groups {
+                gemm_f32(
+                    cg,
+                    l,
+                    kg,
+                    &mut y_b[grp * cg * l..],
+                    false,
+                    &weight[grp * cg * kg..],
+                    [kg as isize, 1],
+                    &col[grp * kg * l..],
+                    [l as isize, 1],
+                );
+            }
         });
     y
 }
 
-/// `dW = Σ_b G_b · col(x_b)ᵀ`, `[C_out, C_in, kh, kw]`.
+/// `dW = Σ_b G_b · col(x_b)ᵀ` (per group), `[C_out, C_in / groups, kh, kw]`.
 fn weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
+    if g.is_depthwise() {
+        return depthwise_weight_grad(g, x, grad);
+    }
     let (k, l) = (g.k(), g.l());
     let x_len = g.c_in * g.h * g.w;
     let g_len = g.c_out * l;
+    let (kg, cg) = (g.k_group(), g.c_out_group());
     let chunk = g.batch.div_ceil(WEIGHT_GRAD_CHUNKS).max(1);
     let partials: Vec<Vec<f32>> = (0..g.batch.div_ceil(chunk))
         .into_par_iter()
         .map(|c| {
-            let mut dw = vec![0f32; g.c_out * k];
+            let mut dw = vec![0f32; g.c_out * kg];
             let mut col = vec![0f32; k * l];
             for b in c * chunk..((c + 1) * chunk).min(g.batch) {
                 g.im2col(&x[b * x_len..(b + 1) * x_len], &mut col);
-                // G_b (C_out × L, row-major) · colᵀ (L × K; col is K × L row-major)
-                gemm_f32(
-                    g.c_out,
-                    k,
-                    l,
-                    &mut dw,
-                    true,
-                    &grad[b * g_len..(b + 1) * g_len],
-                    [l as isize, 1],
-                    &col,
-                    [1, l as isize],
-                );
+                let grad_b = &grad[b * g_len..(b + 1) * g_len];
+                // per group: G_b,g (C_out/G × L) · col_gᵀ (L × K/G; col is K × L row-major)
+                for grp in 0..g.groups {
+                    gemm_f32(
+                        cg,
+                        kg,
+                        l,
+                        &mut dw[grp * cg * kg..],
+                        true,
+                        &grad_b[grp * cg * l..],
+                        [l as isize, 1],
+                        &col[grp * kg * l..],
+                        [1, l as isize],
+                    );
+                }
             }
             dw
         })
         .collect();
-    let mut total = vec![0f32; g.c_out * k];
+    let mut total = vec![0f32; g.c_out * kg];
     for p in partials {
         for (t, v) in total.iter_mut().zip(p) {
             *t += v;
@@ -376,6 +534,9 @@ fn weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
 
 /// `dx_b = col2im(Wᵀ · G_b)`, `[B, C_in, H, W]`.
 fn x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
+    if g.is_depthwise() {
+        return depthwise_x_grad(g, weight, grad);
+    }
     let (k, l) = (g.k(), g.l());
     let x_len = g.c_in * g.h * g.w;
     let g_len = g.c_out * l;
@@ -384,18 +545,22 @@ fn x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
         .enumerate()
         .for_each(|(b, dx_b)| {
             let mut col = vec![0f32; k * l];
-            // Wᵀ (K × C_out; W is C_out × K row-major) · G_b (C_out × L)
-            gemm_f32(
-                k,
-                l,
-                g.c_out,
-                &mut col,
-                false,
-                weight,
-                [1, k as isize],
-                &grad[b * g_len..(b + 1) * g_len],
-                [l as isize, 1],
-            );
+            let grad_b = &grad[b * g_len..(b + 1) * g_len];
+            // per group: W_gᵀ (K/G × C_out/G; W is C_out × K/G row-major) · G_b,g (C_out/G × L)
+            let (kg, cg) = (g.k_group(), g.c_out_group());
+            for grp in 0..g.groups {
+                gemm_f32(
+                    kg,
+                    l,
+                    cg,
+                    &mut col[grp * kg * l..],
+                    false,
+                    &weight[grp * cg * kg..],
+                    [1, kg as isize],
+                    &grad_b[grp * cg * l..],
+                    [l as isize, 1],
+                );
+            }
             g.col2im(&col, dx_b);
         });
     dx
@@ -431,7 +596,10 @@ impl CpuConvOps for Flex {
         let (Some(xv), Some(gv)) = (x.as_slice::<f32>(), grad.as_slice::<f32>()) else {
             return <Flex as ModuleOps<Flex>>::conv2d_weight_backward(x, weight, grad, options);
         };
-        f32_tensor(weight_grad(g, xv, gv), [g.c_out, g.c_in, g.kh, g.kw])
+        f32_tensor(
+            weight_grad(g, xv, gv),
+            [g.c_out, g.c_in / g.groups, g.kh, g.kw],
+        )
     }
 
     fn cpu_conv2d_x_grad(
@@ -560,11 +728,11 @@ fn options_of(conv: &Conv2d) -> Option<ConvOptions<2>> {
     ))
 }
 
-/// `conv` applied to `x`: the CPU convolution above for ungrouped f32 convolutions on the CPU
-/// device, Burn's `Conv2d::forward` otherwise. Same values either way (tested to 1e-5).
+/// `conv` applied to `x`: the CPU convolution above for f32 convolutions (grouped or not) on
+/// the CPU device, Burn's `Conv2d::forward` otherwise. Same values either way (tested to 1e-5).
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
     let options = match options_of(conv) {
-        Some(o) if o.groups == 1 && x.dtype() == DType::F32 && runs_on_flex(&x.device()) => o,
+        Some(o) if x.dtype() == DType::F32 && runs_on_flex(&x.device()) => o,
         _ => return conv.forward(x),
     };
     let y = Tensor::<4>::from_dispatch(<Dispatch as CpuConvOps>::cpu_conv2d(

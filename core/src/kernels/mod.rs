@@ -1,5 +1,6 @@
 //! Hand-written WGSL kernels for MAD (spec §1.6 and §2) on the wgpu backend, and a CPU
-//! convolution for Burn's `flex` backend ([`cpu_conv`], [`conv2d`]).
+//! convolution and batch norm for Burn's `flex` backend ([`cpu_conv`], [`conv2d`];
+//! [`cpu_norm`], [`batch_norm`]).
 //!
 //! The shaders live in the workspace's `shaders/` folder. They are plugged into Burn as a
 //! backend extension ([`MadKernelOps`]): the `CubeBackend` implementation launches them
@@ -18,6 +19,23 @@ mod wgsl;
 /// The CPU convolution with an im2col + GEMM backward pass (native targets).
 #[cfg(not(target_family = "wasm"))]
 pub mod cpu_conv;
+
+/// Batch normalisation in two or three passes on the CPU (native targets).
+#[cfg(not(target_family = "wasm"))]
+pub mod cpu_norm;
+
+/// `bn` applied to `x`, as `BatchNorm::forward` computes it: on Burn's CPU backend (native) by
+/// [`cpu_norm`], in fewer passes over the activation; elsewhere by Burn's own op.
+pub fn batch_norm<const D: usize>(bn: &burn::nn::BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        cpu_norm::batch_norm(bn, x)
+    }
+    #[cfg(target_family = "wasm")]
+    {
+        bn.forward(x)
+    }
+}
 
 /// `conv` applied to `x`, as `Conv2d::forward` computes it: on Burn's CPU backend (native) by
 /// [`cpu_conv`], whose backward pass is faster there; elsewhere by Burn's own op.

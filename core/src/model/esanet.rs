@@ -14,7 +14,7 @@
 //! `downsample.0`/`.1`) so ImageNet weights load by name ([`crate::model::imagenet`]).
 
 use crate::error::{CoreError, Result};
-use crate::kernels::conv2d;
+use crate::kernels::{batch_norm, conv2d};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -272,13 +272,15 @@ impl ResBlock {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some((c, b)) => b.forward(conv2d(c, x.clone())),
+            Some((c, b)) => batch_norm(b, conv2d(c, x.clone())),
             None => x.clone(),
         };
-        let y = self.relu.forward(self.bn1.forward(conv2d(&self.conv1, x)));
-        let y = self.bn2.forward(conv2d(&self.conv2, y));
+        let y = self
+            .relu
+            .forward(batch_norm(&self.bn1, conv2d(&self.conv1, x)));
+        let y = batch_norm(&self.bn2, conv2d(&self.conv2, y));
         let y = match (&self.conv3, &self.bn3) {
-            (Some(c), Some(b)) => b.forward(conv2d(c, self.relu.forward(y))),
+            (Some(c), Some(b)) => batch_norm(b, conv2d(c, self.relu.forward(y))),
             _ => y,
         };
         self.relu.forward(y + identity)
@@ -339,7 +341,8 @@ impl ResNetEncoder {
     }
 
     fn stem(&self, x: Tensor<4>) -> Tensor<4> {
-        self.relu.forward(self.bn1.forward(conv2d(&self.conv1, x)))
+        self.relu
+            .forward(batch_norm(&self.bn1, conv2d(&self.conv1, x)))
     }
 
     fn layer(&self, i: usize, mut x: Tensor<4>) -> Tensor<4> {
@@ -439,7 +442,8 @@ impl ConvBnAct {
     }
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        self.relu.forward(self.bn.forward(conv2d(&self.conv, x)))
+        self.relu
+            .forward(batch_norm(&self.bn, conv2d(&self.conv, x)))
     }
 }
 
@@ -544,9 +548,9 @@ impl NonBottleneck1D {
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let r = &self.relu;
         let y = r.forward(conv2d(&self.conv3x1_1, x.clone()));
-        let y = r.forward(self.bn1.forward(conv2d(&self.conv1x3_1, y)));
+        let y = r.forward(batch_norm(&self.bn1, conv2d(&self.conv1x3_1, y)));
         let y = r.forward(conv2d(&self.conv3x1_2, y));
-        let y = self.bn2.forward(conv2d(&self.conv1x3_2, y));
+        let y = batch_norm(&self.bn2, conv2d(&self.conv1x3_2, y));
         r.forward(y + x)
     }
 }
@@ -577,7 +581,7 @@ impl LearnedUpsample {
 
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let [_, _, h, w] = x.dims();
-        self.conv.forward(nearest(x, [2 * h, 2 * w]))
+        conv2d(&self.conv, nearest(x, [2 * h, 2 * w]))
     }
 }
 

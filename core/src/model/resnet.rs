@@ -2,7 +2,7 @@
 //! (conv3×3/s2 → BN → ReLU → maxpool → layer1 → layer2 → SE) and the shared trunk
 //! (layer3 → layer4 → GAP → linear).
 
-use crate::kernels::conv2d;
+use crate::kernels::{batch_norm, conv2d};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
@@ -61,11 +61,13 @@ impl BasicBlock {
     /// Forward pass.
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let identity = match &self.downsample {
-            Some((c, bn)) => bn.forward(conv2d(c, x.clone())),
+            Some((c, bn)) => batch_norm(bn, conv2d(c, x.clone())),
             None => x.clone(),
         };
-        let y = self.relu.forward(self.bn1.forward(conv2d(&self.conv1, x)));
-        let y = self.bn2.forward(conv2d(&self.conv2, y));
+        let y = self
+            .relu
+            .forward(batch_norm(&self.bn1, conv2d(&self.conv1, x)));
+        let y = batch_norm(&self.bn2, conv2d(&self.conv2, y));
         self.relu.forward(y + identity)
     }
 
@@ -171,7 +173,7 @@ impl ConvEncoder {
     pub fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let x = self
             .relu
-            .forward(self.stem_bn.forward(conv2d(&self.stem, x)));
+            .forward(batch_norm(&self.stem_bn, conv2d(&self.stem, x)));
         let x = self.pool.forward(x);
         self.se.forward(self.layer2.forward(self.layer1.forward(x)))
     }
