@@ -63,6 +63,15 @@ fn cases() -> Vec<Case> {
             PaddingConfig2d::Explicit(1, 1, 1, 1),
         ),
         case(5, 8, [8, 8], 16, [1, 1], [2, 2], PaddingConfig2d::Valid),
+        // pointwise (1×1, stride 1, no padding: no im2col), ungrouped and in two groups
+        Case {
+            bias: true,
+            ..case(3, 6, [5, 7], 10, [1, 1], [1, 1], PaddingConfig2d::Valid)
+        },
+        Case {
+            groups: 2,
+            ..case(2, 6, [4, 4], 4, [1, 1], [1, 1], PaddingConfig2d::Valid)
+        },
         case(
             2,
             1,

@@ -134,6 +134,12 @@ impl Geometry {
         }
     }
 
+    /// A 1×1 convolution with stride 1 and no padding: the im2col matrix of a sample is the
+    /// sample itself (`C_in × H·W`), and col2im is the identity.
+    fn is_pointwise(&self) -> bool {
+        self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+
     /// Columns of the im2col matrix: `Ho · Wo`.
     fn l(&self) -> usize {
         self.ho * self.wo
@@ -233,6 +239,43 @@ impl Geometry {
             }
         }
     }
+}
+
+/// Scratch buffers up to this many floats (64 MiB) are kept per thread for the next im2col;
+/// larger ones (full-resolution evaluation of a large image) are allocated for the call.
+const MAX_KEPT_SCRATCH: usize = 16 << 20;
+
+thread_local! {
+    /// This thread's im2col buffer (reused across samples, layers and steps).
+    static SCRATCH: core::cell::RefCell<Vec<f32>> = const { core::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `len` floats of scratch memory whose contents are unspecified (every caller
+/// writes all of it before reading): this thread's kept buffer, or a fresh one when `len` is
+/// above [`MAX_KEPT_SCRATCH`]. `f` must not re-enter (it runs no parallel work).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    if len > MAX_KEPT_SCRATCH {
+        return f(&mut vec![0f32; len]);
+    }
+    SCRATCH.with(|cell| {
+        let mut buf = cell.borrow_mut();
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        f(&mut buf[..len])
+    })
+}
+
+/// `x_b`'s im2col matrix (`K × L`) handed to `f`: the sample itself for a pointwise
+/// convolution, else built in this thread's scratch buffer.
+fn with_col<R>(g: &Geometry, x_b: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
+    if g.is_pointwise() {
+        return f(x_b);
+    }
+    with_scratch(g.k() * g.l(), |col| {
+        g.im2col(x_b, col);
+        f(col)
+    })
 }
 
 /// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, each given with its row and column strides.
@@ -460,29 +503,29 @@ fn forward(g: Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     if g.is_depthwise() {
         return depthwise_forward(g, x, weight);
     }
-    let (k, l) = (g.k(), g.l());
+    let l = g.l();
     let x_len = g.c_in * g.h * g.w;
     let mut y = vec![0f32; g.batch * g.c_out * l];
     y.par_chunks_mut((g.c_out * l).max(1))
         .enumerate()
         .for_each(|(b, y_b)| {
-            let mut col = vec![0f32; k * l];
-            g.im2col(&x[b * x_len..(b + 1) * x_len], &mut col);
-            // per group: W_g (C_out/G × K/G) · col_g (K/G × L); col_g is a block of col's rows
-            let (kg, cg) = (g.k_group(), g.c_out_group());
-            for grp in 0..g.groups {
-                gemm_f32(
-                    cg,
-                    l,
-                    kg,
-                    &mut y_b[grp * cg * l..],
-                    false,
-                    &weight[grp * cg * kg..],
-                    [kg as isize, 1],
-                    &col[grp * kg * l..],
-                    [l as isize, 1],
-                );
-            }
+            with_col(&g, &x[b * x_len..(b + 1) * x_len], |col| {
+                // per group: W_g (C_out/G × K/G) · col_g (K/G × L); col_g: a block of col's rows
+                let (kg, cg) = (g.k_group(), g.c_out_group());
+                for grp in 0..g.groups {
+                    gemm_f32(
+                        cg,
+                        l,
+                        kg,
+                        &mut y_b[grp * cg * l..],
+                        false,
+                        &weight[grp * cg * kg..],
+                        [kg as isize, 1],
+                        &col[grp * kg * l..],
+                        [l as isize, 1],
+                    );
+                }
+            });
         });
     y
 }
@@ -492,7 +535,7 @@ fn weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
     if g.is_depthwise() {
         return depthwise_weight_grad(g, x, grad);
     }
-    let (k, l) = (g.k(), g.l());
+    let l = g.l();
     let x_len = g.c_in * g.h * g.w;
     let g_len = g.c_out * l;
     let (kg, cg) = (g.k_group(), g.c_out_group());
@@ -501,24 +544,24 @@ fn weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
         .into_par_iter()
         .map(|c| {
             let mut dw = vec![0f32; g.c_out * kg];
-            let mut col = vec![0f32; k * l];
             for b in c * chunk..((c + 1) * chunk).min(g.batch) {
-                g.im2col(&x[b * x_len..(b + 1) * x_len], &mut col);
                 let grad_b = &grad[b * g_len..(b + 1) * g_len];
-                // per group: G_b,g (C_out/G × L) · col_gᵀ (L × K/G; col is K × L row-major)
-                for grp in 0..g.groups {
-                    gemm_f32(
-                        cg,
-                        kg,
-                        l,
-                        &mut dw[grp * cg * kg..],
-                        true,
-                        &grad_b[grp * cg * l..],
-                        [l as isize, 1],
-                        &col[grp * kg * l..],
-                        [1, l as isize],
-                    );
-                }
+                with_col(&g, &x[b * x_len..(b + 1) * x_len], |col| {
+                    // per group: G_b,g (C_out/G × L) · col_gᵀ (L × K/G; col is K × L row-major)
+                    for grp in 0..g.groups {
+                        gemm_f32(
+                            cg,
+                            kg,
+                            l,
+                            &mut dw[grp * cg * kg..],
+                            true,
+                            &grad_b[grp * cg * l..],
+                            [l as isize, 1],
+                            &col[grp * kg * l..],
+                            [1, l as isize],
+                        );
+                    }
+                });
             }
             dw
         })
@@ -544,24 +587,33 @@ fn x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     dx.par_chunks_mut(x_len.max(1))
         .enumerate()
         .for_each(|(b, dx_b)| {
-            let mut col = vec![0f32; k * l];
             let grad_b = &grad[b * g_len..(b + 1) * g_len];
             // per group: W_gᵀ (K/G × C_out/G; W is C_out × K/G row-major) · G_b,g (C_out/G × L)
             let (kg, cg) = (g.k_group(), g.c_out_group());
-            for grp in 0..g.groups {
-                gemm_f32(
-                    kg,
-                    l,
-                    cg,
-                    &mut col[grp * kg * l..],
-                    false,
-                    &weight[grp * cg * kg..],
-                    [1, kg as isize],
-                    &grad_b[grp * cg * l..],
-                    [l as isize, 1],
-                );
+            let col_grad = |col: &mut [f32]| {
+                for grp in 0..g.groups {
+                    gemm_f32(
+                        kg,
+                        l,
+                        cg,
+                        &mut col[grp * kg * l..],
+                        false,
+                        &weight[grp * cg * kg..],
+                        [1, kg as isize],
+                        &grad_b[grp * cg * l..],
+                        [l as isize, 1],
+                    );
+                }
+            };
+            if g.is_pointwise() {
+                // col2im is the identity: the product is the sample's gradient
+                col_grad(dx_b);
+            } else {
+                with_scratch(k * l, |col| {
+                    col_grad(col);
+                    g.col2im(col, dx_b);
+                });
             }
-            g.col2im(&col, dx_b);
         });
     dx
 }
