@@ -109,16 +109,16 @@ struct RunArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
     /// How MAD is computed [default: the config's `mmanet.mad_impl`, `auto`: the WGSL kernels
-    /// on wgpu, tensor ops elsewhere].
+    /// on wgpu, the host kernel on the CPU, tensor ops elsewhere].
     #[arg(long, value_enum)]
     mad_impl: Option<MadImplArg>,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum MadImplArg {
-    /// WGSL kernels on a wgpu device, tensor ops elsewhere
+    /// WGSL kernels on a wgpu device, the host kernel on the CPU, tensor ops elsewhere (CUDA)
     Auto,
-    /// the WGSL kernels (needs --device wgpu or a GPU)
+    /// the kernels (an error on CUDA, which has none)
     Kernel,
     /// plain tensor ops
     Ops,

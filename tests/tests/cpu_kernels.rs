@@ -3,8 +3,9 @@
 //! ≤ 1e-5) for the shapes the networks use and the awkward ones (stride, dilation, asymmetric
 //! padding, non-square kernels, groups, a batch not divisible by the weight-gradient chunks).
 //! The batch norm (`kernels::cpu_norm`) against `BatchNorm`: output, gradients and running
-//! statistics in training mode, output in inference mode. Both give results independent of
-//! the number of threads.
+//! statistics in training mode, output in inference mode. All three (and the MAD kernel,
+//! `kernels::cpu_mad`, checked against tensor ops in `mad_kernels.rs`) give results
+//! independent of the number of threads.
 
 use burn::module::RunningState;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -394,5 +395,52 @@ fn cpu_batch_norm_gives_the_same_bits_on_any_thread_count() {
     let one = on(1);
     for threads in [2, 3] {
         assert_eq!(on(threads), one, "{threads} threads against 1");
+    }
+}
+
+#[test]
+fn cpu_mad_gives_the_same_bits_on_any_thread_count() {
+    use mmanet_core::losses::mad::{MadImpl, MadReduction, dense_mad_loss_with, mad_loss_with};
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    // 70 rows: blocks of 16 with a short last one; the dense layout splits the columns at 35
+    let student = Tensor::<2>::random([70, 24], Distribution::Normal(0.0, 1.0), &device);
+    let teacher = Tensor::<2>::random([70, 24], Distribution::Normal(0.0, 1.0), &device);
+    let logits = Tensor::<2>::random([70, 4], Distribution::Normal(0.0, 2.0), &device);
+    let run = |dense: bool| {
+        let s = student.clone().require_grad();
+        let loss = if dense {
+            dense_mad_loss_with(s.clone(), teacher.clone(), logits.clone(), MadImpl::Kernel)
+        } else {
+            mad_loss_with(
+                s.clone(),
+                teacher.clone(),
+                logits.clone(),
+                MadReduction::Official,
+                MadImpl::Kernel,
+            )
+        }
+        .expect("the CPU kernel");
+        let grads = loss.clone().backward();
+        let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32");
+        let loss = loss.into_data().try_to_vec::<f32>().expect("f32");
+        (loss, host(s.grad(&grads).expect("student gradient")))
+    };
+    for dense in [false, true] {
+        let on = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .expect("a thread pool");
+            pool.install(|| run(dense))
+        };
+        let one = on(1);
+        for threads in [2, 3] {
+            assert_eq!(
+                on(threads),
+                one,
+                "dense {dense}: {threads} threads against 1"
+            );
+        }
     }
 }

@@ -107,14 +107,14 @@ fn segmentation_mining_matches_golden() {
     );
 }
 
-/// `--mad-impl kernel` off wgpu is a config error that names the field; `auto` and `ops` fall
-/// back to tensor ops on the CPU backend.
+/// `--mad-impl auto` and `kernel` run the host kernel on the CPU backend of a native build;
+/// `ops` keeps the tensor ops. (`kernel` where there is no kernel — CUDA, the page's CPU
+/// fallback — is a config error naming `mmanet.mad_impl`.)
 #[test]
-fn kernel_mad_impl_needs_wgpu() {
+fn mad_impl_on_the_cpu_backend() {
     use mmanet_core::losses::mad::MadImpl;
     let cpu = Device::flex();
-    let err = MadImpl::Kernel.use_kernels(&cpu).unwrap_err().to_string();
-    assert!(err.contains("mmanet.mad_impl"), "{err}");
-    assert!(!MadImpl::Auto.use_kernels(&cpu).unwrap());
+    assert!(MadImpl::Kernel.use_kernels(&cpu).unwrap());
+    assert!(MadImpl::Auto.use_kernels(&cpu).unwrap());
     assert!(!MadImpl::Ops.use_kernels(&cpu).unwrap());
 }

@@ -2,14 +2,14 @@
 //! the classification shape (B = 64 samples, D = 512·4·4 features) and the dense segmentation
 //! shape (N = 8·30·40 pixel rows, C = 512 channels), and prints the median per iteration.
 //! On a wgpu device it times both implementations in the same run — the tensor-op composition
-//! (the baseline) and the hand-written WGSL kernels — and prints their ratio; elsewhere only
-//! the tensor ops run.
+//! (the baseline) and the hand-written WGSL kernels — and prints their ratio; on the CPU device
+//! the same with the host kernel (`kernels::cpu_mad`); elsewhere only the tensor ops run.
 
 use super::{last_line, time};
 use anyhow::{Context, Result};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use mmanet_core::kernels::runs_wgsl;
+use mmanet_core::kernels::{runs_mad_kernels, runs_wgsl};
 use mmanet_core::losses::mad::{MadImpl, MadReduction, dense_mad_loss_with, mad_loss_with};
 
 /// Which shapes to time.
@@ -70,6 +70,8 @@ pub fn bench_mad(device: &Device, shape: BenchShape, warmup: usize, iters: usize
     let mut paths = Vec::new();
     if runs_wgsl(&device) {
         paths.push(("WGSL kernels", MadImpl::Kernel));
+    } else if runs_mad_kernels(&device) {
+        paths.push(("CPU kernel", MadImpl::Kernel));
     }
     paths.push(("tensor ops", MadImpl::Ops));
     println!(

@@ -20,6 +20,10 @@ mod wgsl;
 #[cfg(not(target_family = "wasm"))]
 pub mod cpu_conv;
 
+/// The MAD relation loss and its gradient on the CPU (native targets).
+#[cfg(not(target_family = "wasm"))]
+pub mod cpu_mad;
+
 /// Batch normalisation in two or three passes on the CPU (native targets).
 #[cfg(not(target_family = "wasm"))]
 pub mod cpu_norm;
@@ -247,14 +251,29 @@ pub fn entropy_weights(teacher_logits: Tensor<2>) -> Option<Tensor<1>> {
     ))
 }
 
-/// The MAD relation loss `[1]` by the relation kernels (differentiable in `student`); `None`
-/// off wgpu or for a dtype other than f32.
+/// Whether `device` runs a MAD relation kernel: the WGSL kernels on wgpu, [`cpu_mad`] on Burn's
+/// CPU backend (native targets).
+pub fn runs_mad_kernels(device: &Device) -> bool {
+    #[cfg(not(target_family = "wasm"))]
+    if cpu_conv::runs_on_flex(device) {
+        return true;
+    }
+    runs_wgsl(device)
+}
+
+/// The MAD relation loss `[1]` by the relation kernels (differentiable in `student`): the WGSL
+/// kernels on wgpu, [`cpu_mad`] on the CPU (native); `None` elsewhere or for a dtype other
+/// than f32.
 pub fn relation_loss(
     student: Tensor<2>,
     teacher: Tensor<2>,
     weights: Tensor<1>,
     layout: RelationLayout,
 ) -> Option<Tensor<1>> {
+    #[cfg(not(target_family = "wasm"))]
+    if cpu_conv::runs_on_flex(&student.device()) {
+        return cpu_mad::relation_loss(student, teacher, weights, layout);
+    }
     let f32_inputs = [&student, &teacher].iter().all(|t| t.dtype() == DType::F32)
         && weights.dtype() == DType::F32;
     if !runs_wgsl(&student.device()) || !f32_inputs {

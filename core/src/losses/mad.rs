@@ -22,28 +22,30 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Default, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum MadImpl {
-    /// The WGSL kernels on a wgpu device, tensor ops elsewhere.
+    /// The kernels where there are some (WGSL on a wgpu device, the host kernel on the CPU
+    /// device of a native build), tensor ops elsewhere (CUDA, the page's CPU fallback).
     #[default]
     Auto,
-    /// The WGSL kernels ([`crate::kernels`]); an error off wgpu.
+    /// The kernels ([`crate::kernels`]); an error where there are none.
     Kernel,
     /// Plain tensor ops on any backend.
     Ops,
 }
 
 impl MadImpl {
-    /// Whether MAD on `device` runs the kernels; an error when `Kernel` is asked for off wgpu.
+    /// Whether MAD on `device` runs the kernels; an error when `Kernel` is asked for where
+    /// there are none.
     pub fn use_kernels(self, device: &Device) -> Result<bool> {
-        let wgpu = kernels::runs_wgsl(device);
+        let available = kernels::runs_mad_kernels(device);
         match self {
-            MadImpl::Auto => Ok(wgpu),
+            MadImpl::Auto => Ok(available),
             MadImpl::Ops => Ok(false),
-            MadImpl::Kernel if wgpu => Ok(true),
+            MadImpl::Kernel if available => Ok(true),
             MadImpl::Kernel => Err(CoreError::Config {
                 field: "mmanet.mad_impl".into(),
-                message:
-                    "`kernel` needs a wgpu device (run with --device wgpu), or use `auto`/`ops`"
-                        .into(),
+                message: "`kernel` needs a wgpu device or the CPU device of a native build \
+                          (run with --device wgpu or cpu), or use `auto`/`ops`"
+                    .into(),
             }),
         }
     }
@@ -173,10 +175,11 @@ pub fn mad_loss_with(
     if !imp.use_kernels(&student.device())? {
         return Ok(mad_loss(student, teacher, teacher_logits, reduction));
     }
-    mad_loss_kernels(student, teacher, teacher_logits, reduction).ok_or_else(not_wgpu)
+    mad_loss_kernels(student, teacher, teacher_logits, reduction).ok_or_else(no_kernels)
 }
 
-/// The MAD loss `[1]` by the WGSL kernels; `None` when the tensors are not on wgpu.
+/// The MAD loss `[1]` by the kernels (WGSL on wgpu, the host kernel on the CPU); `None` where
+/// there are none.
 pub fn mad_loss_kernels(
     student: Tensor<2>,
     teacher: Tensor<2>,
@@ -187,7 +190,7 @@ pub fn mad_loss_kernels(
     let weights = match reduction {
         // mean_ij D_ij = Σ_i (1/B²)·Σ_j D_ij: the row-weighted kernel with uniform weights.
         MadReduction::Sp => Tensor::full([b], 1.0 / (b * b) as f32, &student.device()),
-        _ => kernels::entropy_weights(teacher_logits)?,
+        _ => entropy_weights(teacher_logits),
     };
     let layout = kernels::RelationLayout {
         half: b,
@@ -207,16 +210,28 @@ pub fn dense_mad_loss_with(
         return Ok(dense_mad_loss(student, teacher, teacher_map));
     }
     let [n, _] = student.dims();
-    let weights = kernels::entropy_weights(teacher_map).ok_or_else(not_wgpu)?;
+    let weights = entropy_weights(teacher_map);
     let layout = kernels::RelationLayout {
         half: n / 2,
         row_weighting: true,
     };
-    kernels::relation_loss(student, teacher, weights, layout).ok_or_else(not_wgpu)
+    kernels::relation_loss(student, teacher, weights, layout).ok_or_else(no_kernels)
 }
 
-fn not_wgpu() -> CoreError {
-    CoreError::Backend("the MAD kernels need f32 tensors on a wgpu device".into())
+/// The MAD weights by the entropy kernel on wgpu, by tensor ops elsewhere (the CPU kernel path
+/// has no entropy kernel of its own: `[N, K]` is small next to the relation).
+fn entropy_weights(teacher_logits: Tensor<2>) -> Tensor<1> {
+    match kernels::entropy_weights(teacher_logits.clone()) {
+        Some(w) => w,
+        None => teacher_weights(teacher_logits),
+    }
+}
+
+fn no_kernels() -> CoreError {
+    CoreError::Backend(
+        "the MAD kernels need f32 tensors on a wgpu device or on the CPU device of a native build"
+            .into(),
+    )
 }
 
 /// Dense (segmentation) MAD row sums (spec §2): `x` rows are pixels `[N, C]`; the columns are

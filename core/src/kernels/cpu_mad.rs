@@ -1,0 +1,398 @@
+//! The MAD relation loss and its student gradient for Burn's CPU backend (`flex`), the same
+//! computation as the WGSL kernels ([`super::MadKernelOps`]; the math is in
+//! `shaders/mad_grad_rows.wgsl`) on the host, with gemm for the three matrix products.
+//!
+//! The tensor-op composition in [`crate::losses::mad`] runs about twenty ops and as many
+//! buffers of `N × N` for the loss and again as many for its backward pass, including the
+//! transposed copies of the features for `F Fᵀ`. Here, per block of rows of the batch:
+//! the student and teacher Gram rows (`S_b Sᵀ`, `T_b Tᵀ`), their normalisation, the loss terms
+//! and `Ĝ = ∂L/∂Gˢ` row by row; then `∂L/∂S = Ĝ S + Ĝᵀ S`, again by row blocks. Blocks run in
+//! parallel and their loss terms are added in block order, so the result does not depend on
+//! the number of threads.
+//!
+//! [`CpuMadOps`] is a Burn backend extension on `Flex` with an `Autodiff` implementation that
+//! computes the loss and the gradient in one pass when the student is tracked (as the WGSL
+//! kernels do), so the backward pass only scales the gradient.
+
+use super::RelationLayout;
+use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, backend_extension};
+use burn::prelude::*;
+use burn::tensor::DType;
+use burn_flex::{Flex, FlexTensor};
+use rayon::prelude::*;
+
+use super::cpu_conv::runs_on_flex;
+
+/// Rows of the batch per block: a sixteenth of the batch, 16 to 512 rows. It depends on the
+/// batch size only (not on the thread count), so the loss's summation order is fixed; large
+/// blocks keep the number of times gemm packs the whole `Fᵀ` small for the dense relation.
+fn block_rows(n: usize) -> usize {
+    (n / 16).clamp(16, 512)
+}
+
+/// Smallest squared row norm (torch `F.normalize`'s eps, squared), as the kernels use it.
+const EPS_SQ: f64 = 1e-24;
+
+/// The MAD relation loss on the CPU as a Burn backend extension.
+#[backend_extension(Flex, Autodiff)]
+pub trait CpuMadOps: Backend {
+    /// The MAD relation loss `[1]` of `[N, D]` student and teacher features and `[N]` weights.
+    fn cpu_mad_relation_loss(
+        student: FloatTensor<Self>,
+        teacher: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        layout: RelationLayout,
+    ) -> FloatTensor<Self>;
+
+    /// The loss `[1]` and its gradient `[N, D]` with respect to the student (for an upstream
+    /// gradient of 1).
+    fn cpu_mad_relation_loss_and_grad(
+        student: FloatTensor<Self>,
+        teacher: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        layout: RelationLayout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>);
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, strides as `[row, column]`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_f32(
+    (m, n, k): (usize, usize, usize),
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: &[f32],
+    lhs_strides: [isize; 2],
+    rhs: &[f32],
+    rhs_strides: [isize; 2],
+) {
+    debug_assert!(dst.len() >= m * n);
+    // SAFETY: `dst` is m×n row-major; the callers' strides keep every read of `lhs` (m×k) and
+    // `rhs` (k×n) inside their slices.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides[1],
+            lhs_strides[0],
+            rhs.as_ptr(),
+            rhs_strides[1],
+            rhs_strides[0],
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
+}
+
+/// The sizes and values of one relation loss.
+struct Relation<'a> {
+    n: usize,
+    d: usize,
+    student: &'a [f32],
+    teacher: &'a [f32],
+    weights: &'a [f32],
+    layout: RelationLayout,
+}
+
+impl Relation<'_> {
+    /// Rows `rows` of `F Fᵀ` (`rows.len() × N`) for `f` = student or teacher features.
+    fn gram_rows(&self, f: &[f32], rows: core::ops::Range<usize>, out: &mut [f32]) {
+        let (n, d) = (self.n, self.d);
+        // F_rows (r × D) · Fᵀ (D × N; F is N × D row-major)
+        gemm_f32(
+            (rows.len(), n, d),
+            out,
+            false,
+            &f[rows.start * d..],
+            [d as isize, 1],
+            f,
+            [1, d as isize],
+        );
+    }
+
+    /// The loss terms of rows `rows` (their sum in f64), and, when `grad_rows` is given, those
+    /// rows of `Ĝ = ∂L/∂Gˢ` written into it.
+    fn block(&self, rows: core::ops::Range<usize>, grad_rows: Option<&mut [f32]>) -> f64 {
+        let (n, h) = (self.n, self.layout.half.min(self.n));
+        let r = rows.len();
+        let mut gs = vec![0f32; r * n];
+        let mut gt = vec![0f32; r * n];
+        self.gram_rows(self.student, rows.clone(), &mut gs);
+        self.gram_rows(self.teacher, rows.clone(), &mut gt);
+        let mut grad_rows = grad_rows;
+        let mut loss = 0f64;
+        for (local, i) in rows.enumerate() {
+            let gs_i = &gs[local * n..(local + 1) * n];
+            let gt_i = &gt[local * n..(local + 1) * n];
+            // the two column blocks' squared norms, student and teacher
+            let sq = |g: &[f32]| g.iter().map(|&v| f64::from(v) * f64::from(v)).sum::<f64>();
+            let sq_s = [sq(&gs_i[..h]), sq(&gs_i[h..])];
+            let sq_t = [sq(&gt_i[..h]), sq(&gt_i[h..])];
+            let norm = |s: f64| s.max(EPS_SQ).sqrt() as f32;
+            let ns = [norm(sq_s[0]), norm(sq_s[1])];
+            let nt = [norm(sq_t[0]), norm(sq_t[1])];
+            let block_of = |j: usize| usize::from(j >= h);
+            let weight = |j: usize| {
+                if self.layout.row_weighting {
+                    self.weights[i]
+                } else {
+                    self.weights[j]
+                }
+            };
+            let mut c = [0f64; 2];
+            let mut row_loss = 0f64;
+            for j in 0..n {
+                let b = block_of(j);
+                let a = gs_i[j] / ns[b];
+                let diff = a - gt_i[j] / nt[b];
+                let w = weight(j);
+                row_loss += f64::from(w * diff * diff);
+                c[b] += f64::from(2.0 * w * diff * a);
+            }
+            loss += row_loss;
+            if let Some(out) = grad_rows.as_deref_mut() {
+                let out_i = &mut out[local * n..(local + 1) * n];
+                let c = [c[0] as f32, c[1] as f32];
+                for j in 0..n {
+                    let b = block_of(j);
+                    let a = gs_i[j] / ns[b];
+                    let p = 2.0 * weight(j) * (a - gt_i[j] / nt[b]);
+                    out_i[j] = if sq_s[b] < EPS_SQ {
+                        // the clamped norm passes no gradient
+                        p / ns[b]
+                    } else {
+                        (p - c[b] * a) / ns[b]
+                    };
+                }
+            }
+        }
+        loss
+    }
+
+    /// The loss alone.
+    fn loss(&self) -> f32 {
+        let rows = block_rows(self.n);
+        let partials: Vec<f64> = (0..self.n.div_ceil(rows))
+            .into_par_iter()
+            .map(|b| self.block(b * rows..((b + 1) * rows).min(self.n), None))
+            .collect();
+        partials.iter().sum::<f64>() as f32
+    }
+
+    /// The loss and `∂L/∂S` (`N × D`).
+    fn loss_and_grad(&self) -> (f32, Vec<f32>) {
+        let (n, d) = (self.n, self.d);
+        let rows = block_rows(n);
+        let mut g_hat = vec![0f32; n * n];
+        let partials: Vec<f64> = g_hat
+            .par_chunks_mut((rows * n).max(1))
+            .enumerate()
+            .map(|(b, out)| self.block(b * rows..((b + 1) * rows).min(n), Some(out)))
+            .collect();
+        let loss = partials.iter().sum::<f64>() as f32;
+        // ∂L/∂S = Ĝ S + Ĝᵀ S, by row blocks of the result
+        let mut grad = vec![0f32; n * d];
+        grad.par_chunks_mut((rows * d).max(1))
+            .enumerate()
+            .for_each(|(b, out)| {
+                let i0 = b * rows;
+                let r = out.len() / d.max(1);
+                let dims = (r, d, n);
+                let s = self.student;
+                // Ĝ[i0.., :] (r × N) · S (N × D)
+                gemm_f32(
+                    dims,
+                    out,
+                    false,
+                    &g_hat[i0 * n..],
+                    [n as isize, 1],
+                    s,
+                    [d as isize, 1],
+                );
+                // (Ĝ[:, i0..])ᵀ (r × N, read down Ĝ's columns) · S
+                gemm_f32(
+                    dims,
+                    out,
+                    true,
+                    &g_hat[i0..],
+                    [1, n as isize],
+                    s,
+                    [d as isize, 1],
+                );
+            });
+        (loss, grad)
+    }
+}
+
+/// The f32 values of a contiguous copy, or `None` (another dtype).
+fn values(t: FlexTensor) -> Option<(FlexTensor, Vec<usize>)> {
+    let t = t.to_contiguous();
+    let dims = t.layout().shape().iter().copied().collect();
+    (t.dtype() == DType::F32).then_some((t, dims))
+}
+
+/// Runs `f` on the relation of these tensors (`[N, D]`, `[N, D]`, `[N]`, f32); `None` when they
+/// are not that.
+fn with_relation<R>(
+    student: FlexTensor,
+    teacher: FlexTensor,
+    weights: FlexTensor,
+    layout: RelationLayout,
+    f: impl FnOnce(&Relation) -> R,
+) -> Option<R> {
+    let (s, sd) = values(student)?;
+    let (t, td) = values(teacher)?;
+    let (w, wd) = values(weights)?;
+    if sd.len() != 2 || sd != td || wd != [sd[0]] {
+        return None;
+    }
+    let relation = Relation {
+        n: sd[0],
+        d: sd[1],
+        student: s.as_slice::<f32>()?,
+        teacher: t.as_slice::<f32>()?,
+        weights: w.as_slice::<f32>()?,
+        layout,
+    };
+    Some(f(&relation))
+}
+
+fn scalar(v: f32) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(vec![v], [1]))
+}
+
+impl CpuMadOps for Flex {
+    fn cpu_mad_relation_loss(
+        student: FlexTensor,
+        teacher: FlexTensor,
+        weights: FlexTensor,
+        layout: RelationLayout,
+    ) -> FlexTensor {
+        let loss = with_relation(student, teacher, weights, layout, |r| r.loss());
+        // the callers ([`relation_loss`]) check shapes and dtype first
+        scalar(loss.unwrap_or(f32::NAN))
+    }
+
+    fn cpu_mad_relation_loss_and_grad(
+        student: FlexTensor,
+        teacher: FlexTensor,
+        weights: FlexTensor,
+        layout: RelationLayout,
+    ) -> (FlexTensor, FlexTensor) {
+        let dims: Vec<usize> = student.layout().shape().iter().copied().collect();
+        let out = with_relation(student, teacher, weights, layout, |r| r.loss_and_grad());
+        let (loss, grad) = out.unwrap_or_else(|| {
+            let len = dims.iter().product();
+            (f32::NAN, vec![f32::NAN; len])
+        });
+        (
+            scalar(loss),
+            FlexTensor::from_data(TensorData::new(grad, dims)),
+        )
+    }
+}
+
+/// The backward pass: one parent (the student); its state is the student gradient for an
+/// upstream gradient of 1.
+#[derive(Debug)]
+struct CpuRelationBackward;
+
+impl<B: Backend + CpuMadOps> Backward<B, 1> for CpuRelationBackward {
+    type State = FloatTensor<B>;
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [student_node] = ops.parents;
+        let grad = grads.consume::<B>(&ops.node);
+        if let Some(node) = student_node {
+            let scale = B::float_reshape(grad, Shape::new([1, 1]));
+            grads.register::<B>(node.id, B::float_mul(ops.state, scale));
+        }
+    }
+}
+
+impl<B: Backend + CpuMadOps, C: CheckpointStrategy> CpuMadOps for Autodiff<B, C> {
+    fn cpu_mad_relation_loss(
+        student: FloatTensor<Self>,
+        teacher: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        layout: RelationLayout,
+    ) -> FloatTensor<Self> {
+        let teacher = Self::inner(teacher);
+        let weights = Self::inner(weights);
+        match CpuRelationBackward
+            .prepare::<C>([student.node()])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let (loss, unit_grad) = B::cpu_mad_relation_loss_and_grad(
+                    student.into_primitive(),
+                    teacher,
+                    weights,
+                    layout,
+                );
+                prep.finish(unit_grad, loss)
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::cpu_mad_relation_loss(
+                student.into_primitive(),
+                teacher,
+                weights,
+                layout,
+            )),
+        }
+    }
+
+    fn cpu_mad_relation_loss_and_grad(
+        student: FloatTensor<Self>,
+        teacher: FloatTensor<Self>,
+        weights: FloatTensor<Self>,
+        layout: RelationLayout,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        // constants: no second-order gradients
+        let (loss, grad) = B::cpu_mad_relation_loss_and_grad(
+            Self::inner(student),
+            Self::inner(teacher),
+            Self::inner(weights),
+            layout,
+        );
+        (Self::from_inner(loss), Self::from_inner(grad))
+    }
+}
+
+/// The MAD relation loss `[1]` on the CPU device (differentiable in `student`); `None` off
+/// the CPU device, for a dtype other than f32, or for inconsistent shapes.
+pub fn relation_loss(
+    student: Tensor<2>,
+    teacher: Tensor<2>,
+    weights: Tensor<1>,
+    layout: RelationLayout,
+) -> Option<Tensor<1>> {
+    let f32_inputs = [&student, &teacher].iter().all(|t| t.dtype() == DType::F32)
+        && weights.dtype() == DType::F32;
+    let [n, _] = student.dims();
+    let shapes = student.dims() == teacher.dims() && weights.dims() == [n];
+    if !runs_on_flex(&student.device()) || !f32_inputs || !shapes {
+        return None;
+    }
+    let loss = <Dispatch as CpuMadOps>::cpu_mad_relation_loss(
+        student.into_dispatch(),
+        teacher.detach().into_dispatch(),
+        weights.detach().into_dispatch(),
+        layout,
+    );
+    Some(Tensor::from_dispatch(loss))
+}
