@@ -30,9 +30,9 @@ use mmanet_core::task::Segmentation;
 use std::path::PathBuf;
 
 /// The bundled demo config (mfeat: teacher, SF, SF-MD, MMANet).
-const DEMO_CONFIG: &str = include_str!("../../configs/mfeat-demo.toml");
+const DEMO_CONFIG: &str = mmanet_core::configs::MFEAT_DEMO;
 /// The bundled segmentation demo config (synthetic RGB-D scenes: teacher, SF-MD, MMANet).
-const DEMO_SEG_CONFIG: &str = include_str!("../../configs/scenes-demo.toml");
+const DEMO_SEG_CONFIG: &str = mmanet_core::configs::SCENES_DEMO;
 
 /// The demo's task.
 #[derive(Clone, Copy, ValueEnum)]

@@ -7,7 +7,6 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mmanet_app::gui::seg_view::class_color;
 use mmanet_core::bundle::Bundle;
 use mmanet_core::config::{ExperimentConfig, TaskKind};
-use mmanet_core::data::prepare::LoadedData;
 use mmanet_core::data::rgbd::RgbdScene;
 use mmanet_core::data::rgbd_trees::read_rgbd_parts;
 use mmanet_core::device::select_device;
@@ -24,6 +23,7 @@ use mmanet_core::predict::{
     Classifier, SamplePrediction, Segmenter, data_config_for, load_data_for,
     modality_set_from_names, tally,
 };
+use mmanet_core::prepare::LoadedData;
 use mmanet_core::task::segmentation::LabelMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

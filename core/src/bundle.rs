@@ -269,11 +269,8 @@ mod tests {
                 scalers: vec![],
                 rgbd: None,
                 images: None,
-                config: ExperimentConfig::from_toml(
-                    include_str!("../../configs/mfeat-demo.toml"),
-                    "mfeat-demo.toml",
-                )
-                .unwrap(),
+                config: ExperimentConfig::from_toml(crate::configs::MFEAT_DEMO, "mfeat-demo.toml")
+                    .unwrap(),
                 fingerprint: "{}".into(),
                 test_report: None,
             },

@@ -8,7 +8,7 @@ use crate::data::split::SplitRule;
 use crate::data::synthetic::SyntheticConfig;
 use crate::dropout::DropoutMode;
 use crate::error::{CoreError, Result};
-use crate::mmanet::MmanetConfig;
+use crate::mmanet_settings::MmanetConfig;
 use crate::model::ModelConfig;
 use crate::model::esanet::SegModelConfig;
 use crate::schedule::{LrSchedule, ScheduleKind};

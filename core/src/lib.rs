@@ -9,11 +9,14 @@
 //! * [`data`] — datasets (multi-view CSV, manifests, mfeat, image lists, synthetic), splits, batches;
 //! * [`model`] — encoders, masked fusion, trunks ([`model::MultimodalNet`]); ESANet for
 //!   segmentation ([`model::esanet::EsaNet`]);
-//! * [`train`] — the step-wise training loop and its pluggable loss terms;
-//! * [`losses`] — MAD and MAR in tensor ops; [`mmanet`] — them as training terms (and SP, SR);
+//! * [`train`] — the step-wise training loop; the loss terms plug in through [`task::terms`];
+//! * [`losses`] — MAD, MAR and the cross-entropy in tensor ops; [`mmanet`] — MAD and MAR as
+//!   training terms (and SP, SR); [`mmanet_settings`] — their settings (the `[mmanet]` table);
+//! * [`kernels`] — MAD's WGSL kernels, and the CPU convolution, batch norm and MAD;
 //! * [`mining`] — MAR's mining rounds, weak-set choice and trace, typed for both tasks;
 //! * [`eval`], [`metrics`], [`report`] — per-combination evaluation, metrics, tables;
-//! * [`schedule`] — learning-rate schedules; [`config`] — TOML experiment configs;
+//! * [`schedule`] — learning-rate schedules; [`config`] — TOML experiment configs; [`configs`] —
+//!   the shipped ones, embedded; [`prepare`] — a config's data and split for either task;
 //! * [`checkpoint`], [`fsutil`] — atomic checkpoint and result files;
 //! * [`stage`] — running one training stage (reuse, resume, checkpoints, progress);
 //! * [`pipeline`] — the whole experiment (teacher, students, tables), async over a [`store`];
@@ -26,8 +29,13 @@
 //! * [`device`] — choosing wgpu or the CPU backend at run time;
 //! * [`limits`] — whether an experiment fits a browser tab (WebGPU limits, wasm memory).
 //!
+//! The layers, and what may import what: `docs/notes/architecture.md`.
+//!
 //! The library builds for `wasm32-unknown-unknown`; every device read in the training and
 //! evaluation paths is asynchronous.
+
+/// The shipped configs (the workspace's `configs/` folder), embedded.
+pub use mmanet_configs as configs;
 
 pub mod bundle;
 pub mod checkpoint;
@@ -44,11 +52,13 @@ pub mod losses;
 pub mod metrics;
 pub mod mining;
 pub mod mmanet;
+pub mod mmanet_settings;
 pub mod modality;
 pub mod model;
 pub mod optim;
 pub mod pipeline;
 pub mod predict;
+pub mod prepare;
 pub mod report;
 pub mod runs;
 pub mod schedule;

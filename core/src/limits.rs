@@ -221,7 +221,7 @@ mod tests {
 
     fn config(batch: usize, preset: ImagePreset) -> ExperimentConfig {
         let mut cfg = ExperimentConfig::from_toml(
-            include_str!("../../configs/synthetic-antispoof.toml"),
+            crate::configs::SYNTHETIC_ANTISPOOF,
             "synthetic-antispoof.toml",
         )
         .unwrap();
@@ -249,11 +249,8 @@ mod tests {
 
     #[test]
     fn the_segmentation_footprint_is_computed_from_the_shapes() {
-        let mut cfg = ExperimentConfig::from_toml(
-            include_str!("../../configs/scenes-demo.toml"),
-            "scenes-demo.toml",
-        )
-        .unwrap();
+        let mut cfg =
+            ExperimentConfig::from_toml(crate::configs::SCENES_DEMO, "scenes-demo.toml").unwrap();
         cfg.eval.batch_size = 4;
         // small preset: stem 16 channels; batch 8; input 64 × 96
         let f = seg_footprint(&cfg, 7, 240, [64, 96], [64, 96], 1_000, 3);

@@ -12,7 +12,6 @@
 //! ([`crate::losses::mar::MemoryBank`]) and pick the bank's argmax.
 
 use crate::modality::ModalitySet;
-use crate::train::EpochSummary;
 use serde::{Deserialize, Serialize};
 
 /// What a round measured for each combination (the candidates, then the full one last).
@@ -103,27 +102,29 @@ pub struct MiningTrace {
 }
 
 impl MiningTrace {
-    /// The mining recorded in a stage's epoch summaries; `None` when the stage did not mine.
-    pub fn from_history(history: &[EpochSummary]) -> Option<Self> {
+    /// The mining recorded by a stage's events, each with the epoch that reported it (as
+    /// [`crate::train::EpochSummary::mining_events`] hands them out); `None` when there are none
+    /// (the stage did not mine).
+    pub fn from_events<'a>(
+        events: impl IntoIterator<Item = (usize, &'a MiningEvent)>,
+    ) -> Option<Self> {
         let mut trace = MiningTrace::default();
         let mut any = false;
-        for e in history {
-            for (_term, event) in &e.reports {
-                any = true;
-                match event {
-                    MiningEvent::Round(round) => {
-                        if trace.candidates.is_empty() {
-                            let k = round.combinations.len().saturating_sub(1);
-                            trace.candidates = round.combinations[..k].to_vec();
-                        }
-                        trace.rounds.push(round.clone());
+        for (epoch, event) in events {
+            any = true;
+            match event {
+                MiningEvent::Round(round) => {
+                    if trace.candidates.is_empty() {
+                        let k = round.combinations.len().saturating_sub(1);
+                        trace.candidates = round.combinations[..k].to_vec();
                     }
-                    MiningEvent::WeakSetChosen(choice) => {
-                        trace.weak_set = Some(choice.weak_set.clone());
-                        trace.final_bank = choice.bank.clone();
-                        trace.candidates = choice.candidates.clone();
-                        trace.chosen_after_epoch = Some(e.epoch);
-                    }
+                    trace.rounds.push(round.clone());
+                }
+                MiningEvent::WeakSetChosen(choice) => {
+                    trace.weak_set = Some(choice.weak_set.clone());
+                    trace.final_bank = choice.bank.clone();
+                    trace.candidates = choice.candidates.clone();
+                    trace.chosen_after_epoch = Some(epoch);
                 }
             }
         }

@@ -19,7 +19,7 @@
 //!   `reports.json` — every method's full per-combination metrics;
 //!   `<method>/mining.json` — MAR's mining rounds and weak set.
 
-pub use crate::data::prepare::{
+pub use crate::prepare::{
     LoadedData, PreparedData, TaskData, prepare_data, prepare_manifest, prepare_seg_data,
 };
 pub use crate::stage::{
@@ -33,11 +33,13 @@ use crate::error::{CoreError, Result};
 use crate::fsutil::write_atomic;
 use crate::losses::mad::MadReduction;
 use crate::mining::{MiningRecord, MiningTrace};
-use crate::mmanet::{MadTerm, MarTerm, MiningSplit};
+use crate::mmanet::{MadTerm, MarTerm};
+use crate::mmanet_settings::MiningSplit;
 use crate::modality::{ModalitySet, all_combinations};
 use crate::report::{ComparisonTable, EvalReport, comparison_tables, paired_tables};
 use crate::store::{FolderStore, RunStore};
 use crate::task::Task;
+use crate::train::EpochSummary;
 use burn::prelude::*;
 use std::path::PathBuf;
 
@@ -284,7 +286,7 @@ pub async fn run_task_experiment_in<T: Task>(
         let spec = method_stage::<T>(cfg, method, &teacher, n, device);
         let (model, meta) = run_stage(spec, &ctx, store, sink).await?;
         reports.push(eval_on(&model, &combos, method.label()).await?);
-        if let Some(trace) = MiningTrace::from_history(&meta.history) {
+        if let Some(trace) = MiningTrace::from_events(EpochSummary::mining_events(&meta.history)) {
             let record = MiningRecord {
                 method: method.label().to_string(),
                 trace,

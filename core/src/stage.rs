@@ -5,11 +5,12 @@
 
 use crate::checkpoint::StageCheckpoint;
 use crate::config::{ExperimentConfig, StageConfig};
-use crate::data::prepare::TaskData;
 use crate::error::{CoreError, Result};
+use crate::prepare::TaskData;
 use crate::store::RunStore;
+use crate::task::LossTerm;
 use crate::task::Task;
-use crate::train::{LossTerm, StageTrainer, TrainEvent, module_from_bytes, module_to_bytes_async};
+use crate::train::{StageTrainer, TrainEvent, module_from_bytes, module_to_bytes_async};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 

@@ -4,7 +4,8 @@
 //! training batch, or the end-of-epoch validation, and reports a [`TrainEvent`].
 //!
 //! Every read of a device value is asynchronous (`into_data_async`), so the loop never blocks
-//! the browser's thread. Extra loss terms (MMANet's MAD and MAR) plug in through [`LossTerm`].
+//! the browser's thread. Extra loss terms (MMANet's MAD and MAR) plug in through
+//! [`LossTerm`](crate::task::LossTerm).
 
 use crate::config::{SelectBy, StageConfig};
 use crate::dropout::{DropoutMode, ModalityDropout};
@@ -15,84 +16,16 @@ use crate::modality::{ModalitySet, all_combinations};
 use crate::optim::{MomentumHandle, make_cycled_optimizer, make_optimizer};
 use crate::report::TableMetric;
 use crate::schedule::LrSchedule;
-use crate::task::Task;
+use crate::task::{LossContext, LossTerm, Task};
 use burn::optim::{GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
-use burn::tensor::activation::log_softmax;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
-
-/// Per-sample cross-entropy `−log softmax(z)[y]`, shape `[B]`.
-pub fn cross_entropy_per_sample(logits: Tensor<2>, labels: Tensor<1, Int>) -> Tensor<1> {
-    let [b, _] = logits.dims();
-    let logp = log_softmax(logits, 1);
-    logp.gather(1, labels.reshape([b, 1])).reshape([b]).neg()
-}
-
-/// Everything a loss term may look at during one training step.
-pub struct LossContext<'a, T: Task> {
-    /// The student's forward output.
-    pub output: &'a T::Output,
-    /// The batch inputs (for a teacher's forward pass).
-    pub inputs: &'a T::Inputs,
-    /// The batch targets (labels, label maps).
-    pub targets: &'a T::Targets,
-    /// Per-sample combinations drawn for this step.
-    pub masks: &'a [ModalitySet],
-    /// The current epoch (0-based).
-    pub epoch: usize,
-}
-
-/// An extra term of the training loss (MAD, MAR, …), added as `weight × value`.
-pub trait LossTerm<T: Task>: Send {
-    /// Short name shown in progress and plots (`mad`, `mar`).
-    fn name(&self) -> &str;
-    /// The weight of this term in the total loss.
-    fn weight(&self) -> f64;
-    /// The term's value for this step, or `None` when it is off (e.g. during warm-up).
-    fn compute(&mut self, ctx: &LossContext<'_, T>) -> Option<Tensor<1>>;
-    /// Combinations whose predictions on the mining split the term needs after `epoch`
-    /// (MAR's contrastive ranking); empty for none.
-    fn mining_request(&self, _epoch: usize) -> Vec<ModalitySet> {
-        Vec::new()
-    }
-    /// Receives what the trainer measured on the mining split for the combinations of
-    /// [`LossTerm::mining_request`]; returns the round it recorded.
-    fn on_mining(&mut self, _epoch: usize, _evidence: MiningEvidence) -> Option<MiningEvent> {
-        None
-    }
-    /// Called at the end of every epoch (after any mining); may report the weak set.
-    fn end_of_epoch(&mut self, _epoch: usize) -> Option<MiningEvent> {
-        None
-    }
-    /// State to keep in checkpoints (a mining memory bank, …).
-    fn state(&self) -> Option<serde_json::Value> {
-        None
-    }
-    /// Restores [`LossTerm::state`].
-    fn restore_state(&mut self, _state: serde_json::Value) -> Result<()> {
-        Ok(())
-    }
-}
-
-/// What the trainer measured on the mining split, per requested combination.
-#[derive(Clone, Debug, PartialEq)]
-pub enum MiningEvidence {
-    /// Classification: each combination's class probabilities (`samples × classes`, row-major).
-    Probabilities {
-        /// One block per combination.
-        rows: Vec<Vec<f32>>,
-        /// Number of classes.
-        classes: usize,
-    },
-    /// Segmentation: each combination's mIoU.
-    Miou(Vec<f64>),
-}
 
 /// What one call of [`StageTrainer::step`] did.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -162,6 +95,16 @@ pub struct EpochSummary {
     /// What the loss terms reported this epoch (MAR mining rounds, the weak set), by term name.
     #[serde(default)]
     pub reports: Vec<(String, MiningEvent)>,
+}
+
+impl EpochSummary {
+    /// The mining events of a stage's `history`, each with the epoch that reported it (what
+    /// [`crate::mining::MiningTrace::from_events`] reads).
+    pub fn mining_events(history: &[EpochSummary]) -> impl Iterator<Item = (usize, &MiningEvent)> {
+        history
+            .iter()
+            .flat_map(|e| e.reports.iter().map(move |(_, event)| (e.epoch, event)))
+    }
 }
 
 fn accuracy_metric() -> TableMetric {

@@ -3,6 +3,7 @@
 
 use crate::{assert_close, assert_close_matrix, flat_f64, golden, golden_files};
 use burn::prelude::*;
+use mmanet_core::losses::ce::cross_entropy_per_sample;
 use mmanet_core::losses::mad::MadImpl;
 use mmanet_core::losses::mad::{
     MadReduction, dense_block_row_sums, dense_mad_loss, gram, mad_parts, softmax_entropy,
@@ -17,7 +18,6 @@ use mmanet_core::mining::RoundMeasure;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::model::esanet::FuseCache;
 use mmanet_core::task::segmentation::{dense_mad_levels, pixel_rows};
-use mmanet_core::train::cross_entropy_per_sample;
 use serde_json::Value;
 
 /// f32 tolerance of the project's standard.

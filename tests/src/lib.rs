@@ -101,7 +101,7 @@ pub fn quick_demo_config(
     out: &std::path::Path,
     epochs: usize,
 ) -> mmanet_core::config::ExperimentConfig {
-    let text = include_str!("../../configs/mfeat-demo.toml");
+    let text = mmanet_core::configs::MFEAT_DEMO;
     let mut cfg =
         mmanet_core::config::ExperimentConfig::from_toml(text, "mfeat-demo.toml").unwrap();
     cfg.output_dir = out.to_path_buf();

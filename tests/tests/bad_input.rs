@@ -7,7 +7,7 @@ use mmanet_core::data::csv::{CsvView, LabelColumn, LabelPosition, load_multiview
 use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
 use mmanet_tests::quick_demo_config;
 
-const DEMO: &str = include_str!("../../configs/mfeat-demo.toml");
+const DEMO: &str = mmanet_core::configs::MFEAT_DEMO;
 
 /// Trains `cfg` on `data` on the CPU backend, from scratch.
 fn train(
@@ -194,8 +194,8 @@ fn generated_data_beyond_the_limits_is_refused_at_once() {
 /// README's "Robustness" section lists the ranges.
 #[test]
 fn every_numeric_config_field_is_range_checked() {
-    const SYNTHETIC: &str = include_str!("../../configs/synthetic-antispoof.toml");
-    const SCENES: &str = include_str!("../../configs/scenes-demo.toml");
+    const SYNTHETIC: &str = mmanet_core::configs::SYNTHETIC_ANTISPOOF;
+    const SCENES: &str = mmanet_core::configs::SCENES_DEMO;
     let cases: &[(&str, &str, &str)] = &[
         (DEMO, "teacher.epochs=0", "teacher.epochs"),
         (DEMO, "student.epochs=100001", "student.epochs"),

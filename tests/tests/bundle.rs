@@ -5,7 +5,6 @@
 use burn::prelude::*;
 use mmanet_core::bundle::Bundle;
 use mmanet_core::config::{Method, TaskKind};
-use mmanet_core::data::prepare::LoadedData;
 use mmanet_core::eval::predict_proba;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::pipeline::block_on;
@@ -14,6 +13,7 @@ use mmanet_core::predict::inputs::{
 };
 use mmanet_core::predict::output::{predictions_csv, predictions_json};
 use mmanet_core::predict::{Classifier, load_data_for, tally};
+use mmanet_core::prepare::LoadedData;
 use mmanet_core::runs::load_stage_model;
 use mmanet_core::store::FolderStore;
 use mmanet_tests::{quick_demo_config, train_on_cpu};

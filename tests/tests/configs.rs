@@ -1,4 +1,5 @@
-//! Every shipped config parses and validates; the shipped manifest parses.
+//! Every shipped config parses and validates; the shipped manifest parses; the embedded list
+//! (`mmanet_core::configs::ALL`) is the folder's.
 
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::data::manifest::read_manifest;
@@ -11,9 +12,14 @@ fn shipped_configs_are_valid() {
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if !name.ends_with(".toml") {
+        // the folder is also the `mmanet-configs` crate
+        if !name.ends_with(".toml") || name == "Cargo.toml" {
             continue;
         }
+        let embedded = mmanet_core::configs::by_name(&name)
+            .unwrap_or_else(|| panic!("{name} is missing from configs/lib.rs's ALL"));
+        let on_disk = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(embedded, on_disk, "{name}: the embedded text is the file's");
         if name.contains("manifest") {
             read_manifest(&path).unwrap_or_else(|e| panic!("{name}: {e}"));
         } else {
@@ -22,6 +28,23 @@ fn shipped_configs_are_valid() {
         }
     }
     assert!(n >= 4, "found {n} experiment configs");
+    let files = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|e| {
+            let name = e
+                .as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .to_string();
+            name.ends_with(".toml") && name != "Cargo.toml"
+        })
+        .count();
+    assert_eq!(
+        mmanet_core::configs::ALL.len(),
+        files,
+        "ALL lists every shipped config"
+    );
 }
 
 /// `mmanet.mad_impl` is read from configs and `--set`, defaults to `auto`, rejects unknown
@@ -47,7 +70,7 @@ fn mad_impl_setting() {
 
 #[test]
 fn a_shorter_run_pulls_the_warm_up_inside_it() {
-    use mmanet_core::mmanet::{MmanetConfig, mining_epochs_before, warmup_for};
+    use mmanet_core::mmanet_settings::{MmanetConfig, mining_epochs_before, warmup_for};
     let official = MmanetConfig::default();
     assert_eq!(official.warmup_epochs, 5);
     // it fits 30 epochs: untouched

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
 
-const DEMO: &str = include_str!("../../configs/mfeat-demo.toml");
+const DEMO: &str = mmanet_core::configs::MFEAT_DEMO;
 
 use mmanet_tests::{quick_demo_config as quick_config, train_on_cpu};
 

@@ -21,8 +21,8 @@ use proptest::test_runner::{Config, TestRunner};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::Path;
 
-const DEMO: &str = include_str!("../../configs/mfeat-demo.toml");
-const SURF: &str = include_str!("../../configs/casia-surf-manifest.toml");
+const DEMO: &str = mmanet_core::configs::MFEAT_DEMO;
+const SURF: &str = mmanet_core::configs::CASIA_SURF_MANIFEST;
 const BUNDLE: &[u8] = include_bytes!("../../app/assets/mfeat-mmanet.mmanet");
 
 fn cases() -> u32 {

@@ -7,7 +7,7 @@ use mmanet_core::config::{ExperimentConfig, Method};
 use mmanet_core::mining::RoundMeasure;
 use mmanet_core::modality::ModalitySet;
 
-const DEMO: &str = include_str!("../../configs/mfeat-demo.toml");
+const DEMO: &str = mmanet_core::configs::MFEAT_DEMO;
 
 fn config(out: &std::path::Path) -> ExperimentConfig {
     let mut cfg = mmanet_tests::quick_demo_config(out, 6);
@@ -120,9 +120,10 @@ fn inconsistent_mmanet_settings_are_rejected() {
 
 #[test]
 fn mar_mining_state_survives_a_checkpoint() {
-    use mmanet_core::mmanet::{MarTerm, MmanetConfig};
+    use mmanet_core::mmanet::MarTerm;
+    use mmanet_core::mmanet_settings::MmanetConfig;
     use mmanet_core::task::Classification;
-    use mmanet_core::train::{LossTerm, MiningEvidence};
+    use mmanet_core::task::{LossTerm, MiningEvidence};
     let cfg = MmanetConfig {
         warmup_epochs: 3,
         mining_epochs: vec![1, 2],

@@ -41,7 +41,10 @@ fn a_run_folder_reads_back_whole() {
 
     // MMANet's mining: one round per mining epoch, then the weak set after the warm-up
     let (_, meta) = &record.stages[2];
-    let trace = mmanet_core::mining::MiningTrace::from_history(&meta.history).expect("mined");
+    let trace = mmanet_core::mining::MiningTrace::from_events(
+        mmanet_core::train::EpochSummary::mining_events(&meta.history),
+    )
+    .expect("mined");
     assert_eq!(
         trace.rounds.iter().map(|r| r.epoch).collect::<Vec<_>>(),
         [0, 1]
@@ -69,7 +72,12 @@ fn a_run_folder_reads_back_whole() {
             .map(|s| s.long_label(&names))
             .collect::<Vec<_>>()
     );
-    assert!(mmanet_core::mining::MiningTrace::from_history(&record.stages[1].1.history).is_none());
+    assert!(
+        mmanet_core::mining::MiningTrace::from_events(
+            mmanet_core::train::EpochSummary::mining_events(&record.stages[1].1.history)
+        )
+        .is_none()
+    );
 
     // a loaded model scores exactly what the run reported
     let device = Device::flex();

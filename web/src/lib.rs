@@ -61,7 +61,7 @@ fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOp
         settings.epochs = e as usize;
         // as `mmanet demo --epochs`: a warm-up that fits inside the run
         if settings.epochs >= 3 && settings.warmup_epochs + 1 >= settings.epochs {
-            settings.warmup_epochs = mmanet_core::mmanet::warmup_for(settings.epochs);
+            settings.warmup_epochs = mmanet_core::mmanet_settings::warmup_for(settings.epochs);
         }
     }
     if let Some(n) = number("scenes") {

@@ -245,7 +245,7 @@ impl DemoScript {
                 app.settings = Settings {
                     methods: vec![Method::SfMd, Method::Mmanet],
                     epochs: self.opts.epochs,
-                    warmup_epochs: mmanet_core::mmanet::warmup_for(self.opts.epochs),
+                    warmup_epochs: mmanet_core::mmanet_settings::warmup_for(self.opts.epochs),
                     output_dir: self.opts.output_dir.clone(),
                     device: self.opts.device,
                     ..settings

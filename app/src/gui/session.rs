@@ -89,7 +89,7 @@ impl StageLog {
 
     /// The mining this stage did, if it mined.
     pub fn mining(&self) -> Option<MiningTrace> {
-        MiningTrace::from_history(&self.summaries)
+        MiningTrace::from_events(EpochSummary::mining_events(&self.summaries))
     }
 }
 

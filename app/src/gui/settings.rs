@@ -6,7 +6,7 @@ use mmanet_core::data::manifest::read_manifest;
 use mmanet_core::data::scenes::ScenesConfig;
 use mmanet_core::data::synthetic::SyntheticConfig;
 use mmanet_core::device::DeviceChoice;
-use mmanet_core::mmanet::mining_epochs_before;
+use mmanet_core::mmanet_settings::mining_epochs_before;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
@@ -70,12 +70,10 @@ impl Preset {
     /// The config text (bundled into the binary).
     pub fn text(self) -> &'static str {
         match self {
-            Preset::MfeatDemo => include_str!("../../../configs/mfeat-demo.toml"),
-            Preset::MfeatPixImage => include_str!("../../../configs/mfeat-pix-image.toml"),
-            Preset::SyntheticAntispoof => {
-                include_str!("../../../configs/synthetic-antispoof.toml")
-            }
-            Preset::ScenesDemo => include_str!("../../../configs/scenes-demo.toml"),
+            Preset::MfeatDemo => mmanet_core::configs::MFEAT_DEMO,
+            Preset::MfeatPixImage => mmanet_core::configs::MFEAT_PIX_IMAGE,
+            Preset::SyntheticAntispoof => mmanet_core::configs::SYNTHETIC_ANTISPOOF,
+            Preset::ScenesDemo => mmanet_core::configs::SCENES_DEMO,
         }
     }
 

@@ -308,11 +308,8 @@ fn tables_mark_each_methods_best_and_worst_combination() {
 
 #[test]
 fn the_explorer_shows_the_deployment_network_sf_md_and_the_teacher() {
-    let mut cfg = ExperimentConfig::from_toml(
-        include_str!("../../../configs/mfeat-demo.toml"),
-        "mfeat-demo.toml",
-    )
-    .unwrap();
+    let mut cfg =
+        ExperimentConfig::from_toml(mmanet_core::configs::MFEAT_DEMO, "mfeat-demo.toml").unwrap();
     cfg.methods = vec![Method::Sf, Method::SfMd, Method::Mad, Method::Mmanet];
     let labels: Vec<String> = explorer_models(&cfg).into_iter().map(|m| m.label).collect();
     assert_eq!(labels, ["MMANet", "SF-MD", "Teacher (all modalities)"]);
@@ -449,11 +446,8 @@ fn the_predictor_answers_for_test_samples_and_loaded_samples_alike() {
     use super::predictor::{LOADED_SAMPLE, Predictor, PredictorReply, PredictorRequest};
     use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
     let dir = tempfile::tempdir().unwrap();
-    let mut cfg = ExperimentConfig::from_toml(
-        include_str!("../../../configs/mfeat-demo.toml"),
-        "mfeat-demo.toml",
-    )
-    .unwrap();
+    let mut cfg =
+        ExperimentConfig::from_toml(mmanet_core::configs::MFEAT_DEMO, "mfeat-demo.toml").unwrap();
     cfg.output_dir = dir.path().to_path_buf();
     cfg.methods = vec![Method::SfMd];
     cfg.set_epochs(1).unwrap();

@@ -6,13 +6,11 @@
 //! * [`Batch`] and [`make_batch`] turn sample indices into a dense batch for the model;
 //! * [`rgbd`]: RGB-D segmentation scenes, their preprocessing and augmentation, and
 //!   [`scenes`], a synthetic RGB-D scene generator, and [`rgbd_trees`], NYUv2 and Cityscapes;
-//! * [`prepare`] assembles a config's data and split for either task.
 
 pub mod csv;
 pub mod imagelist;
 pub mod manifest;
 pub mod mfeat;
-pub mod prepare;
 pub mod rgbd;
 pub mod rgbd_trees;
 pub mod scenes;
@@ -49,6 +47,27 @@ pub fn check_generated_size(field: &str, samples: usize, bytes_per_sample: u64) 
 
 /// The largest image side an image-list dataset may ask for.
 pub const MAX_IMAGE_SIDE: usize = 4096;
+
+/// The segmentation network's input-size rule, checked where scene sizes are read: at most
+/// [`MAX_IMAGE_SIDE`] a side, and multiples of 32 (ESANet's decoder doubles 1/32 back up to
+/// full size).
+pub fn check_input_size(height: usize, width: usize, field: &str) -> Result<()> {
+    if height > MAX_IMAGE_SIDE || width > MAX_IMAGE_SIDE {
+        return Err(CoreError::config(
+            field,
+            format!("at most {} px a side, got {height}×{width}", MAX_IMAGE_SIDE),
+        ));
+    }
+    if height == 0 || width == 0 || !height.is_multiple_of(32) || !width.is_multiple_of(32) {
+        return Err(CoreError::config(
+            field,
+            format!(
+                "the segmentation network needs a height and width divisible by 32, got {height}×{width}"
+            ),
+        ));
+    }
+    Ok(())
+}
 
 /// The shape of one modality's sample.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -144,7 +144,7 @@ impl RgbdTree {
             ("rgbd.train_size", train_size),
             ("rgbd.eval_size", eval_size),
         ] {
-            crate::model::esanet::check_input_size(h, w, field)?;
+            crate::data::check_input_size(h, w, field)?;
         }
         let scale = cfg.scale.unwrap_or(scale);
         if !scale

@@ -111,7 +111,7 @@ impl ScenesConfig {
                 ),
             ));
         }
-        crate::model::esanet::check_input_size(self.height, self.width, "data.scenes.height")?;
+        crate::data::check_input_size(self.height, self.width, "data.scenes.height")?;
         // RGB (3 bytes), depth (f32) and a label byte per pixel
         super::check_generated_size(
             "data.scenes.scenes",

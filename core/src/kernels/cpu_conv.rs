@@ -35,6 +35,8 @@ use burn::tensor::ops::ConvOptions;
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
+use super::cpu_gemm::gemm_f32;
+
 /// Samples are split into at most this many chunks for the weight gradient, whatever the
 /// thread count, so its sums are added in the same order on any machine setting.
 const WEIGHT_GRAD_CHUNKS: usize = 8;
@@ -276,47 +278,6 @@ fn with_col<R>(g: &Geometry, x_b: &[f32], f: impl FnOnce(&[f32]) -> R) -> R {
         g.im2col(x_b, col);
         f(col)
     })
-}
-
-/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, each given with its row and column strides.
-#[allow(clippy::too_many_arguments)]
-fn gemm_f32(
-    m: usize,
-    n: usize,
-    k: usize,
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_strides: [isize; 2],
-    rhs: &[f32],
-    rhs_strides: [isize; 2],
-) {
-    debug_assert!(dst.len() >= m * n);
-    // SAFETY: `dst` is m×n row-major and holds m·n elements; the caller's strides keep every
-    // read of `lhs` (m×k) and `rhs` (k×n) inside their slices.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_strides[1],
-            lhs_strides[0],
-            rhs.as_ptr(),
-            rhs_strides[1],
-            rhs_strides[0],
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
 }
 
 /// The geometry of `x` (`[B, C_in, H, W]`) convolved with `weight` into an output of

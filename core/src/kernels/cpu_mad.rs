@@ -27,6 +27,7 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::cpu_conv::runs_on_flex;
+use super::cpu_gemm::gemm_f32;
 
 /// Rows of the batch per block: a sixteenth of the batch, 16 to 512 rows. It depends on the
 /// batch size only (not on the thread count), so the loss's summation order is fixed; large
@@ -59,45 +60,6 @@ pub trait CpuMadOps: Backend {
     ) -> (FloatTensor<Self>, FloatTensor<Self>);
 }
 
-/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, strides as `[row, column]`.
-#[allow(clippy::too_many_arguments)]
-fn gemm_f32(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [f32],
-    accumulate: bool,
-    lhs: &[f32],
-    lhs_strides: [isize; 2],
-    rhs: &[f32],
-    rhs_strides: [isize; 2],
-) {
-    debug_assert!(dst.len() >= m * n);
-    // SAFETY: `dst` is m×n row-major; the callers' strides keep every read of `lhs` (m×k) and
-    // `rhs` (k×n) inside their slices.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            accumulate,
-            lhs.as_ptr(),
-            lhs_strides[1],
-            lhs_strides[0],
-            rhs.as_ptr(),
-            rhs_strides[1],
-            rhs_strides[0],
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
-    }
-}
-
 /// The sizes and values of one relation loss.
 struct Relation<'a> {
     n: usize,
@@ -114,7 +76,9 @@ impl Relation<'_> {
         let (n, d) = (self.n, self.d);
         // F_rows (r × D) · Fᵀ (D × N; F is N × D row-major)
         gemm_f32(
-            (rows.len(), n, d),
+            rows.len(),
+            n,
+            d,
             out,
             false,
             &f[rows.start * d..],
@@ -211,11 +175,12 @@ impl Relation<'_> {
             .for_each(|(b, out)| {
                 let i0 = b * rows;
                 let r = out.len() / d.max(1);
-                let dims = (r, d, n);
                 let s = self.student;
                 // Ĝ[i0.., :] (r × N) · S (N × D)
                 gemm_f32(
-                    dims,
+                    r,
+                    d,
+                    n,
                     out,
                     false,
                     &g_hat[i0 * n..],
@@ -225,7 +190,9 @@ impl Relation<'_> {
                 );
                 // (Ĝ[:, i0..])ᵀ (r × N, read down Ĝ's columns) · S
                 gemm_f32(
-                    dims,
+                    r,
+                    d,
+                    n,
                     out,
                     true,
                     &g_hat[i0..],

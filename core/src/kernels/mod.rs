@@ -1,8 +1,9 @@
-//! Hand-written WGSL kernels for MAD (spec §1.6 and §2) on the wgpu backend, and a CPU
-//! convolution and batch norm for Burn's `flex` backend ([`cpu_conv`], [`conv2d`];
-//! [`cpu_norm`], [`batch_norm`]).
+//! Hand-written WGSL kernels for MAD (spec §1.6 and §2) on the wgpu backend, and CPU kernels
+//! for Burn's `flex` backend: the convolution ([`cpu_conv`], [`conv2d`]), batch norm
+//! ([`cpu_norm`], [`batch_norm`]) and MAD ([`cpu_mad`]).
 //!
-//! The shaders live in the workspace's `shaders/` folder. They are plugged into Burn as a
+//! The shaders live in the workspace's `shaders/` folder, the `mmanet-shaders` crate, which
+//! embeds them as strings. They are plugged into Burn as a
 //! backend extension ([`MadKernelOps`]): the `CubeBackend` implementation launches them
 //! ([`wgsl`]), the `Fusion` wrapper is generated, and the `Autodiff` implementation below
 //! registers a hand-written backward pass so the kernels take part in training like any other
@@ -19,6 +20,10 @@ mod wgsl;
 /// The CPU convolution with an im2col + GEMM backward pass (native targets).
 #[cfg(not(target_family = "wasm"))]
 pub mod cpu_conv;
+
+/// The f32 matrix product of the CPU kernels (native targets).
+#[cfg(not(target_family = "wasm"))]
+mod cpu_gemm;
 
 /// The MAD relation loss and its gradient on the CPU (native targets).
 #[cfg(not(target_family = "wasm"))]

@@ -47,19 +47,21 @@ impl KernelSource for Shader {
     }
 }
 
+/// A shader by its name and its source in `mmanet-shaders` (the `shaders/` folder), with the
+/// shared source appended when compiled (`+`).
 macro_rules! shader {
-    ($name:literal) => {
+    ($name:literal, $text:ident) => {
         Shader {
             name: $name,
-            text: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
+            text: mmanet_shaders::$text,
             common: None,
         }
     };
-    ($name:literal + $common:literal) => {
+    ($name:literal, $text:ident + $common:ident) => {
         Shader {
             name: $name,
-            text: include_str!(concat!("../../../shaders/", $name, ".wgsl")),
-            common: Some(include_str!(concat!("../../../shaders/", $common, ".wgsl"))),
+            text: mmanet_shaders::$text,
+            common: Some(mmanet_shaders::$common),
         }
     };
 }
@@ -220,7 +222,7 @@ impl RelationInputs {
             let info = rows_info(student, self.layout, rows);
             launch(
                 student,
-                shader!("mad_rows" + "mad_rows_common"),
+                shader!("mad_rows", MAD_ROWS + MAD_ROWS_COMMON),
                 per_row(rows.len()),
                 vec![
                     gram_s.handle.clone(),
@@ -234,7 +236,7 @@ impl RelationInputs {
             let gg = empty(student, Shape::new([rows.len(), n]));
             launch(
                 student,
-                shader!("mad_grad_rows" + "mad_rows_common"),
+                shader!("mad_grad_rows", MAD_GRAD_ROWS + MAD_ROWS_COMMON),
                 per_row(rows.len()),
                 vec![
                     gram_s.handle.clone(),
@@ -250,7 +252,7 @@ impl RelationInputs {
                 let sym = empty(student, Shape::new([n, n]));
                 launch(
                     student,
-                    shader!("mad_grad_sym"),
+                    shader!("mad_grad_sym", MAD_GRAD_SYM),
                     per_element(n * n),
                     vec![
                         gg.handle.clone(),
@@ -275,7 +277,7 @@ impl RelationInputs {
         let loss = empty(student, Shape::new([1]));
         launch(
             student,
-            shader!("mad_sum"),
+            shader!("mad_sum", MAD_SUM),
             CubeCount::Static(1, 1, 1),
             vec![
                 row_loss.handle.clone(),
@@ -305,7 +307,7 @@ impl MadKernelOps for CubeBackend {
         let out = empty(&logits, Shape::new([n]));
         launch(
             &logits,
-            shader!("mad_entropy"),
+            shader!("mad_entropy", MAD_ENTROPY),
             CubeCount::Static(1, 1, 1),
             vec![
                 logits.handle.clone(),

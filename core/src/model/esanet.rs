@@ -167,28 +167,6 @@ impl SegModelConfig {
     }
 }
 
-/// Input sizes must be multiples of 32 (the decoder doubles 1/32 back up to full size).
-pub fn check_input_size(height: usize, width: usize, field: &str) -> Result<()> {
-    if height > crate::data::MAX_IMAGE_SIDE || width > crate::data::MAX_IMAGE_SIDE {
-        return Err(CoreError::config(
-            field,
-            format!(
-                "at most {} px a side, got {height}×{width}",
-                crate::data::MAX_IMAGE_SIDE
-            ),
-        ));
-    }
-    if height == 0 || width == 0 || !height.is_multiple_of(32) || !width.is_multiple_of(32) {
-        return Err(CoreError::config(
-            field,
-            format!(
-                "the segmentation network needs a height and width divisible by 32, got {height}×{width}"
-            ),
-        ));
-    }
-    Ok(())
-}
-
 /// PyTorch's `kaiming_normal_(mode="fan_out", nonlinearity="relu")` (torchvision ResNet init).
 fn kaiming_fan_out() -> Initializer {
     Initializer::KaimingNormal {
@@ -767,7 +745,7 @@ impl EsaNet {
                 format!("segmentation needs at least 2 classes, got {classes}"),
             ));
         }
-        check_input_size(train_size[0], train_size[1], "train_size")?;
+        crate::data::check_input_size(train_size[0], train_size[1], "train_size")?;
         let arch = config.arch();
         let e = arch.block.expansion();
         let enc: Vec<usize> = std::iter::once(arch.planes[0])

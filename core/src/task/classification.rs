@@ -7,12 +7,13 @@ use crate::config::ExperimentConfig;
 use crate::data::{MultimodalSource, make_batch};
 use crate::error::{CoreError, Result};
 use crate::eval::{evaluate, predict_proba};
+use crate::losses::ce::cross_entropy_per_sample;
 use crate::losses::mad::{MadImpl, MadReduction, mad_loss, mad_loss_kernels};
 use crate::losses::mar::{MarLossMode, mar_loss};
 use crate::modality::ModalitySet;
 use crate::model::{ModalityInput, MultimodalNet, NetOutput, label_tensor, mask_tensor};
 use crate::report::{EvalReport, TableMetric};
-use crate::train::{LossContext, MiningEvidence, cross_entropy_per_sample};
+use crate::task::{LossContext, MiningEvidence};
 use burn::prelude::*;
 use rand::rngs::StdRng;
 

@@ -14,36 +14,21 @@
 
 pub mod classification;
 pub mod segmentation;
+pub mod terms;
 
 pub use classification::Classification;
 pub use segmentation::Segmentation;
+pub use terms::{LossContext, LossTerm, MiningEvidence};
 
 use crate::config::ExperimentConfig;
 use crate::error::Result;
 use crate::losses::mad::{MadImpl, MadReduction};
 use crate::losses::mar::MarLossMode;
+use crate::mmanet_settings::TeacherNorm;
 use crate::modality::ModalitySet;
 use crate::report::{EvalReport, TableMetric};
-use crate::train::{LossContext, MiningEvidence};
 use burn::prelude::*;
 use rand::rngs::StdRng;
-
-/// How the frozen teacher's BatchNorm layers normalise while distilling.
-#[derive(
-    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, Default, Hash,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum TeacherNorm {
-    /// As the released code of each task: running statistics for classification (the teacher
-    /// is in eval mode), batch statistics for segmentation (the teacher is never put in eval
-    /// mode there).
-    #[default]
-    Official,
-    /// Running statistics (eval mode).
-    Running,
-    /// Batch statistics (train mode, under no gradient).
-    Batch,
-}
 
 /// One task of the paper, as the training pipeline sees it.
 pub trait Task: Sized + Send + 'static {

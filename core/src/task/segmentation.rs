@@ -17,7 +17,7 @@ use crate::modality::ModalitySet;
 use crate::model::esanet::{EsaNet, FuseCache, SegOutput, bilinear};
 use crate::model::mask_tensor;
 use crate::report::{CombinationResult, EvalReport, SegScores, TableMetric};
-use crate::train::{LossContext, MiningEvidence};
+use crate::task::{LossContext, MiningEvidence};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 use burn::tensor::module::adaptive_avg_pool2d;
