@@ -138,16 +138,7 @@ impl From<MadImplArg> for MadImpl {
 enum Command {
     /// The main job: on the bundled mfeat data (or, with `--task seg`, synthetic RGB-D scenes),
     /// train the teacher and the methods and print the per-combination comparison table.
-    Demo {
-        #[command(flatten)]
-        run: RunArgs,
-        /// Which task's demo.
-        #[arg(long, value_enum, default_value = "cls")]
-        task: DemoTask,
-        /// Override the number of epochs of every stage (quick look).
-        #[arg(long)]
-        epochs: Option<usize>,
-    },
+    Demo(DemoArgs),
     /// Train the teacher and every method of a config, then evaluate and write the tables.
     Train {
         /// Experiment config (TOML).
@@ -197,32 +188,7 @@ enum Command {
         command: DataCommand,
     },
     /// The desktop app: choose data, train, watch the mining, toggle modalities.
-    Gui {
-        /// Click through a tiny run (mfeat, SF-MD and MMANet), save a screenshot of every
-        /// panel and exit; non-zero exit status when a step fails (used by the tests).
-        #[arg(long)]
-        demo_script: bool,
-        /// Folder for the demo script's screenshots.
-        #[arg(long, default_value = "screenshots")]
-        screenshot_dir: PathBuf,
-        /// Epochs of each stage in the demo script.
-        #[arg(long, default_value_t = 4)]
-        script_epochs: usize,
-        /// Output folder of the demo script's run.
-        #[arg(long, default_value = "runs")]
-        script_output: PathBuf,
-        /// The demo script's training device.
-        #[arg(long, value_enum, default_value = "auto")]
-        script_device: DeviceArg,
-        /// The demo script's data: mfeat classification, synthetic anti-spoofing images or
-        /// synthetic RGB-D segmentation.
-        #[arg(long, value_enum, default_value = "cls")]
-        script_task: ScriptTask,
-        /// Render the window on Burn's wgpu device, so display and training share one GPU
-        /// device (`auto`: when a hardware GPU is found; `on`: even a software adapter).
-        #[arg(long, value_enum, default_value = "auto")]
-        gpu_sharing: gui::GpuSharing,
-    },
+    Gui(GuiArgs),
 }
 
 #[derive(Subcommand)]
@@ -244,76 +210,13 @@ enum ExperimentCommand {
 #[derive(Subcommand)]
 enum BenchCommand {
     /// MAD forward + backward at the classification and segmentation shapes (median per step).
-    Mad {
-        /// Compute device.
-        #[arg(long, value_enum, default_value = "auto")]
-        device: DeviceArg,
-        /// Shapes to time.
-        #[arg(long, value_enum, default_value = "cls")]
-        shape: bench::BenchShape,
-        /// Untimed iterations per case first (shader compilation, autotuning).
-        #[arg(long, default_value_t = 5)]
-        warmup: usize,
-        /// Timed iterations per case.
-        #[arg(long, default_value_t = 10)]
-        iters: usize,
-    },
+    Mad(BenchMadArgs),
     /// Complete training steps (SF-MD, MMANet) and the deployment forward pass of a preset,
     /// on synthetic inputs: median ms per step, samples/s, device memory.
-    Train {
-        /// Compute device.
-        #[arg(long, value_enum, default_value = "auto")]
-        device: DeviceArg,
-        /// Network.
-        #[arg(long, value_enum, default_value = "paper")]
-        preset: bench::TrainPreset,
-        /// Steps to time, comma-separated.
-        #[arg(long, value_enum, value_delimiter = ',', default_values_t = [bench::TrainMethod::SfMd, bench::TrainMethod::Mmanet])]
-        method: Vec<bench::TrainMethod>,
-        /// Samples per step.
-        #[arg(long, default_value_t = 64)]
-        batch: usize,
-        /// Image side in pixels (convnet presets).
-        #[arg(long, default_value_t = 112)]
-        size: usize,
-        /// Scene height in pixels (seg-… presets; a multiple of 32).
-        #[arg(long, default_value_t = 192)]
-        height: usize,
-        /// Scene width in pixels (seg-… presets; a multiple of 32).
-        #[arg(long, default_value_t = 256)]
-        width: usize,
-        /// Untimed steps per case first (compilation, autotuning).
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        /// Timed steps per case.
-        #[arg(long, default_value_t = 10)]
-        iters: usize,
-        /// Also write the rows as JSON to this file.
-        #[arg(long)]
-        json: Option<PathBuf>,
-    },
+    Train(BenchTrainArgs),
     /// Samples per second of deployment networks (the mfeat MLP, ResNet-18-SE `small` and
     /// `paper`, or a bundle's) at each batch size, inputs uploaded and probabilities read back.
-    Predict {
-        /// Compute device.
-        #[arg(long, value_enum, default_value = "auto")]
-        device: DeviceArg,
-        /// Which networks.
-        #[arg(long, value_enum, default_value = "all")]
-        nets: bench::PredictNets,
-        /// Time this bundle's network instead.
-        #[arg(long)]
-        model: Option<PathBuf>,
-        /// Batch sizes, comma-separated.
-        #[arg(long, value_delimiter = ',', default_values_t = [1, 64])]
-        batch: Vec<usize>,
-        /// Untimed iterations per case first.
-        #[arg(long, default_value_t = 3)]
-        warmup: usize,
-        /// Timed iterations per case.
-        #[arg(long, default_value_t = 10)]
-        iters: usize,
-    },
+    Predict(BenchPredictArgs),
 }
 
 #[derive(Subcommand)]
@@ -324,6 +227,123 @@ enum DataCommand {
         /// The manifest (TOML).
         manifest: PathBuf,
     },
+}
+
+/// The `demo` command's arguments.
+#[derive(clap::Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Which task's demo.
+    #[arg(long, value_enum, default_value = "cls")]
+    task: DemoTask,
+    /// Override the number of epochs of every stage (quick look).
+    #[arg(long)]
+    epochs: Option<usize>,
+}
+
+/// The `gui` command's arguments.
+#[derive(clap::Args)]
+struct GuiArgs {
+    /// Click through a tiny run (mfeat, SF-MD and MMANet), save a screenshot of every
+    /// panel and exit; non-zero exit status when a step fails (used by the tests).
+    #[arg(long)]
+    demo_script: bool,
+    /// Folder for the demo script's screenshots.
+    #[arg(long, default_value = "screenshots")]
+    screenshot_dir: PathBuf,
+    /// Epochs of each stage in the demo script.
+    #[arg(long, default_value_t = 4)]
+    script_epochs: usize,
+    /// Output folder of the demo script's run.
+    #[arg(long, default_value = "runs")]
+    script_output: PathBuf,
+    /// The demo script's training device.
+    #[arg(long, value_enum, default_value = "auto")]
+    script_device: DeviceArg,
+    /// The demo script's data: mfeat classification, synthetic anti-spoofing images or
+    /// synthetic RGB-D segmentation.
+    #[arg(long, value_enum, default_value = "cls")]
+    script_task: ScriptTask,
+    /// Render the window on Burn's wgpu device, so display and training share one GPU
+    /// device (`auto`: when a hardware GPU is found; `on`: even a software adapter).
+    #[arg(long, value_enum, default_value = "auto")]
+    gpu_sharing: gui::GpuSharing,
+}
+
+/// `bench mad`'s arguments.
+#[derive(clap::Args)]
+struct BenchMadArgs {
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// Shapes to time.
+    #[arg(long, value_enum, default_value = "cls")]
+    shape: bench::BenchShape,
+    /// Untimed iterations per case first (shader compilation, autotuning).
+    #[arg(long, default_value_t = 5)]
+    warmup: usize,
+    /// Timed iterations per case.
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+}
+
+/// `bench train`'s arguments.
+#[derive(clap::Args)]
+struct BenchTrainArgs {
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// Network.
+    #[arg(long, value_enum, default_value = "paper")]
+    preset: bench::TrainPreset,
+    /// Steps to time, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = [bench::TrainMethod::SfMd, bench::TrainMethod::Mmanet])]
+    method: Vec<bench::TrainMethod>,
+    /// Samples per step.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Image side in pixels (convnet presets).
+    #[arg(long, default_value_t = 112)]
+    size: usize,
+    /// Scene height in pixels (seg-… presets; a multiple of 32).
+    #[arg(long, default_value_t = 192)]
+    height: usize,
+    /// Scene width in pixels (seg-… presets; a multiple of 32).
+    #[arg(long, default_value_t = 256)]
+    width: usize,
+    /// Untimed steps per case first (compilation, autotuning).
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed steps per case.
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
+    /// Also write the rows as JSON to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+}
+
+/// `bench predict`'s arguments.
+#[derive(clap::Args)]
+struct BenchPredictArgs {
+    /// Compute device.
+    #[arg(long, value_enum, default_value = "auto")]
+    device: DeviceArg,
+    /// Which networks.
+    #[arg(long, value_enum, default_value = "all")]
+    nets: bench::PredictNets,
+    /// Time this bundle's network instead.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 64])]
+    batch: Vec<usize>,
+    /// Untimed iterations per case first.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Timed iterations per case.
+    #[arg(long, default_value_t = 10)]
+    iters: usize,
 }
 
 fn main() {
@@ -369,33 +389,7 @@ fn run() -> Result<()> {
         return Ok(());
     };
     match command {
-        Command::Demo { run, task, epochs } => {
-            let (text, file) = match task {
-                DemoTask::Cls => (DEMO_CONFIG, "configs/mfeat-demo.toml"),
-                DemoTask::Seg => (DEMO_SEG_CONFIG, "configs/scenes-demo.toml"),
-            };
-            let mut cfg = ExperimentConfig::from_toml_with_overrides(text, file, &run.overrides)?;
-            if let Some(e) = epochs {
-                let distils = cfg.methods.iter().any(|m| m.uses_teacher());
-                if distils && cfg.mmanet.fit_warmup(e) {
-                    println!(
-                        "--epochs {e}: MMANet's warm-up is now {} epochs (mining after epochs {:?})",
-                        cfg.mmanet.warmup_epochs, cfg.mmanet.mining_epochs
-                    );
-                }
-                cfg.set_epochs(e).context("--epochs")?;
-            }
-            if matches!(task, DemoTask::Cls) {
-                println!(
-                    "{}",
-                    mmanet_core::data::mfeat::ATTRIBUTION
-                        .lines()
-                        .next()
-                        .unwrap_or("")
-                );
-            }
-            train(cfg, run, RunMode::Train)
-        }
+        Command::Demo(args) => args.run(),
         Command::Train { config, run } => {
             let cfg = ExperimentConfig::load_with_overrides(&config, &run.overrides)?;
             train(cfg, run, RunMode::Train)
@@ -413,127 +407,182 @@ fn run() -> Result<()> {
             ablation(cfg, seeds, run)
         }
         Command::Bench {
-            command:
-                BenchCommand::Mad {
-                    device,
-                    shape,
-                    warmup,
-                    iters,
-                },
-        } => {
-            if iters == 0 {
-                bail!("--iters must be at least 1");
-            }
-            let selected = select_device(device.into())?;
-            println!("device: {}", selected.description);
-            bench::bench_mad(&selected.device, shape, warmup, iters)
-        }
+            command: BenchCommand::Mad(args),
+        } => args.run(),
         Command::Bench {
-            command:
-                BenchCommand::Predict {
-                    device,
-                    nets,
-                    model,
-                    batch,
-                    warmup,
-                    iters,
-                },
-        } => {
-            if iters == 0 {
-                bail!("--iters must be at least 1");
-            }
-            if batch.is_empty() || batch.contains(&0) {
-                bail!("--batch: give batch sizes of at least 1, e.g. 1,64");
-            }
-            let bundle = model
-                .map(|path| -> Result<_> {
-                    let bytes = std::fs::read(&path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    Ok(mmanet_core::bundle::Bundle::from_bytes(
-                        &bytes,
-                        &path.display().to_string(),
-                    )?)
-                })
-                .transpose()?;
-            let selected = select_device(device.into())?;
-            println!("device: {}", selected.description);
-            bench::bench_predict(
-                &selected.device,
-                nets,
-                bundle.as_ref(),
-                &batch,
-                warmup,
-                iters,
-            )
-        }
+            command: BenchCommand::Predict(args),
+        } => args.run(),
         Command::Bench {
-            command:
-                BenchCommand::Train {
-                    device,
-                    preset,
-                    method,
-                    batch,
-                    size,
-                    height,
-                    width,
-                    warmup,
-                    iters,
-                    json,
-                },
-        } => {
-            if iters == 0 {
-                bail!("--iters must be at least 1");
-            }
-            if batch == 0 || batch > mmanet_core::config::MAX_BATCH {
-                bail!(
-                    "--batch must be 1..={}, got {batch}",
-                    mmanet_core::config::MAX_BATCH
-                );
-            }
-            if !(32..=mmanet_core::data::MAX_IMAGE_SIDE).contains(&size) {
-                bail!(
-                    "--size must be 32..={} px, got {size}",
-                    mmanet_core::data::MAX_IMAGE_SIDE
-                );
-            }
-            for (name, side) in [("--height", height), ("--width", width)] {
-                if side % 32 != 0 || !(32..=mmanet_core::data::MAX_IMAGE_SIDE).contains(&side) {
-                    bail!(
-                        "{name} must be a multiple of 32 in 32..={} px (the segmentation network halves it five times), got {side}",
-                        mmanet_core::data::MAX_IMAGE_SIDE
-                    );
-                }
-            }
-            if method.is_empty() {
-                bail!("--method: name at least one of sf-md, mmanet");
-            }
-            let selected = select_device(device.into())?;
-            println!("device: {}", selected.description);
-            let rows = bench::bench_train(
-                &selected.device,
-                preset,
-                &method,
-                batch,
-                size,
-                [height, width],
-                warmup,
-                iters,
-            )?;
-            if let Some(path) = json {
-                let text = serde_json::to_string_pretty(&serde_json::json!({
-                    "device": selected.description,
-                    "cpu_threads": mmanet_core::device::cpu_threads(),
-                    "rows": rows,
-                }))?;
-                mmanet_core::fsutil::write_atomic(&path, text.as_bytes())?;
-                println!("rows written to {}", path.display());
-            }
-            Ok(())
-        }
+            command: BenchCommand::Train(args),
+        } => args.run(),
         Command::Data {
             command: DataCommand::Check { manifest },
         } => data_check(manifest),
-        Command::Gui {
+        Command::Gui(args) => args.run(),
+    }
+}
+
+/// Applies the run options to the config and picks the device, printing it.
+impl DemoArgs {
+    /// `mmanet demo`: the bundled config of the task, `--epochs` applied, trained and tabled.
+    fn run(self) -> Result<()> {
+        let DemoArgs { run, task, epochs } = self;
+        let (text, file) = match task {
+            DemoTask::Cls => (DEMO_CONFIG, "configs/mfeat-demo.toml"),
+            DemoTask::Seg => (DEMO_SEG_CONFIG, "configs/scenes-demo.toml"),
+        };
+        let mut cfg = ExperimentConfig::from_toml_with_overrides(text, file, &run.overrides)?;
+        if let Some(e) = epochs {
+            let distils = cfg.methods.iter().any(|m| m.uses_teacher());
+            if distils && cfg.mmanet.fit_warmup(e) {
+                println!(
+                    "--epochs {e}: MMANet's warm-up is now {} epochs (mining after epochs {:?})",
+                    cfg.mmanet.warmup_epochs, cfg.mmanet.mining_epochs
+                );
+            }
+            cfg.set_epochs(e).context("--epochs")?;
+        }
+        if matches!(task, DemoTask::Cls) {
+            println!(
+                "{}",
+                mmanet_core::data::mfeat::ATTRIBUTION
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+            );
+        }
+        train(cfg, run, RunMode::Train)
+    }
+}
+
+impl BenchMadArgs {
+    /// `mmanet bench mad`.
+    fn run(self) -> Result<()> {
+        let BenchMadArgs {
+            device,
+            shape,
+            warmup,
+            iters,
+        } = self;
+        if iters == 0 {
+            bail!("--iters must be at least 1");
+        }
+        let selected = select_device(device.into())?;
+        println!("device: {}", selected.description);
+        bench::bench_mad(&selected.device, shape, warmup, iters)
+    }
+}
+
+impl BenchPredictArgs {
+    /// `mmanet bench predict`.
+    fn run(self) -> Result<()> {
+        let BenchPredictArgs {
+            device,
+            nets,
+            model,
+            batch,
+            warmup,
+            iters,
+        } = self;
+        if iters == 0 {
+            bail!("--iters must be at least 1");
+        }
+        if batch.is_empty() || batch.contains(&0) {
+            bail!("--batch: give batch sizes of at least 1, e.g. 1,64");
+        }
+        let bundle = model
+            .map(|path| -> Result<_> {
+                let bytes =
+                    std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+                Ok(mmanet_core::bundle::Bundle::from_bytes(
+                    &bytes,
+                    &path.display().to_string(),
+                )?)
+            })
+            .transpose()?;
+        let selected = select_device(device.into())?;
+        println!("device: {}", selected.description);
+        bench::bench_predict(
+            &selected.device,
+            nets,
+            bundle.as_ref(),
+            &batch,
+            warmup,
+            iters,
+        )
+    }
+}
+
+impl BenchTrainArgs {
+    /// `mmanet bench train`.
+    fn run(self) -> Result<()> {
+        let BenchTrainArgs {
+            device,
+            preset,
+            method,
+            batch,
+            size,
+            height,
+            width,
+            warmup,
+            iters,
+            json,
+        } = self;
+        if iters == 0 {
+            bail!("--iters must be at least 1");
+        }
+        if batch == 0 || batch > mmanet_core::config::MAX_BATCH {
+            bail!(
+                "--batch must be 1..={}, got {batch}",
+                mmanet_core::config::MAX_BATCH
+            );
+        }
+        if !(32..=mmanet_core::data::MAX_IMAGE_SIDE).contains(&size) {
+            bail!(
+                "--size must be 32..={} px, got {size}",
+                mmanet_core::data::MAX_IMAGE_SIDE
+            );
+        }
+        for (name, side) in [("--height", height), ("--width", width)] {
+            if side % 32 != 0 || !(32..=mmanet_core::data::MAX_IMAGE_SIDE).contains(&side) {
+                bail!(
+                    "{name} must be a multiple of 32 in 32..={} px (the segmentation network halves it five times), got {side}",
+                    mmanet_core::data::MAX_IMAGE_SIDE
+                );
+            }
+        }
+        if method.is_empty() {
+            bail!("--method: name at least one of sf-md, mmanet");
+        }
+        let selected = select_device(device.into())?;
+        println!("device: {}", selected.description);
+        let rows = bench::bench_train(
+            &selected.device,
+            preset,
+            &method,
+            batch,
+            size,
+            [height, width],
+            warmup,
+            iters,
+        )?;
+        if let Some(path) = json {
+            let text = serde_json::to_string_pretty(&serde_json::json!({
+                "device": selected.description,
+                "cpu_threads": mmanet_core::device::cpu_threads(),
+                "rows": rows,
+            }))?;
+            mmanet_core::fsutil::write_atomic(&path, text.as_bytes())?;
+            println!("rows written to {}", path.display());
+        }
+        Ok(())
+    }
+}
+
+impl GuiArgs {
+    /// `mmanet gui`: the desktop app, or its demo script.
+    fn run(self) -> Result<()> {
+        let GuiArgs {
             demo_script,
             screenshot_dir,
             script_epochs,
@@ -541,33 +590,31 @@ fn run() -> Result<()> {
             gpu_sharing,
             script_device,
             script_task,
-        } => {
-            if !has_display() {
-                bail!("no display: set DISPLAY (X11) or WAYLAND_DISPLAY, or run under xvfb-run");
-            }
-            if demo_script && script_epochs < 3 {
-                bail!(
-                    "--script-epochs must be at least 3 (MMANet mines during a warm-up epoch and then trains with MAD and MAR)"
-                );
-            }
-            let script = demo_script.then(|| gui::ScriptOptions {
-                screenshot_dir,
-                output_dir: script_output,
-                epochs: script_epochs,
-                timeout: std::time::Duration::from_secs(900),
-                device: script_device.into(),
-                preset: match script_task {
-                    ScriptTask::Cls => gui::settings::Preset::MfeatDemo,
-                    ScriptTask::Antispoof => gui::settings::Preset::SyntheticAntispoof,
-                    ScriptTask::Seg => gui::settings::Preset::ScenesDemo,
-                },
-            });
-            gui::run(script, gpu_sharing)
+        } = self;
+        if !has_display() {
+            bail!("no display: set DISPLAY (X11) or WAYLAND_DISPLAY, or run under xvfb-run");
         }
+        if demo_script && script_epochs < 3 {
+            bail!(
+                "--script-epochs must be at least 3 (MMANet mines during a warm-up epoch and then trains with MAD and MAR)"
+            );
+        }
+        let script = demo_script.then(|| gui::ScriptOptions {
+            screenshot_dir,
+            output_dir: script_output,
+            epochs: script_epochs,
+            timeout: std::time::Duration::from_secs(900),
+            device: script_device.into(),
+            preset: match script_task {
+                ScriptTask::Cls => gui::settings::Preset::MfeatDemo,
+                ScriptTask::Antispoof => gui::settings::Preset::SyntheticAntispoof,
+                ScriptTask::Seg => gui::settings::Preset::ScenesDemo,
+            },
+        });
+        gui::run(script, gpu_sharing)
     }
 }
 
-/// Applies the run options to the config and picks the device, printing it.
 fn setup_device(cfg: &mut ExperimentConfig, run: &RunArgs) -> Result<SelectedDevice> {
     if let Some(out) = &run.output {
         cfg.output_dir = out.clone();

@@ -11,6 +11,7 @@ use crate::config::ExperimentConfig;
 use crate::data::{ModalityKind, ModalitySpec};
 use crate::error::{CoreError, Result};
 use crate::model::resnet::conv_out;
+use crate::prepare::LoadedData;
 
 /// What a browser tab allows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,6 +169,61 @@ pub fn seg_footprint(
         data_bytes: scenes as u64 * pixels * (3 + 4 + 1),
         model_bytes: params as u64 * 4 * MODEL_COPIES * models as u64,
     }
+}
+
+/// Refuses an experiment a browser tab could not hold: builds the networks `cfg` asks for on
+/// `data` (on the CPU device, to count their parameters), estimates the footprint and checks it
+/// against [`BrowserLimits::default`].
+pub fn check_experiment_fits(cfg: &ExperimentConfig, data: &LoadedData) -> Result<()> {
+    use crate::config::Method;
+    use burn::module::Module;
+    let n = data.modality_names().len();
+    let models = 1 + cfg
+        .methods
+        .iter()
+        .map(|m| if *m == Method::Sf { (1 << n) - 1 } else { 1 })
+        .sum::<usize>();
+    let device = &crate::device::cpu_device().device;
+    let f = match data {
+        LoadedData::Classification(d) => {
+            let source = d.source.as_ref();
+            let net = crate::model::MultimodalNet::new(
+                source.modalities(),
+                source.num_classes(),
+                &cfg.model,
+                true,
+                device,
+            )?;
+            footprint(
+                cfg,
+                source.modalities(),
+                source.len(),
+                net.num_params(),
+                models,
+            )
+        }
+        LoadedData::Segmentation(d) => {
+            use crate::task::Task;
+            let source = d.source.source.as_ref();
+            let net = crate::task::Segmentation::build_net(cfg, &d.source, true, device)?;
+            let stored = match source.scene(0) {
+                Ok(s) => [s.height, s.width],
+                Err(_) => source.eval_size(),
+            };
+            let [th, tw] = source.train_size();
+            let [eh, ew] = source.eval_size();
+            seg_footprint(
+                cfg,
+                source.num_classes(),
+                source.len(),
+                stored,
+                [th.max(eh), tw.max(ew)],
+                net.num_params(),
+                models,
+            )
+        }
+    };
+    check_browser_fit(&f, &BrowserLimits::default())
 }
 
 fn mib(bytes: u64) -> String {

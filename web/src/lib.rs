@@ -172,7 +172,8 @@ impl WebHandle {
     /// The app's state as JSON (see `MmanetApp::status_report`); `null` before it started.
     pub fn status(&self) -> String {
         match self.runner.app_mut::<MmanetApp>() {
-            Some(app) => app.status_report().to_string(),
+            Some(app) => serde_json::to_string(&app.status_report())
+                .unwrap_or_else(|e| serde_json::json!({ "error": e.to_string() }).to_string()),
             None => "null".into(),
         }
     }

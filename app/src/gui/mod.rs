@@ -17,6 +17,7 @@ mod script;
 pub mod seg_view;
 mod session;
 pub mod settings;
+pub mod status;
 mod training_job;
 mod training_panel;
 
@@ -210,63 +211,6 @@ impl DeviceProbe {
     }
 }
 
-/// Refuses a run the browser could not hold (see [`mmanet_core::limits`]).
-fn fits_in_browser(
-    cfg: &mmanet_core::config::ExperimentConfig,
-    data: &LoadedData,
-) -> mmanet_core::Result<()> {
-    use burn::module::Module;
-    use mmanet_core::config::Method;
-    use mmanet_core::limits::{BrowserLimits, check_browser_fit, footprint, seg_footprint};
-    let n = data.modality_names().len();
-    let models = 1 + cfg
-        .methods
-        .iter()
-        .map(|m| if *m == Method::Sf { (1 << n) - 1 } else { 1 })
-        .sum::<usize>();
-    let device = &mmanet_core::device::cpu_device().device;
-    let f = match data {
-        LoadedData::Classification(d) => {
-            let source = d.source.as_ref();
-            let net = mmanet_core::model::MultimodalNet::new(
-                source.modalities(),
-                source.num_classes(),
-                &cfg.model,
-                true,
-                device,
-            )?;
-            footprint(
-                cfg,
-                source.modalities(),
-                source.len(),
-                net.num_params(),
-                models,
-            )
-        }
-        LoadedData::Segmentation(d) => {
-            use mmanet_core::task::Task;
-            let source = d.source.source.as_ref();
-            let net = mmanet_core::task::Segmentation::build_net(cfg, &d.source, true, device)?;
-            let stored = match source.scene(0) {
-                Ok(s) => [s.height, s.width],
-                Err(_) => source.eval_size(),
-            };
-            let [th, tw] = source.train_size();
-            let [eh, ew] = source.eval_size();
-            seg_footprint(
-                cfg,
-                source.num_classes(),
-                source.len(),
-                stored,
-                [th.max(eh), tw.max(ew)],
-                net.num_params(),
-                models,
-            )
-        }
-    };
-    check_browser_fit(&f, &BrowserLimits::default())
-}
-
 /// The settings and panel this app remembered in `storage` (eframe persistence).
 pub fn remembered(storage: &dyn eframe::Storage) -> Option<(Settings, Tab)> {
     eframe::get_value::<Persisted>(storage, eframe::APP_KEY).map(|p| (p.settings, p.tab))
@@ -426,7 +370,7 @@ impl MmanetApp {
             }
         };
         if platform::IN_BROWSER
-            && let Err(e) = fits_in_browser(&cfg, &data)
+            && let Err(e) = mmanet_core::limits::check_experiment_fits(&cfg, &data)
         {
             self.notice = Some(format!("cannot start in a browser: {e}"));
             return;
@@ -452,9 +396,10 @@ impl MmanetApp {
             .map(str::to_string)
     }
 
-    /// Where the app stands, as JSON (the browser page's test hook reads it): the run status,
+    /// Where the app stands (the browser page's test hook reads it as JSON): the run status,
     /// the device, each stage's progress, and the shown run's per-combination tables.
-    pub fn status_report(&self) -> serde_json::Value {
+    pub fn status_report(&self) -> status::StatusReport<'_> {
+        use status::{ExplorerStatus, ModelAnswer, ModelsStatus, PredictionStatus, StageStatus};
         let state = match &self.session.status {
             RunStatus::Idle => "idle",
             RunStatus::Running => "running",
@@ -465,67 +410,62 @@ impl MmanetApp {
             RunStatus::Failed(_) => "failed",
         };
         let names = self.session.modality_names();
-        let stages: Vec<serde_json::Value> = self
+        let stages = self
             .session
             .stages
             .iter()
-            .map(|s| {
-                let weak_set = s
+            .map(|s| StageStatus {
+                name: &s.name,
+                epochs: s.epochs,
+                epochs_done: s.summaries.len(),
+                best: s.best,
+                weak_set: s
                     .mining()
                     .and_then(|t| t.weak_set)
-                    .map(|w| w.iter().map(|c| c.long_label(&names)).collect::<Vec<_>>());
-                serde_json::json!({
-                    "name": s.name,
-                    "epochs": s.epochs,
-                    "epochs_done": s.summaries.len(),
-                    "best": s.best,
-                    "weak_set": weak_set,
-                })
+                    .map(|w| w.iter().map(|c| c.long_label(&names)).collect()),
             })
             .collect();
-        let tables = self.session.run.as_ref().map(|r| &r.tables);
         let prediction = match &self.explorer.prediction {
             Some(PredictorReply::Prediction {
                 sample,
                 set,
                 result,
-            }) => serde_json::json!({
-                "sample": sample,
-                "modalities": set.long_label(&names),
-                "models": match result {
-                    Ok(preds) => preds.iter().map(prediction_json).collect::<Vec<_>>(),
+            }) => Some(PredictionStatus {
+                sample: *sample,
+                modalities: set.long_label(&names),
+                models: match result {
+                    Ok(preds) => preds.iter().map(ModelAnswer::of).collect(),
                     Err(_) => Vec::new(),
                 },
-                "error": result.as_ref().err(),
+                error: result.as_ref().err().map(String::as_str),
             }),
-            _ => serde_json::Value::Null,
+            _ => None,
         };
-        let explorer = serde_json::json!({
-            "bundle": self.explorer.bundle.as_ref().map(|(name, _)| name),
-            "models": match &self.explorer.models {
-                Some(Ok(labels)) => serde_json::json!(labels),
-                Some(Err(e)) => serde_json::json!({ "error": e }),
-                None => serde_json::Value::Null,
+        let summary = self.session.data_summary.as_ref();
+        status::StatusReport {
+            state,
+            tab: self.tab,
+            status: self.session.status.describe(),
+            device: self.session.device.as_deref(),
+            data: summary.map(|d| d.name.as_str()),
+            data_error: self.session.data_error.as_deref(),
+            notice: self.notice.as_deref(),
+            stages,
+            tables: self.session.run.as_ref().map(|r| r.tables.as_slice()),
+            explorer: ExplorerStatus {
+                bundle: self.explorer.bundle.as_ref().map(|(name, _)| name.as_str()),
+                models: match &self.explorer.models {
+                    Some(Ok(labels)) => Some(ModelsStatus::Labels(labels)),
+                    Some(Err(e)) => Some(ModelsStatus::Error { error: e }),
+                    None => None,
+                },
+                prediction,
             },
-            "prediction": prediction,
-        });
-        serde_json::json!({
-            "state": state,
-            "tab": self.tab,
-            "status": self.session.status.describe(),
-            "device": self.session.device,
-            "data": self.session.data_summary.as_ref().map(|d| &d.name),
-            "data_error": self.session.data_error,
-            "notice": self.notice,
-            "stages": stages,
-            "tables": tables,
-            "explorer": explorer,
-            "classes": self.session.data_summary.as_ref().map(|d| d.classes.len()),
-            "task": self.session.data.as_ref().map(|d| d.task()),
-            // per split (train, val, test), per class: samples, or labelled pixels
-            "class_counts": self.session.data_summary.as_ref().map(|d| &d.counts),
-            "count_unit": self.session.data_summary.as_ref().map(|d| d.unit),
-        })
+            classes: summary.map(|d| d.classes.len()),
+            task: self.session.data.as_ref().map(|d| d.task()),
+            class_counts: summary.map(|d| &d.counts),
+            count_unit: summary.map(|d| d.unit),
+        }
     }
 
     /// Pauses or resumes the run.
@@ -990,27 +930,6 @@ impl MmanetApp {
                 self.load_data();
                 self.tab = Tab::Data;
             }
-        }
-    }
-}
-
-/// One model's answer in the status report: class probabilities, or the scene's scores and the
-/// classes its label map shows.
-fn prediction_json(p: &predictor::ModelPrediction) -> serde_json::Value {
-    match &p.output {
-        predictor::ModelOutput::Probabilities(probs) => {
-            serde_json::json!({ "model": p.label, "probs": probs })
-        }
-        predictor::ModelOutput::Segmentation(seg) => {
-            let mut present: Vec<u8> = seg.map.classes.clone();
-            present.sort_unstable();
-            present.dedup();
-            serde_json::json!({
-                "model": p.label,
-                "classes_present": present,
-                "miou": seg.scores.map(|s| s.miou),
-                "pixel_accuracy": seg.scores.map(|s| s.pixel_accuracy),
-            })
         }
     }
 }

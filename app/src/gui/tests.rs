@@ -574,7 +574,7 @@ fn a_browser_run_beyond_webgpu_limits_is_refused_with_the_setting_to_change() {
     let mut s = Settings::default();
     let cfg = s.experiment_config("fits").unwrap();
     let data = LoadedData::load(&cfg).unwrap();
-    super::fits_in_browser(&cfg, &data).unwrap();
+    mmanet_core::limits::check_experiment_fits(&cfg, &data).unwrap();
     // the anti-spoofing benchmark as the app and the page offer it (1,200 samples of 32×32,
     // the full ladder of its config), and as the browser test trains it
     s.data = DataChoice::Synthetic;
@@ -583,7 +583,7 @@ fn a_browser_run_beyond_webgpu_limits_is_refused_with_the_setting_to_change() {
     assert_eq!(cfg.data.synthetic.as_ref().map(|d| d.samples), Some(1200));
     cfg.methods = Preset::SyntheticAntispoof.config().unwrap().methods;
     let data = LoadedData::load(&cfg).unwrap();
-    super::fits_in_browser(&cfg, &data).unwrap();
+    mmanet_core::limits::check_experiment_fits(&cfg, &data).unwrap();
 
     s.synthetic.samples = 40;
     s.synthetic.size = 112;
@@ -592,7 +592,9 @@ fn a_browser_run_beyond_webgpu_limits_is_refused_with_the_setting_to_change() {
     cfg.teacher.batch_size = 256;
     cfg.student.batch_size = 256;
     let data = LoadedData::load(&cfg).unwrap();
-    let err = super::fits_in_browser(&cfg, &data).unwrap_err().to_string();
+    let err = mmanet_core::limits::check_experiment_fits(&cfg, &data)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("batch_size") && err.contains("WebGPU buffer binding"),
         "{err}"
@@ -753,7 +755,7 @@ fn ticking_depth_off_changes_the_prediction_request_and_the_drawn_map() {
         "the RGB-D maps were not dropped"
     );
     // the page's status hook reports per-model scene scores
-    let status = h.state().status_report();
+    let status = serde_json::to_value(h.state().status_report()).expect("a JSON status");
     assert_eq!(status["task"], "segmentation");
     let first = &status["explorer"]["prediction"]["models"][0];
     assert!(first["miou"].as_f64().is_some(), "{status}");
@@ -918,7 +920,7 @@ fn the_pretrained_model_answers_in_the_explorer_before_any_training() {
         h.state().explorer.models,
         Some(Ok(vec!["MMANet (bundle)".to_string()]))
     );
-    let status = h.state().status_report();
+    let status = serde_json::to_value(h.state().status_report()).expect("a JSON status");
     assert_eq!(status["explorer"]["bundle"], "mfeat-mmanet.mmanet");
     assert_eq!(status["tab"], "Explorer");
     h.get_by_label_contains("as mfeat-mmanet.mmanet scored in its run");
