@@ -14,11 +14,9 @@
 //! computes the loss and the gradient in one pass when the student is tracked (as the WGSL
 //! kernels do), so the backward pass only scales the gradient.
 
-use super::RelationLayout;
-use burn::backend::autodiff::checkpoint::base::Checkpointer;
+use super::{RelationBackward, RelationLayout};
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
-use burn::backend::autodiff::grads::Gradients;
-use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::ops::{Backward, OpsKind};
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, AutodiffBackend, Backend, Dispatch, backend_extension};
 use burn::prelude::*;
@@ -273,24 +271,6 @@ impl CpuMadOps for Flex {
     }
 }
 
-/// The backward pass: one parent (the student); its state is the student gradient for an
-/// upstream gradient of 1.
-#[derive(Debug)]
-struct CpuRelationBackward;
-
-impl<B: Backend + CpuMadOps> Backward<B, 1> for CpuRelationBackward {
-    type State = FloatTensor<B>;
-
-    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
-        let [student_node] = ops.parents;
-        let grad = grads.consume::<B>(&ops.node);
-        if let Some(node) = student_node {
-            let scale = B::float_reshape(grad, Shape::new([1, 1]));
-            grads.register::<B>(node.id, B::float_mul(ops.state, scale));
-        }
-    }
-}
-
 impl<B: Backend + CpuMadOps, C: CheckpointStrategy> CpuMadOps for Autodiff<B, C> {
     fn cpu_mad_relation_loss(
         student: FloatTensor<Self>,
@@ -300,7 +280,7 @@ impl<B: Backend + CpuMadOps, C: CheckpointStrategy> CpuMadOps for Autodiff<B, C>
     ) -> FloatTensor<Self> {
         let teacher = Self::inner(teacher);
         let weights = Self::inner(weights);
-        match CpuRelationBackward
+        match RelationBackward
             .prepare::<C>([student.node()])
             .compute_bound()
             .stateful()

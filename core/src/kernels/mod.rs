@@ -153,11 +153,12 @@ fn loss_and_grad_meta(
 }
 
 /// The backward pass of the relation loss: one parent (the student); its state is the
-/// student gradient for an upstream gradient of 1.
+/// student gradient for an upstream gradient of 1. Shared by the WGSL kernels and the CPU
+/// kernel ([`cpu_mad`]): both compute that gradient in their forward pass.
 #[derive(Debug)]
-struct RelationBackward;
+pub(crate) struct RelationBackward;
 
-impl<B: Backend + MadKernelOps> Backward<B, 1> for RelationBackward {
+impl<B: Backend> Backward<B, 1> for RelationBackward {
     type State = FloatTensor<B>;
 
     fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
