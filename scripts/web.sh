@@ -42,7 +42,16 @@ ensure_build_tools() {
 
 build() {
   ensure_build_tools
-  cargo build --profile web --target wasm32-unknown-unknown -p mmanet-web
+  if [ "${MMANET_LINT_BUILD:-0}" = 1 ]; then
+    # the test command's build: Clippy lints the browser-only code while it compiles
+    . scripts/lint-build.sh
+    local lint_config
+    mapfile -t lint_config < <(lint_build_config web)
+    RUSTC_WORKSPACE_WRAPPER="$LINT_WRAPPER" \
+      cargo build --profile web --target wasm32-unknown-unknown -p mmanet-web "${lint_config[@]}"
+  else
+    cargo build --profile web --target wasm32-unknown-unknown -p mmanet-web
+  fi
   local wasm="$TARGET_DIR/wasm32-unknown-unknown/web/mmanet_web.wasm"
   local before
   before=$(stat -c %s "$wasm")

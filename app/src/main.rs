@@ -20,12 +20,12 @@ use mmanet_core::data::rgbd::{SegSource, class_pixel_counts};
 use mmanet_core::data::rgbd_trees::RgbdTree;
 use mmanet_core::data::split::Split;
 use mmanet_core::device::{DeviceChoice, SelectedDevice, select_device};
+use mmanet_core::experiment::{
+    PreparedData, RunMode, TaskData, prepare_data, prepare_manifest, prepare_seg_data,
+    run_ablation, run_experiment,
+};
 use mmanet_core::losses::mad::MadImpl;
 use mmanet_core::mining::MiningRecord;
-use mmanet_core::pipeline::{
-    PreparedData, RunMode, TaskData, prepare_data, prepare_manifest, prepare_seg_data,
-    run_ablation, run_experiment, run_task_ablation, run_task_experiment,
-};
 use mmanet_core::task::Segmentation;
 use std::path::PathBuf;
 
@@ -683,7 +683,7 @@ fn train(mut cfg: ExperimentConfig, run: RunArgs, mode: RunMode) -> Result<()> {
         }
         TaskKind::Segmentation => {
             let data = load_segmentation_data(&cfg)?;
-            run_task_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?
+            run_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?
         }
     };
     drop(sink);
@@ -716,7 +716,7 @@ fn ablation(mut cfg: ExperimentConfig, seeds: usize, run: RunArgs) -> Result<()>
         }
         TaskKind::Segmentation => {
             let data = load_segmentation_data(&cfg)?;
-            run_task_ablation(&cfg, &data, device, seeds, run.resume, &mut sink)?
+            run_ablation(&cfg, &data, device, seeds, run.resume, &mut sink)?
         }
     };
     drop(sink);
@@ -755,11 +755,11 @@ fn export(run: &std::path::Path, method: &str, out: &std::path::Path) -> Result<
                 "--method `{method}` is not a method; use mmanet, sf-md, mad, sp, sr or sf"
             )
         })?;
-    if !run.join(mmanet_core::pipeline::RUN_CONFIG_FILE).is_file() {
+    if !run.join(mmanet_core::experiment::RUN_CONFIG_FILE).is_file() {
         bail!(
             "{} is not a run folder (it has no {})",
             run.display(),
-            mmanet_core::pipeline::RUN_CONFIG_FILE
+            mmanet_core::experiment::RUN_CONFIG_FILE
         );
     }
     let store = mmanet_core::store::FolderStore::new(run);

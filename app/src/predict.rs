@@ -10,10 +10,10 @@ use mmanet_core::config::{ExperimentConfig, TaskKind};
 use mmanet_core::data::rgbd::RgbdScene;
 use mmanet_core::data::rgbd_trees::read_rgbd_parts;
 use mmanet_core::device::select_device;
+use mmanet_core::experiment::block_on;
 use mmanet_core::fsutil::write_atomic;
 use mmanet_core::metrics::iou;
 use mmanet_core::modality::ModalitySet;
-use mmanet_core::pipeline::block_on;
 use mmanet_core::predict::inputs::{
     CsvInput, DatasetSamples, HeaderRule, ImageFiles, LabelAt, SampleReader, modality_index,
     read_csv_rows,

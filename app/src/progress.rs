@@ -1,7 +1,7 @@
 //! Progress bars (indicatif) for training stages.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use mmanet_core::pipeline::ProgressSink;
+use mmanet_core::experiment::ProgressSink;
 use mmanet_core::train::TrainEvent;
 
 /// Draws one bar per stage and prints a line per epoch.

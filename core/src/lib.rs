@@ -18,13 +18,13 @@
 //! * [`schedule`] — learning-rate schedules; [`config`] — TOML experiment configs; [`configs`] —
 //!   the shipped ones, embedded; [`prepare`] — a config's data and split for either task;
 //! * [`checkpoint`], [`fsutil`] — atomic checkpoint and result files;
-//! * [`stage`] — running one training stage (reuse, resume, checkpoints, progress);
-//! * [`pipeline`] — the whole experiment (teacher, students, tables), async over a [`store`];
+//! * [`experiment`] — the whole experiment (teacher, students, tables, ablation), async over a
+//!   [`store`], and running one stage of it (reuse, resume, checkpoints, progress);
 //! * [`store`] — where a run's files live: a folder on disk, or memory (the browser);
 //! * [`runs`] — reading a trained run back (config, reports, histories, models, mining);
 //! * [`bundle`] — the deployment bundle (`.mmanet`): a trained network and what using it needs;
 //! * [`predict`] — a bundle on new samples (CSV rows, datasets, image files, RGB-D scenes);
-//! * [`task`] — the seam between the pipeline and the two tasks (classification, RGB-D
+//! * [`task`] — the seam between the experiment and the two tasks (classification, RGB-D
 //!   segmentation);
 //! * [`device`] — choosing wgpu or the CPU backend at run time;
 //! * [`limits`] — whether an experiment fits a browser tab (WebGPU limits, wasm memory).
@@ -45,6 +45,7 @@ pub mod device;
 pub mod dropout;
 pub mod error;
 pub mod eval;
+pub mod experiment;
 pub mod fsutil;
 pub mod kernels;
 pub mod limits;
@@ -56,13 +57,11 @@ pub mod mmanet_settings;
 pub mod modality;
 pub mod model;
 pub mod optim;
-pub mod pipeline;
 pub mod predict;
 pub mod prepare;
 pub mod report;
 pub mod runs;
 pub mod schedule;
-pub mod stage;
 pub mod store;
 pub mod task;
 pub mod train;

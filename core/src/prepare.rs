@@ -257,7 +257,7 @@ fn manifest_path(cfg: &ExperimentConfig) -> Result<&Path> {
 }
 
 /// Either task's data with its split: what a config's `task` and `[data]` name, loaded (the app
-/// holds one of these and hands it to [`crate::pipeline::run_loaded_experiment_in`]).
+/// holds one of these and hands it to [`crate::experiment::run_experiment_in`]).
 #[derive(Clone)]
 pub enum LoadedData {
     /// Classification samples (mfeat, synthetic anti-spoofing, CSV or image-list manifests).

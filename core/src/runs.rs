@@ -1,4 +1,4 @@
-//! Reading a trained run folder back: the files [`crate::pipeline::run_experiment`] writes (its
+//! Reading a trained run folder back: the files [`crate::experiment::run_experiment`] writes (its
 //! config, every method's per-combination report, each stage's per-epoch history and the
 //! trained models); the MAR mining trace of a stage is [`crate::mining::MiningTrace`].
 //!
@@ -6,8 +6,8 @@
 
 use crate::config::{ExperimentConfig, Method};
 use crate::error::{CoreError, Result};
+use crate::experiment::{PreparedData, RUN_CONFIG_FILE, StageMeta};
 use crate::model::MultimodalNet;
-use crate::pipeline::{PreparedData, RUN_CONFIG_FILE, StageMeta};
 use crate::report::{ComparisonTable, EvalReport, comparison_tables};
 use crate::store::{FolderStore, RunStore};
 use crate::task::{Classification, Task};

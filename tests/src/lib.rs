@@ -117,10 +117,10 @@ pub fn quick_demo_config(
 pub fn train_on_cpu(
     cfg: &mmanet_core::config::ExperimentConfig,
 ) -> (
-    mmanet_core::pipeline::PreparedData,
-    mmanet_core::pipeline::ExperimentOutcome,
+    mmanet_core::experiment::PreparedData,
+    mmanet_core::experiment::ExperimentOutcome,
 ) {
-    use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
+    use mmanet_core::experiment::{RunMode, SilentProgress, prepare_data, run_experiment};
     let data = prepare_data(cfg).unwrap();
     let out = run_experiment(
         cfg,

@@ -4,7 +4,7 @@
 use burn::prelude::*;
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::data::csv::{CsvView, LabelColumn, LabelPosition, load_multiview};
-use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
+use mmanet_core::experiment::{RunMode, SilentProgress, prepare_data, run_experiment};
 use mmanet_tests::quick_demo_config;
 
 const DEMO: &str = mmanet_core::configs::MFEAT_DEMO;
@@ -12,8 +12,8 @@ const DEMO: &str = mmanet_core::configs::MFEAT_DEMO;
 /// Trains `cfg` on `data` on the CPU backend, from scratch.
 fn train(
     cfg: &ExperimentConfig,
-    data: &mmanet_core::pipeline::PreparedData,
-) -> mmanet_core::Result<mmanet_core::pipeline::ExperimentOutcome> {
+    data: &mmanet_core::experiment::PreparedData,
+) -> mmanet_core::Result<mmanet_core::experiment::ExperimentOutcome> {
     run_experiment(
         cfg,
         data,

@@ -6,8 +6,8 @@ use burn::prelude::*;
 use mmanet_core::bundle::Bundle;
 use mmanet_core::config::{Method, TaskKind};
 use mmanet_core::eval::predict_proba;
+use mmanet_core::experiment::block_on;
 use mmanet_core::modality::ModalitySet;
-use mmanet_core::pipeline::block_on;
 use mmanet_core::predict::inputs::{
     CsvInput, DatasetSamples, HeaderRule, LabelAt, SampleReader, read_csv_rows,
 };

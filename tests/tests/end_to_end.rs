@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 use mmanet_core::config::ExperimentConfig;
-use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
+use mmanet_core::experiment::{RunMode, SilentProgress, prepare_data, run_experiment};
 
 const DEMO: &str = mmanet_core::configs::MFEAT_DEMO;
 
@@ -80,8 +80,8 @@ fn short_sf_md_run_is_well_above_chance_on_every_combination() {
 #[test]
 fn interrupted_stage_resumes_to_the_same_model() {
     use mmanet_core::checkpoint::StageCheckpoint;
+    use mmanet_core::experiment::block_on;
     use mmanet_core::model::MultimodalNet;
-    use mmanet_core::pipeline::block_on;
     use mmanet_core::task::Classification;
     use mmanet_core::train::{StageTrainer, TrainEvent};
 
@@ -222,8 +222,8 @@ fn a_diverging_run_stops_with_a_clear_error() {
 fn checkpoints_are_selected_by_validation_acer_on_two_class_data() {
     use mmanet_core::config::SelectBy;
     use mmanet_core::data::{InMemoryDataset, MultimodalSource};
+    use mmanet_core::experiment::block_on;
     use mmanet_core::model::MultimodalNet;
-    use mmanet_core::pipeline::block_on;
     use mmanet_core::task::Classification;
     use mmanet_core::train::{StageTrainer, TrainEvent};
     use std::sync::Arc;
@@ -301,7 +301,7 @@ fn checkpoints_are_selected_by_validation_acer_on_two_class_data() {
 #[test]
 fn ablation_pairs_methods_by_seed() {
     use mmanet_core::config::Method;
-    use mmanet_core::pipeline::run_ablation;
+    use mmanet_core::experiment::run_ablation;
     use mmanet_core::report::TableMetric;
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = quick_config(dir.path(), 3);

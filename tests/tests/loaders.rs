@@ -8,7 +8,7 @@ use mmanet_core::data::imagelist::{
 use mmanet_core::data::manifest::parse_manifest;
 use mmanet_core::data::split::SplitRule;
 use mmanet_core::data::{ModalityKind, MultimodalSource, make_batch, mfeat};
-use mmanet_core::pipeline::prepare_manifest;
+use mmanet_core::experiment::prepare_manifest;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use std::path::Path;

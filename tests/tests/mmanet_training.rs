@@ -39,7 +39,7 @@ fn mad_and_mar_switch_on_after_warmup_and_mar_mines_a_weak_set() {
     }
 
     // Loss terms per epoch: CE only up to the warm-up epoch, then CE + MAD + MAR.
-    let meta: mmanet_core::pipeline::StageMeta =
+    let meta: mmanet_core::experiment::StageMeta =
         serde_json::from_slice(&std::fs::read(out.run_dir.join("mmanet/meta.json")).unwrap())
             .unwrap();
     for e in &meta.history {
@@ -51,7 +51,7 @@ fn mad_and_mar_switch_on_after_warmup_and_mar_mines_a_weak_set() {
             assert!(e.losses.iter().all(|(_, v)| v.is_finite() && *v >= 0.0));
         }
     }
-    let sr: mmanet_core::pipeline::StageMeta =
+    let sr: mmanet_core::experiment::StageMeta =
         serde_json::from_slice(&std::fs::read(out.run_dir.join("sr/meta.json")).unwrap()).unwrap();
     assert_eq!(
         sr.history

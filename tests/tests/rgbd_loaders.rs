@@ -7,7 +7,7 @@ use mmanet_core::data::rgbd::SegSource;
 use mmanet_core::data::rgbd_trees::{
     DepthKind, RgbdLayout, RgbdTree, RgbdTreeConfig, read_npy_2d, read_rgbd_files,
 };
-use mmanet_core::pipeline::prepare_seg_data;
+use mmanet_core::experiment::prepare_seg_data;
 use std::path::Path;
 
 const H: usize = 32;
@@ -280,7 +280,7 @@ fn an_nyuv2_manifest_loads_through_the_config() {
     assert_eq!(w.len(), 4);
     assert!(w.iter().all(|v| v.is_finite() && *v > 0.0), "{w:?}");
     // the same manifest under a classification config is refused with the reason
-    let err = mmanet_core::pipeline::prepare_manifest(&dir.path().join("manifest.toml"), false)
+    let err = mmanet_core::experiment::prepare_manifest(&dir.path().join("manifest.toml"), false)
         .err()
         .expect("refused")
         .to_string();

@@ -5,10 +5,10 @@ use burn::prelude::*;
 use mmanet_core::config::{ExperimentConfig, Method};
 use mmanet_core::error::CoreError;
 use mmanet_core::eval::evaluate;
-use mmanet_core::modality::all_combinations;
-use mmanet_core::pipeline::{
+use mmanet_core::experiment::{
     ProgressSink, RUN_CONFIG_FILE, RunMode, block_on, prepare_data, run_experiment,
 };
+use mmanet_core::modality::all_combinations;
 use mmanet_core::runs::{RunRecord, list_runs, load_stage_model};
 use mmanet_core::train::TrainEvent;
 use mmanet_tests::{quick_demo_config, train_on_cpu};
@@ -175,7 +175,7 @@ impl ProgressSink for CountingSink {
         self.steps += 1;
     }
     fn message(&mut self, _: &str) {}
-    fn between_steps(&mut self) -> mmanet_core::pipeline::StepYield<'_> {
+    fn between_steps(&mut self) -> mmanet_core::experiment::StepYield<'_> {
         self.yields += 1;
         Box::pin(std::future::ready(()))
     }
@@ -183,7 +183,7 @@ impl ProgressSink for CountingSink {
 
 #[test]
 fn a_run_kept_in_memory_matches_the_run_folder_and_yields_before_every_step() {
-    use mmanet_core::pipeline::run_experiment_in;
+    use mmanet_core::experiment::run_experiment_in;
     use mmanet_core::runs::load_stage_model_from;
     use mmanet_core::store::{MemoryStore, RunStore};
     let dir = tempfile::tempdir().unwrap();

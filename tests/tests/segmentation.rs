@@ -9,12 +9,12 @@ use mmanet_core::data::rgbd::{
     SegAugment, SegSource, augment_scene, class_pixel_counts, median_frequency_weights, normalize,
 };
 use mmanet_core::data::scenes::{SCENE_CLASSES, ScenesConfig, SyntheticScenes};
+use mmanet_core::experiment::{
+    LoadedData, RunMode, SilentProgress, block_on, prepare_seg_data, run_experiment,
+};
 use mmanet_core::mining::RoundMeasure;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::model::esanet::{ContextKind, EsaNet, SegModelConfig, SegPreset};
-use mmanet_core::pipeline::{
-    LoadedData, RunMode, SilentProgress, block_on, prepare_seg_data, run_task_experiment,
-};
 use mmanet_core::report::TableMetric;
 use mmanet_core::runs::load_task_stage_model;
 use mmanet_core::task::Segmentation;
@@ -406,7 +406,7 @@ fn short_segmentation_experiment_mines_by_miou() {
     cfg.output_dir = dir.path().to_path_buf();
     let data = prepare_seg_data(&cfg).unwrap();
     assert_eq!(data.source.class_weights.len(), SCENE_CLASSES.len());
-    let out = run_task_experiment(
+    let out = run_experiment(
         &cfg,
         &data,
         &Device::flex(),
@@ -448,7 +448,7 @@ fn short_segmentation_experiment_mines_by_miou() {
     assert!(weak[0] == ModalitySet::single(0) || weak[0] == ModalitySet::single(1));
     assert!(out.run_dir.join("mmanet/mining.json").exists());
     // the MAR and MAD terms were on after the warm-up
-    let meta: mmanet_core::pipeline::StageMeta = serde_json::from_str(
+    let meta: mmanet_core::experiment::StageMeta = serde_json::from_str(
         &std::fs::read_to_string(out.run_dir.join("mmanet/meta.json")).unwrap(),
     )
     .unwrap();
@@ -456,7 +456,7 @@ fn short_segmentation_experiment_mines_by_miou() {
     let names: Vec<&str> = last.losses.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["ce", "mad", "mar"]);
     // `mmanet eval`: the finished stages are loaded, not trained, and score the same
-    let again = run_task_experiment(
+    let again = run_experiment(
         &cfg,
         &data,
         &Device::flex(),

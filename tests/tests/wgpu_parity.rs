@@ -4,9 +4,9 @@
 use burn::prelude::*;
 use mmanet_core::data::{ModalityKind, ModalitySpec};
 use mmanet_core::device::{DeviceChoice, select_device};
+use mmanet_core::experiment::block_on;
 use mmanet_core::modality::{ModalitySet, all_combinations};
 use mmanet_core::model::{ImagePreset, ModalityInput, ModelConfig, MultimodalNet, mask_tensor};
-use mmanet_core::pipeline::block_on;
 use mmanet_core::train::{module_from_bytes, module_to_bytes, module_to_bytes_async};
 
 fn inputs(specs: &[ModalitySpec], b: usize, device: &Device) -> Vec<ModalityInput> {

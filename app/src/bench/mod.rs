@@ -103,7 +103,7 @@ pub(crate) fn time_forward(
         let inputs = net.inputs_from_batch(&host, device)?;
         let mask = mask_tensor(&sets, modalities.len(), device);
         let p = burn::tensor::activation::softmax(net.forward(&inputs, mask).logits, 1);
-        let values = mmanet_core::pipeline::block_on(mmanet_core::eval::read_f32(p))?;
+        let values = mmanet_core::experiment::block_on(mmanet_core::eval::read_f32(p))?;
         anyhow::ensure!(values.len() == batch * classes, "short read");
         Ok(())
     })

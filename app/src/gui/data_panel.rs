@@ -8,7 +8,7 @@ use super::MmanetApp;
 use super::settings::{DataChoice, Preset};
 use super::{draw, platform, seg_view};
 use eframe::egui::{self, RichText};
-use mmanet_core::pipeline::LoadedData;
+use mmanet_core::experiment::LoadedData;
 
 /// Which split and page the gallery shows.
 #[derive(Default)]

@@ -6,7 +6,7 @@
 use super::predictor::{ModelPrediction, PredictorReply};
 use super::{LoadedSample, MmanetApp, draw, platform, seg_view};
 use eframe::egui::{self, RichText};
-use mmanet_core::pipeline::LoadedData;
+use mmanet_core::experiment::LoadedData;
 
 impl MmanetApp {
     pub(super) fn explorer_panel(&mut self, ui: &mut egui::Ui) {

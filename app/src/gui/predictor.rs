@@ -8,10 +8,10 @@ use mmanet_core::data::rgbd::{RgbdPreprocessing, RgbdScene, SegSource};
 use mmanet_core::data::{InMemoryDataset, MultimodalSource};
 use mmanet_core::device::cpu_device;
 use mmanet_core::eval::predict_proba;
+use mmanet_core::experiment::{LoadedData, block_on};
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::model::MultimodalNet;
 use mmanet_core::model::esanet::EsaNet;
-use mmanet_core::pipeline::{LoadedData, block_on};
 use mmanet_core::runs::load_task_stage_model;
 use mmanet_core::store::RunStore;
 use mmanet_core::task::segmentation::{LabelMap, SceneScores, predict_scene, scene_scores};
@@ -237,7 +237,7 @@ impl Predictor {
 /// A run's loaded models with their data.
 enum Loaded {
     Classification {
-        data: mmanet_core::pipeline::PreparedData,
+        data: mmanet_core::experiment::PreparedData,
         models: Vec<(ExplorerModel, MultimodalNet)>,
     },
     Segmentation {

@@ -444,7 +444,7 @@ fn mfeat_samples_cannot_be_read_from_files() {
 #[test]
 fn the_predictor_answers_for_test_samples_and_loaded_samples_alike() {
     use super::predictor::{LOADED_SAMPLE, Predictor, PredictorReply, PredictorRequest};
-    use mmanet_core::pipeline::{RunMode, SilentProgress, prepare_data, run_experiment};
+    use mmanet_core::experiment::{RunMode, SilentProgress, prepare_data, run_experiment};
     let dir = tempfile::tempdir().unwrap();
     let mut cfg =
         ExperimentConfig::from_toml(mmanet_core::configs::MFEAT_DEMO, "mfeat-demo.toml").unwrap();
@@ -486,7 +486,7 @@ fn the_predictor_answers_for_test_samples_and_loaded_samples_alike() {
     predictor.send(PredictorRequest::Load {
         store: super::platform::open_run_store(&out.run_dir).unwrap(),
         cfg: Box::new(cfg.clone()),
-        data: mmanet_core::pipeline::LoadedData::Classification(data.clone()),
+        data: mmanet_core::experiment::LoadedData::Classification(data.clone()),
         models: explorer_models(&cfg),
     });
     assert_eq!(
@@ -569,8 +569,8 @@ fn new_settings_never_train_on_the_previous_data() {
 #[test]
 fn a_browser_run_beyond_webgpu_limits_is_refused_with_the_setting_to_change() {
     use super::settings::{DataChoice, Preset};
+    use mmanet_core::experiment::LoadedData;
     use mmanet_core::model::ImagePreset;
-    use mmanet_core::pipeline::LoadedData;
     let mut s = Settings::default();
     let cfg = s.experiment_config("fits").unwrap();
     let data = LoadedData::load(&cfg).unwrap();
@@ -606,7 +606,7 @@ fn a_browser_run_beyond_webgpu_limits_is_refused_with_the_setting_to_change() {
 fn tiny_seg_run(dir: &std::path::Path) -> std::path::PathBuf {
     use super::settings::{DataChoice, Preset};
     use mmanet_core::data::scenes::ScenesConfig;
-    use mmanet_core::pipeline::{LoadedData, RunMode, SilentProgress, run_loaded_experiment};
+    use mmanet_core::experiment::{LoadedData, RunMode, SilentProgress, run_experiment};
     let mut settings = Settings {
         data: DataChoice::Scenes,
         ..Settings::default()
@@ -626,7 +626,7 @@ fn tiny_seg_run(dir: &std::path::Path) -> std::path::PathBuf {
     cfg.teacher.select_after_epoch = 0;
     cfg.student.select_after_epoch = 0;
     let data = LoadedData::load(&cfg).unwrap();
-    run_loaded_experiment(
+    run_experiment(
         &cfg,
         &data,
         &burn::prelude::Device::flex(),
@@ -763,7 +763,7 @@ fn ticking_depth_off_changes_the_prediction_request_and_the_drawn_map() {
     // a scene of one's own: an RGB PNG and a 16-bit depth PNG in mm, segmented without labels
     let sample = h.state().explorer.requested.unwrap().0;
     let scene = match h.state().session.data.as_ref().unwrap() {
-        mmanet_core::pipeline::LoadedData::Segmentation(d) => {
+        mmanet_core::experiment::LoadedData::Segmentation(d) => {
             d.source.source.scene(sample).unwrap()
         }
         _ => panic!("segmentation data"),
@@ -899,7 +899,7 @@ fn log_scale_ticks_read_as_the_values() {
 #[test]
 fn the_pretrained_model_answers_in_the_explorer_before_any_training() {
     use mmanet_core::bundle::Bundle;
-    use mmanet_core::pipeline::block_on;
+    use mmanet_core::experiment::block_on;
     use mmanet_core::predict::inputs::DatasetSamples;
     use mmanet_core::predict::{Classifier, load_data_for};
     let mut h = harness(app(Tab::Data, Settings::default()));
@@ -948,7 +948,7 @@ fn the_pretrained_model_answers_in_the_explorer_before_any_training() {
     let device = mmanet_core::device::cpu_device().device;
     let classifier = Classifier::new(&bundle, &device).unwrap();
     let raw = load_data_for(&bundle.header, &bundle.header.config).unwrap();
-    let mmanet_core::pipeline::LoadedData::Classification(raw) = raw else {
+    let mmanet_core::experiment::LoadedData::Classification(raw) = raw else {
         unreachable!()
     };
     let reader = DatasetSamples {

@@ -1,5 +1,5 @@
 //! A training run that never holds up the window: the whole experiment
-//! (`pipeline::run_loaded_experiment_in`, either task), reporting through a channel, paused and stopped between
+//! (`experiment::run_experiment_in`, either task), reporting through a channel, paused and stopped between
 //! steps.
 //! * Natively it runs on a worker thread and writes the same run folder as the CLI.
 //! * In the browser it is a task on the page's event loop that hands the page back a frame
@@ -7,7 +7,7 @@
 
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::device::DeviceChoice;
-use mmanet_core::pipeline::{LoadedData, ProgressSink};
+use mmanet_core::experiment::{LoadedData, ProgressSink};
 use mmanet_core::train::TrainEvent;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -141,7 +141,7 @@ impl Drop for TrainingJob {
 mod native {
     use super::*;
     use mmanet_core::device::select_device;
-    use mmanet_core::pipeline::{RunMode, run_loaded_experiment};
+    use mmanet_core::experiment::{RunMode, run_experiment};
 
     pub fn run(
         cfg: &ExperimentConfig,
@@ -152,9 +152,8 @@ mod native {
     ) -> Result<PathBuf, String> {
         let selected = select_device(device).map_err(|e| e.to_string())?;
         sink.send(JobEvent::Device(selected.description.clone()));
-        let outcome =
-            run_loaded_experiment(cfg, data, &selected.device, resume, RunMode::Train, sink)
-                .map_err(|e| e.to_string())?;
+        let outcome = run_experiment(cfg, data, &selected.device, resume, RunMode::Train, sink)
+            .map_err(|e| e.to_string())?;
         Ok(outcome.run_dir)
     }
 }
@@ -163,7 +162,7 @@ mod native {
 mod web {
     use super::*;
     use crate::gui::platform;
-    use mmanet_core::pipeline::{RunMode, run_loaded_experiment_in};
+    use mmanet_core::experiment::{RunMode, run_experiment_in};
     use mmanet_core::store::{MemoryStore, RunStore};
 
     pub async fn run(
@@ -180,7 +179,7 @@ mod web {
             .then(|| platform::take_run(&cfg.name))
             .flatten()
             .unwrap_or_else(|| MemoryStore::new(cfg.name.clone()));
-        let result = run_loaded_experiment_in(
+        let result = run_experiment_in(
             cfg,
             data,
             &selected.device,
@@ -266,7 +265,7 @@ impl ProgressSink for ChannelSink {
     }
 
     #[cfg(target_family = "wasm")]
-    fn between_steps(&mut self) -> mmanet_core::pipeline::StepYield<'_> {
+    fn between_steps(&mut self) -> mmanet_core::experiment::StepYield<'_> {
         Box::pin(async move {
             let paused = || {
                 self.control.paused.load(Ordering::SeqCst)

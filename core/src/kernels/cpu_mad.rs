@@ -4,11 +4,13 @@
 //!
 //! The tensor-op composition in [`crate::losses::mad`] runs about twenty ops and as many
 //! buffers of `N × N` for the loss and again as many for its backward pass, including the
-//! transposed copies of the features for `F Fᵀ`. Here, per block of rows of the batch:
-//! the student and teacher Gram rows (`S_b Sᵀ`, `T_b Tᵀ`), their normalisation, the loss terms
-//! and `Ĝ = ∂L/∂Gˢ` row by row; then `∂L/∂S = Ĝ S + Ĝᵀ S`, again by row blocks. Blocks run in
-//! parallel and their loss terms are added in block order, so the result does not depend on
-//! the number of threads.
+//! transposed copies of the features for `F Fᵀ`. Here: the student and teacher Gram matrices
+//! (`S Sᵀ`, `T Tᵀ`) — whole, as sums over chunks of the feature columns, for a classification
+//! batch; by blocks of rows for the dense relation of segmentation, whose `N × N` Gram is too
+//! large to hold twice — their normalisation, the loss terms and `Ĝ = ∂L/∂Gˢ` row by row;
+//! then `∂L/∂S = (Ĝ + Ĝᵀ) S` as one product. Chunks and blocks run in parallel and are added
+//! in a fixed order that depends on the shapes only, so the result does not depend on the
+//! number of threads.
 //!
 //! [`CpuMadOps`] is a Burn backend extension on `Flex` with an `Autodiff` implementation that
 //! computes the loss and the gradient in one pass when the student is tracked (as the WGSL
@@ -32,6 +34,18 @@ use super::cpu_gemm::gemm_f32;
 /// blocks keep the number of times gemm packs the whole `Fᵀ` small for the dense relation.
 fn block_rows(n: usize) -> usize {
     (n / 16).clamp(16, 512)
+}
+
+/// Up to this many rows (a classification batch) the Gram matrices are computed whole, summed
+/// over chunks of the feature columns ([`feature_chunk`]); above it (the dense relation of
+/// segmentation) by blocks of rows, so no `N × N` Gram matrix is ever held whole.
+const WHOLE_GRAM_MAX_ROWS: usize = 256;
+
+/// Feature columns per chunk of the whole-Gram path: a sixteenth of `D`, 256 to 2,048, so a
+/// `64 × 8,192` product splits into 16 independent pieces that fit in a core's L2 cache. It
+/// depends on `D` only, so the chunks are summed in the same order on any thread count.
+fn feature_chunk(d: usize) -> usize {
+    d.div_ceil(16).clamp(256, 2048)
 }
 
 /// Smallest squared row norm (torch `F.normalize`'s eps, squared), as the kernels use it.
@@ -86,15 +100,59 @@ impl Relation<'_> {
         );
     }
 
-    /// The loss terms of rows `rows` (their sum in f64), and, when `grad_rows` is given, those
-    /// rows of `Ĝ = ∂L/∂Gˢ` written into it.
-    fn block(&self, rows: core::ops::Range<usize>, grad_rows: Option<&mut [f32]>) -> f64 {
+    /// The whole student and teacher Gram matrices (`N × N` each) for a small `N`: the
+    /// products of [`feature_chunk`]-column slices in parallel, added in chunk order.
+    fn whole_grams(&self) -> (Vec<f32>, Vec<f32>) {
+        let (n, d) = (self.n, self.d);
+        let chunk = feature_chunk(d);
+        let chunks = d.div_ceil(chunk);
+        let parts: Vec<Vec<f32>> = (0..2 * chunks)
+            .into_par_iter()
+            .map(|task| {
+                let f = if task < chunks {
+                    self.student
+                } else {
+                    self.teacher
+                };
+                let c0 = (task % chunks) * chunk;
+                let width = chunk.min(d - c0);
+                let mut g = vec![0f32; n * n];
+                // F[:, c0..c0+width] · F[:, c0..c0+width]ᵀ
+                gemm_f32(
+                    n,
+                    n,
+                    width,
+                    &mut g,
+                    false,
+                    &f[c0..],
+                    [d as isize, 1],
+                    &f[c0..],
+                    [1, d as isize],
+                );
+                g
+            })
+            .collect();
+        let sum = |parts: &[Vec<f32>]| {
+            let mut total = vec![0f32; n * n];
+            for p in parts {
+                total.iter_mut().zip(p).for_each(|(t, v)| *t += v);
+            }
+            total
+        };
+        (sum(&parts[..chunks]), sum(&parts[chunks..]))
+    }
+
+    /// The loss terms of rows `rows` (their sum in f64) from those rows of the student and
+    /// teacher Gram matrices, and, when `grad_rows` is given, those rows of `Ĝ = ∂L/∂Gˢ`
+    /// written into it.
+    fn rows_loss(
+        &self,
+        rows: core::ops::Range<usize>,
+        gs: &[f32],
+        gt: &[f32],
+        grad_rows: Option<&mut [f32]>,
+    ) -> f64 {
         let (n, h) = (self.n, self.layout.half.min(self.n));
-        let r = rows.len();
-        let mut gs = vec![0f32; r * n];
-        let mut gt = vec![0f32; r * n];
-        self.gram_rows(self.student, rows.clone(), &mut gs);
-        self.gram_rows(self.teacher, rows.clone(), &mut gt);
         let mut grad_rows = grad_rows;
         let mut loss = 0f64;
         for (local, i) in rows.enumerate() {
@@ -145,62 +203,133 @@ impl Relation<'_> {
         loss
     }
 
-    /// The loss alone.
-    fn loss(&self) -> f32 {
-        let rows = block_rows(self.n);
-        let partials: Vec<f64> = (0..self.n.div_ceil(rows))
-            .into_par_iter()
-            .map(|b| self.block(b * rows..((b + 1) * rows).min(self.n), None))
-            .collect();
-        partials.iter().sum::<f64>() as f32
+    /// The loss (the sum of its row blocks' terms in block order) and, when `g_hat` is given,
+    /// `Ĝ = ∂L/∂Gˢ` (`N × N`) written into it.
+    fn loss_terms(&self, g_hat: Option<&mut [f32]>) -> f64 {
+        let n = self.n;
+        let rows = block_rows(n);
+        let blocks = n.div_ceil(rows);
+        let range = |b: usize| b * rows..((b + 1) * rows).min(n);
+        let whole = (n <= WHOLE_GRAM_MAX_ROWS).then(|| self.whole_grams());
+        let block = |b: usize, out: Option<&mut [f32]>| match &whole {
+            Some((gs, gt)) => {
+                let r = range(b);
+                let span = r.start * n..r.end * n;
+                self.rows_loss(r, &gs[span.clone()], &gt[span], out)
+            }
+            None => {
+                let r = range(b);
+                let mut gs = vec![0f32; r.len() * n];
+                let mut gt = vec![0f32; r.len() * n];
+                self.gram_rows(self.student, r.clone(), &mut gs);
+                self.gram_rows(self.teacher, r.clone(), &mut gt);
+                self.rows_loss(r, &gs, &gt, out)
+            }
+        };
+        let partials: Vec<f64> = match g_hat {
+            Some(g_hat) => g_hat
+                .par_chunks_mut((rows * n).max(1))
+                .enumerate()
+                .map(|(b, out)| block(b, Some(out)))
+                .collect(),
+            None => (0..blocks)
+                .into_par_iter()
+                .map(|b| block(b, None))
+                .collect(),
+        };
+        partials.iter().sum::<f64>()
     }
 
-    /// The loss and `∂L/∂S` (`N × D`).
+    /// The loss alone.
+    fn loss(&self) -> f32 {
+        self.loss_terms(None) as f32
+    }
+
+    /// The loss and `∂L/∂S = (Ĝ + Ĝᵀ) S` (`N × D`): one product with the symmetrised `Ĝ`
+    /// instead of one with `Ĝ` and one with `Ĝᵀ`.
     fn loss_and_grad(&self) -> (f32, Vec<f32>) {
         let (n, d) = (self.n, self.d);
-        let rows = block_rows(n);
         let mut g_hat = vec![0f32; n * n];
-        let partials: Vec<f64> = g_hat
-            .par_chunks_mut((rows * n).max(1))
-            .enumerate()
-            .map(|(b, out)| self.block(b * rows..((b + 1) * rows).min(n), Some(out)))
-            .collect();
-        let loss = partials.iter().sum::<f64>() as f32;
-        // ∂L/∂S = Ĝ S + Ĝᵀ S, by row blocks of the result
+        let loss = self.loss_terms(Some(&mut g_hat)) as f32;
+        let m = symmetrise(&g_hat, n);
+        let s = self.student;
         let mut grad = vec![0f32; n * d];
-        grad.par_chunks_mut((rows * d).max(1))
-            .enumerate()
-            .for_each(|(b, out)| {
-                let i0 = b * rows;
-                let r = out.len() / d.max(1);
-                let s = self.student;
-                // Ĝ[i0.., :] (r × N) · S (N × D)
-                gemm_f32(
-                    r,
-                    d,
-                    n,
-                    out,
-                    false,
-                    &g_hat[i0 * n..],
-                    [n as isize, 1],
-                    s,
-                    [d as isize, 1],
-                );
-                // (Ĝ[:, i0..])ᵀ (r × N, read down Ĝ's columns) · S
-                gemm_f32(
-                    r,
-                    d,
-                    n,
-                    out,
-                    true,
-                    &g_hat[i0..],
-                    [1, n as isize],
-                    s,
-                    [d as isize, 1],
-                );
-            });
+        if n <= WHOLE_GRAM_MAX_ROWS {
+            // by column chunks of S: M (N × N) · S[:, c0..c0+width], then into place
+            let chunk = feature_chunk(d);
+            let parts: Vec<Vec<f32>> = (0..d.div_ceil(chunk))
+                .into_par_iter()
+                .map(|c| {
+                    let c0 = c * chunk;
+                    let width = chunk.min(d - c0);
+                    let mut out = vec![0f32; n * width];
+                    gemm_f32(
+                        n,
+                        width,
+                        n,
+                        &mut out,
+                        false,
+                        &m,
+                        [n as isize, 1],
+                        &s[c0..],
+                        [d as isize, 1],
+                    );
+                    out
+                })
+                .collect();
+            for (c, part) in parts.iter().enumerate() {
+                let c0 = c * chunk;
+                let width = part.len() / n.max(1);
+                for (row, src) in grad.chunks_mut(d).zip(part.chunks(width.max(1))) {
+                    row[c0..c0 + width].copy_from_slice(src);
+                }
+            }
+        } else {
+            // by row blocks of the result: M[i0.., :] (r × N) · S (N × D)
+            let rows = block_rows(n);
+            grad.par_chunks_mut((rows * d).max(1))
+                .enumerate()
+                .for_each(|(b, out)| {
+                    let i0 = b * rows;
+                    let r = out.len() / d.max(1);
+                    gemm_f32(
+                        r,
+                        d,
+                        n,
+                        out,
+                        false,
+                        &m[i0 * n..],
+                        [n as isize, 1],
+                        s,
+                        [d as isize, 1],
+                    );
+                });
+        }
         (loss, grad)
     }
+}
+
+/// `Ĝ + Ĝᵀ` of an `N × N` matrix, by row blocks in parallel, read in 64 × 64 tiles so the
+/// transposed reads stay in cache.
+fn symmetrise(g: &[f32], n: usize) -> Vec<f32> {
+    const TILE: usize = 64;
+    let mut m = vec![0f32; n * n];
+    m.par_chunks_mut((TILE * n).max(1))
+        .enumerate()
+        .for_each(|(b, out)| {
+            let i0 = b * TILE;
+            let r = out.len() / n.max(1);
+            for j0 in (0..n).step_by(TILE) {
+                let j1 = (j0 + TILE).min(n);
+                for li in 0..r {
+                    let i = i0 + li;
+                    for j in j0..j1 {
+                        out[li * n + j] = g[i * n + j] + g[j * n + i];
+                    }
+                }
+            }
+        });
+    m
 }
 
 /// The f32 values of a contiguous copy, or `None` (another dtype).

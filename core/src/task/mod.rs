@@ -5,7 +5,7 @@
 //! measures, and how MMANet's two terms (MAD from the teacher, the regularization network's
 //! loss on the weak combinations) read that task's outputs. Everything else — the step-wise
 //! trainer ([`crate::train::StageTrainer`]), checkpoints, the stage runner and the experiment
-//! ([`crate::pipeline`]), the comparison tables and the run folders — is written once, generic
+//! ([`crate::experiment`]), the comparison tables and the run folders — is written once, generic
 //! over the task:
 //!
 //! * [`Classification`]: one encoder per modality, fused by concatenation, a classifier trunk
