@@ -5,9 +5,14 @@
 #
 # Clippy runs inside those two builds (scripts/lint-build.sh): scripts/clippy-rustc compiles the
 # workspace's own crates (clippy-driver, warnings denied), so the dependencies compile once per
-# target instead of once for a separate `cargo clippy` check pass and again for the build
-# (about 6 minutes of a cold run). Every crate and target of the workspace is linted natively,
-# and the browser-only code (in app/ and web/) on wasm32, as before.
+# target instead of once for a separate `cargo clippy` check pass and again for the build.
+# Every crate and target of the workspace is linted natively, and the browser-only code (in
+# app/ and web/) on wasm32, as before.
+#
+# The page's build runs beside the native build and tests, in a target folder of its own (the
+# two share no artifact: another target, another profile): on two cores each alone leaves a
+# core idle much of the time (one large crate compiling, links, the tests on the software GPU).
+# Its output is shown when it is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lint-build.sh
@@ -16,8 +21,23 @@ cd "$(dirname "$0")/.."
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-$(mktemp -d)}"
 
 cargo fmt --all -- --check
+
+web_target="${CARGO_TARGET_DIR:-target}-web"
+web_log=$(mktemp)
+MMANET_LINT_BUILD=1 CARGO_TARGET_DIR="$web_target" ./scripts/web.sh build >"$web_log" 2>&1 &
+web_build=$!
+trap 'kill "$web_build" 2>/dev/null || true' EXIT
+
 mapfile -t lint_config < <(lint_build_config release)
 RUSTC_WORKSPACE_WRAPPER="$LINT_WRAPPER" \
   cargo test --release --workspace --all-targets "${lint_config[@]}"
-MMANET_LINT_BUILD=1 ./scripts/web.sh test
+
+if ! wait "$web_build"; then
+  cat "$web_log"
+  echo "test: the page's build failed" >&2
+  exit 1
+fi
+trap - EXIT
+cat "$web_log"
+CARGO_TARGET_DIR="$web_target" ./scripts/web.sh test --built
 echo "all tests passed"

@@ -2,8 +2,9 @@
 # The browser app.
 #   scripts/web.sh build          builds the page into web/dist (index.html, JS glue, .wasm, data)
 #   scripts/web.sh serve [PORT]   serves web/dist on http://127.0.0.1:PORT (default 8080)
-#   scripts/web.sh test           builds, serves on a free port, and runs the headless-Chromium
-#                                 test (web/tests/browser.mjs): WebGPU, then the CPU fallback
+#   scripts/web.sh test [--built] builds (unless --built: the page in web/dist is current),
+#                                 serves on a free port, and runs the headless-Chromium test
+#                                 (web/tests/browser.mjs): WebGPU, then the CPU fallback
 # Tools it needs and installs when missing: the wasm32 target, wasm-bindgen-cli at exactly the
 # version of the wasm-bindgen crate (built from source once: a few minutes), and for `test`
 # Debian's chromium and the npm package playwright-core. wasm-opt (Debian's binaryen) shrinks
@@ -101,7 +102,11 @@ ensure_test_tools() {
 }
 
 test_page() {
-  build
+  # `--built`: the page in web/dist was just built (scripts/test.sh builds it beside the
+  # native tests)
+  if [ "${1:-}" != "--built" ] || [ ! -f "$DIST/index.html" ]; then
+    build
+  fi
   ensure_test_tools
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -118,7 +123,7 @@ test_page() {
 case "${1:-}" in
   build) build ;;
   serve) serve "${2:-8080}" ;;
-  test) test_page ;;
+  test) test_page "${2:-}" ;;
   *)
     sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     exit 2

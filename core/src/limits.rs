@@ -226,6 +226,33 @@ pub fn check_experiment_fits(cfg: &ExperimentConfig, data: &LoadedData) -> Resul
     check_browser_fit(&f, &BrowserLimits::default())
 }
 
+/// Refuses synthetic anti-spoofing data a browser tab could not hold: its generated images
+/// (RGB, depth and IR, 5 channels of f32 per pixel) against [`BrowserLimits::memory_bytes`].
+/// Other sources are not generated in memory and pass.
+pub fn check_data_fits(data: &crate::config::DataConfig, limits: &BrowserLimits) -> Result<()> {
+    let Some(s) = data.synthetic.as_ref() else {
+        return Ok(());
+    };
+    if data.source != crate::config::DataSource::Synthetic {
+        return Ok(());
+    }
+    let bytes = (s.samples as u64) * 5 * (s.size as u64) * (s.size as u64) * 4;
+    if bytes > limits.memory_bytes {
+        return Err(CoreError::config(
+            "data.synthetic",
+            format!(
+                "{} samples of {}×{} pixels would take {} MiB, more than the {} MiB a browser page can rely on; lower the samples or the size",
+                s.samples,
+                s.size,
+                s.size,
+                bytes >> 20,
+                limits.memory_bytes >> 20
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn mib(bytes: u64) -> String {
     format!("{:.0} MiB", bytes as f64 / (1u64 << 20) as f64)
 }

@@ -371,3 +371,41 @@ fn an_oversized_scene_image_is_refused() {
         .to_string();
     assert!(e.contains("wide.png") && e.contains("4096 px"), "{e}");
 }
+
+/// Generated anti-spoofing data a browser tab could not hold is refused before it is generated
+/// (the page asks `limits::check_data_fits`), naming the setting and the sizes; data that fits
+/// and sources that are not generated in memory pass.
+#[test]
+fn generated_data_beyond_a_browser_tab_is_refused() {
+    use mmanet_core::config::{DataConfig, DataSource, ExperimentConfig};
+    use mmanet_core::limits::{BrowserLimits, check_data_fits};
+    let limits = BrowserLimits::default();
+    let shipped = ExperimentConfig::from_toml(
+        mmanet_core::configs::SYNTHETIC_ANTISPOOF,
+        "synthetic-antispoof.toml",
+    )
+    .unwrap();
+    let synthetic = |samples: usize, size: usize| -> DataConfig {
+        let mut data = shipped.data.clone();
+        let s = data
+            .synthetic
+            .as_mut()
+            .expect("the shipped config's generator");
+        (s.samples, s.size) = (samples, size);
+        data
+    };
+    check_data_fits(&shipped.data, &limits).unwrap();
+    // 20,000 × 5 × 128 × 128 × 4 bytes = 6,250 MiB
+    let e = check_data_fits(&synthetic(20_000, 128), &limits)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("data.synthetic")
+            && e.contains("20000 samples of 128×128")
+            && e.contains("6250 MiB"),
+        "{e}"
+    );
+    let mut mfeat = synthetic(20_000, 128);
+    mfeat.source = DataSource::Mfeat;
+    check_data_fits(&mfeat, &limits).unwrap();
+}

@@ -3,16 +3,42 @@
 //! the scene's mIoU) beside SF-MD's and the teacher's (all modalities); below, the run's
 //! per-combination test table.
 
+use super::panel::{Action, Panel, PanelContext};
 use super::predictor::{ModelPrediction, PredictorReply};
-use super::{LoadedSample, MmanetApp, draw, platform, seg_view};
+use super::{LoadedSample, draw, platform, seg_view};
 use eframe::egui::{self, RichText};
 use mmanet_core::experiment::LoadedData;
+use mmanet_core::modality::ModalitySet;
+use std::path::PathBuf;
 
-impl MmanetApp {
-    pub(super) fn explorer_panel(&mut self, ui: &mut egui::Ui) {
-        let Some(data) = self.session.data.clone() else {
+/// The explorer panel's own state: the sample and modalities on show, the loaded models and
+/// the answers the predictor gave (which the app hands over as they arrive).
+#[derive(Default)]
+pub struct ExplorerPanel {
+    /// Position in the test split.
+    pub position: usize,
+    /// Which modalities are switched on.
+    pub present: Vec<bool>,
+    /// The run whose models are loaded (or loading).
+    pub models_of: Option<PathBuf>,
+    /// Loaded model labels, or why loading failed.
+    pub models: Option<Result<Vec<String>, String>>,
+    /// The last request sent: (sample, combination).
+    pub requested: Option<(usize, ModalitySet)>,
+    /// The answer to it.
+    pub prediction: Option<PredictorReply>,
+    /// A sample read from files, shown instead of a test sample: its file names and values.
+    pub loaded: Option<(String, LoadedSample)>,
+    /// The deployment bundle on show (instead of a run's models): its file name, and its test
+    /// tables as it carries them.
+    pub bundle: Option<(String, Vec<mmanet_core::report::ComparisonTable>)>,
+}
+
+impl Panel for ExplorerPanel {
+    fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
+        let Some(data) = ctx.session.data.clone() else {
             ui.label("Load data first (Data panel), or open a trained model:");
-            self.model_buttons(ui);
+            self.model_buttons(ui, ctx);
             return;
         };
         let test = &data.split().test.clone();
@@ -20,12 +46,12 @@ impl MmanetApp {
             ui.label("The test split is empty.");
             return;
         }
-        self.explorer.position = self.explorer.position.min(test.len() - 1);
+        self.position = self.position.min(test.len() - 1);
         let names = data.modality_names();
-        if self.explorer.present.len() != names.len() {
-            self.explorer.present = vec![true; names.len()];
+        if self.present.len() != names.len() {
+            self.present = vec![true; names.len()];
         }
-        let classes = self.session.class_names();
+        let classes = ctx.session.class_names();
 
         egui::Panel::left("explorer_sample")
             .resizable(true)
@@ -34,16 +60,16 @@ impl MmanetApp {
                 ui.heading("Test sample");
                 ui.horizontal(|ui| {
                     if ui.button("◀").clicked() {
-                        self.explorer.position = self.explorer.position.saturating_sub(1);
+                        self.position = self.position.saturating_sub(1);
                     }
                     ui.add(
-                        egui::DragValue::new(&mut self.explorer.position)
+                        egui::DragValue::new(&mut self.position)
                             .range(0..=test.len() - 1)
                             .prefix("#"),
                     )
                     .on_hover_text("position in the test split");
                     if ui.button("▶").clicked() {
-                        self.explorer.position = (self.explorer.position + 1).min(test.len() - 1);
+                        self.position = (self.position + 1).min(test.len() - 1);
                     }
                     if ui
                         .button("🎲")
@@ -51,11 +77,11 @@ impl MmanetApp {
                         .clicked()
                     {
                         let t = ui.input(|i| i.time);
-                        self.explorer.position = ((t * 7919.0) as usize) % test.len();
+                        self.position = ((t * 7919.0) as usize) % test.len();
                     }
                     ui.label(format!("of {}", test.len()));
                 });
-                let sample = test[self.explorer.position];
+                let sample = test[self.position];
                 ui.horizontal(|ui| {
                     let reads_files = match &data {
                         LoadedData::Classification(d) => d.source.reads_sample_files(),
@@ -95,15 +121,15 @@ impl MmanetApp {
                             .collect(),
                         };
                         if let Some(paths) = paths {
-                            self.load_explorer_sample(&paths);
+                            ctx.ask(Action::LoadExplorerSample(paths));
                         }
                     }
-                    if self.explorer.loaded.is_some() && ui.button("back to test samples").clicked()
+                    if self.loaded.is_some() && ui.button("back to test samples").clicked()
                     {
-                        self.explorer.loaded = None;
+                        self.loaded = None;
                     }
                 });
-                match (&self.explorer.loaded, &data) {
+                match (&self.loaded, &data) {
                     (Some((files, _)), _) => {
                         ui.label(format!("sample read from {files} · ground truth unknown"));
                     }
@@ -122,26 +148,26 @@ impl MmanetApp {
                 ui.label(RichText::new("Modalities present:").strong());
                 ui.horizontal(|ui| {
                     for (m, name) in names.iter().enumerate() {
-                        let on = self.explorer.present[m];
-                        let others = self.explorer.present.iter().filter(|p| **p).count();
+                        let on = self.present[m];
+                        let others = self.present.iter().filter(|p| **p).count();
                         // at least one modality stays on: no model is defined on the empty set
                         ui.add_enabled_ui(!on || others > 1, |ui| {
-                            ui.checkbox(&mut self.explorer.present[m], name);
+                            ui.checkbox(&mut self.present[m], name);
                         });
                     }
                 });
                 ui.add_space(6.0);
-                let present = self.explorer.present.clone();
+                let present = self.present.clone();
                 // two pictures (RGB, depth) across the panel; the ground truth is beside the
                 // predictions
                 let scene_height = |ui: &egui::Ui, h: usize, w: usize| {
                     ((ui.available_width() - 24.0) / 2.0 * h as f32 / w.max(1) as f32)
                         .clamp(40.0, 200.0)
                 };
-                match (&self.explorer.loaded, &data) {
+                match (&self.loaded, &data) {
                     (Some((_, LoadedSample::Vectors(values))), _) => draw::sample_modalities(
                         ui,
-                        &mut self.textures,
+                        ctx.textures,
                         values.as_ref(),
                         (0, draw::LOADED_KEY),
                         Some(&present),
@@ -151,7 +177,7 @@ impl MmanetApp {
                         let h = scene_height(ui, scene.height, scene.width);
                         seg_view::scene_row(
                             ui,
-                            &mut self.textures,
+                            ctx.textures,
                             scene,
                             "explorer-loaded",
                             Some(&present),
@@ -161,7 +187,7 @@ impl MmanetApp {
                     }
                     (None, LoadedData::Classification(d)) => draw::sample_modalities(
                         ui,
-                        &mut self.textures,
+                        ctx.textures,
                         d.source.as_ref(),
                         (sample, sample),
                         Some(&present),
@@ -172,7 +198,7 @@ impl MmanetApp {
                             let h = scene_height(ui, scene.height, scene.width);
                             seg_view::scene_row(
                                 ui,
-                                &mut self.textures,
+                                ctx.textures,
                                 &scene,
                                 &format!("explorer-{sample}"),
                                 Some(&present),
@@ -186,25 +212,25 @@ impl MmanetApp {
                     },
                 }
             });
-        self.request_prediction();
+        ctx.ask(Action::RequestPrediction);
 
         egui::CentralPanel::default().show(ui, |ui| {
             egui::ScrollArea::vertical().show(ui, |ui| {
                 ui.horizontal(|ui| {
-                    match &self.explorer.bundle {
+                    match &self.bundle {
                         Some((name, _)) => ui.label(format!("model: {name}")),
-                        None => match &self.explorer.models_of {
+                        None => match &self.models_of {
                             Some(run) => ui.label(format!("models of the run {}", run.display())),
                             None => ui.label("no model yet"),
                         },
                     };
                     ui.separator();
-                    self.model_buttons(ui);
+                    self.model_buttons(ui, ctx);
                 });
                 ui.separator();
-                self.explorer_predictions(ui, &classes);
+                self.explorer_predictions(ui, ctx, &classes);
                 ui.add_space(10.0);
-                if let Some((name, tables)) = &self.explorer.bundle {
+                if let Some((name, tables)) = &self.bundle {
                     ui.label(
                         RichText::new(format!(
                             "Test split, per combination — as {name} scored in its run"
@@ -215,7 +241,7 @@ impl MmanetApp {
                         draw::comparison_table(ui, table, &format!("explorer_bundle_table_{k}"));
                         ui.add_space(6.0);
                     }
-                } else if let Some(run) = &self.session.run {
+                } else if let Some(run) = &ctx.session.run {
                     ui.label(
                         RichText::new(format!(
                             "Test split, per combination — run {}",
@@ -231,10 +257,12 @@ impl MmanetApp {
             });
         });
     }
+}
 
+impl ExplorerPanel {
     /// "Open model…" (a deployment bundle from `mmanet export`; not in the page, which has no
     /// file dialog) and the pretrained mfeat model.
-    fn model_buttons(&mut self, ui: &mut egui::Ui) {
+    fn model_buttons(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
         if !platform::IN_BROWSER
             && ui
                 .button("📦 Open model…")
@@ -242,7 +270,7 @@ impl MmanetApp {
                 .clicked()
             && let Some(path) = platform::pick_file("Open a model", "mmanet bundle", &["mmanet"])
         {
-            self.open_bundle_file(&path);
+            ctx.ask(Action::OpenBundleFile(path));
         }
         if ui
             .button("✨ Pretrained mfeat model")
@@ -251,14 +279,19 @@ impl MmanetApp {
             )
             .clicked()
         {
-            self.open_pretrained();
+            ctx.ask(Action::OpenPretrained);
         }
     }
 
-    fn explorer_predictions(&mut self, ui: &mut egui::Ui, classes: &[String]) {
-        let names = self.session.modality_names();
-        match &self.explorer.models {
-            None if self.explorer.models_of.is_none() => {
+    fn explorer_predictions(
+        &mut self,
+        ui: &mut egui::Ui,
+        ctx: &mut PanelContext<'_>,
+        classes: &[String],
+    ) {
+        let names = ctx.session.modality_names();
+        match &self.models {
+            None if self.models_of.is_none() => {
                 ui.label(
                     "No trained models yet: train a run (Training panel), open one (Runs panel), or open a model above.",
                 );
@@ -281,20 +314,10 @@ impl MmanetApp {
             Some(Ok(_)) => {}
         }
         let truth = self
-            .explorer
             .requested
             .filter(|(s, _)| *s != super::predictor::LOADED_SAMPLE)
-            .and_then(|(s, _)| {
-                Some(
-                    self.session
-                        .data
-                        .as_ref()?
-                        .classification()?
-                        .source
-                        .label(s),
-                )
-            });
-        match &self.explorer.prediction {
+            .and_then(|(s, _)| Some(ctx.session.data.as_ref()?.classification()?.source.label(s)));
+        match &self.prediction {
             Some(PredictorReply::Prediction {
                 result: Ok(models),
                 sample,
@@ -302,7 +325,7 @@ impl MmanetApp {
             }) if models.iter().any(|m| m.segmentation().is_some()) => {
                 let key = format!("pred-{sample}-{}", set.short_label(&names));
                 let models = models.clone();
-                self.seg_predictions(ui, &models, classes, &key);
+                self.seg_predictions(ui, ctx, &models, classes, &key);
             }
             Some(PredictorReply::Prediction {
                 result: Ok(models), ..
@@ -338,11 +361,12 @@ impl MmanetApp {
     fn seg_predictions(
         &mut self,
         ui: &mut egui::Ui,
+        ctx: &mut PanelContext<'_>,
         models: &[ModelPrediction],
         classes: &[String],
         key: &str,
     ) {
-        let names = self.session.modality_names();
+        let names = ctx.session.modality_names();
         seg_view::legend(ui, classes);
         ui.add_space(4.0);
         let truth = models
@@ -361,7 +385,7 @@ impl MmanetApp {
                 ui.label(RichText::new("the annotation").small().weak());
                 seg_view::picture(
                     ui,
-                    &mut self.textures,
+                    ctx.textures,
                     &format!("{key}-truth"),
                     height,
                     true,
@@ -382,7 +406,7 @@ impl MmanetApp {
                 let height = (ui.available_width() * h as f32 / w.max(1) as f32).min(220.0);
                 seg_view::picture(
                     ui,
-                    &mut self.textures,
+                    ctx.textures,
                     &format!("{key}-map-{k}"),
                     height,
                     true,
@@ -391,7 +415,7 @@ impl MmanetApp {
                 if labelled {
                     seg_view::picture(
                         ui,
-                        &mut self.textures,
+                        ctx.textures,
                         &format!("{key}-err-{k}"),
                         height,
                         true,

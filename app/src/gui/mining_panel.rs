@@ -3,7 +3,7 @@
 //! segmentation, its mIoU and squared gap), the accumulated memory bank, and the weak set MAR
 //! chose.
 
-use super::MmanetApp;
+use super::panel::{Panel, PanelContext};
 use eframe::egui::{self, Color32, RichText, Vec2};
 use egui_plot::{Bar, BarChart, Corner, Legend, Line, Plot, PlotPoints};
 use mmanet_core::losses::mar::weak_set_of;
@@ -24,9 +24,26 @@ const OTHERS: [Color32; 4] = [
     Color32::from_rgb(160, 120, 200),
 ];
 
-impl MmanetApp {
-    pub(super) fn mining_panel(&mut self, ui: &mut egui::Ui) {
-        let mined: Vec<(String, MiningTrace)> = self
+/// The mining panel's own state: which stage's mining and which round are on show.
+#[derive(Default)]
+pub struct MiningPanel {
+    /// The stage picked (the first mined one when `None` or gone).
+    stage: Option<String>,
+    /// The mining round on show.
+    round: usize,
+}
+
+impl MiningPanel {
+    /// Shows the first mined stage and its last round (a run was opened).
+    pub fn show_latest(&mut self) {
+        self.stage = None;
+        self.round = usize::MAX;
+    }
+}
+
+impl Panel for MiningPanel {
+    fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
+        let mined: Vec<(String, MiningTrace)> = ctx
             .session
             .stages
             .iter()
@@ -40,10 +57,10 @@ impl MmanetApp {
             );
             return;
         }
-        let names = self.session.modality_names();
-        let classes = self.session.class_names();
+        let names = ctx.session.modality_names();
+        let classes = ctx.session.class_names();
         let shown = self
-            .mining_stage
+            .stage
             .clone()
             .filter(|n| mined.iter().any(|(m, _)| m == n))
             .unwrap_or_else(|| mined[0].0.clone());
@@ -52,7 +69,7 @@ impl MmanetApp {
                 ui.label("stage:");
                 for (n, _) in &mined {
                     if ui.selectable_label(*n == shown, n).clicked() {
-                        self.mining_stage = Some(n.clone());
+                        self.stage = Some(n.clone());
                     }
                 }
             });
@@ -91,21 +108,21 @@ impl MmanetApp {
             return;
         }
         let last = trace.rounds.len() - 1;
-        if self.mining_round > last {
-            self.mining_round = last;
+        if self.round > last {
+            self.round = last;
         }
         ui.horizontal(|ui| {
             ui.label("mining round:");
             for (k, r) in trace.rounds.iter().enumerate() {
                 if ui
-                    .selectable_label(self.mining_round == k, format!("after epoch {}", r.epoch))
+                    .selectable_label(self.round == k, format!("after epoch {}", r.epoch))
                     .clicked()
                 {
-                    self.mining_round = k;
+                    self.round = k;
                 }
             }
         });
-        let round = &trace.rounds[self.mining_round];
+        let round = &trace.rounds[self.round];
         let weak: Vec<ModalitySet> = trace.weak_set.clone().unwrap_or_default();
         let top = trace
             .weak_set

@@ -9,6 +9,7 @@ mod explorer_panel;
 mod mining_panel;
 #[cfg(not(target_family = "wasm"))]
 mod native;
+mod panel;
 pub mod platform;
 mod predictor;
 mod runs_panel;
@@ -32,6 +33,7 @@ use mmanet_core::device::DeviceChoice;
 use mmanet_core::experiment::LoadedData;
 use mmanet_core::modality::ModalitySet;
 use mmanet_core::runs::RunRecord;
+use panel::{Action, Panel, PanelContext};
 use predictor::{Predictor, PredictorReply, PredictorRequest, explorer_models};
 use session::{RunStatus, Session};
 use settings::Settings;
@@ -92,28 +94,6 @@ impl Tab {
     }
 }
 
-/// The inference explorer's selection and answers.
-#[derive(Default)]
-pub struct ExplorerState {
-    /// Position in the test split.
-    pub position: usize,
-    /// Which modalities are switched on.
-    pub present: Vec<bool>,
-    /// The run whose models are loaded (or loading).
-    pub models_of: Option<PathBuf>,
-    /// Loaded model labels, or why loading failed.
-    pub models: Option<Result<Vec<String>, String>>,
-    /// The last request sent: (sample, combination).
-    pub requested: Option<(usize, ModalitySet)>,
-    /// The answer to it.
-    pub prediction: Option<predictor::PredictorReply>,
-    /// A sample read from files, shown instead of a test sample: its file names and values.
-    pub loaded: Option<(String, LoadedSample)>,
-    /// The deployment bundle on show (instead of a run's models): its file name, and its test
-    /// tables as it carries them.
-    pub bundle: Option<(String, Vec<mmanet_core::report::ComparisonTable>)>,
-}
-
 /// A sample the explorer read from files.
 #[derive(Clone)]
 pub enum LoadedSample {
@@ -131,18 +111,11 @@ pub struct MmanetApp {
     pub tab: Tab,
     /// This launch's state.
     pub session: Session,
-    /// The explorer.
-    pub explorer: ExplorerState,
-    /// The runs panel.
-    pub runs: runs_panel::RunsState,
     job: Option<TrainingJob>,
     predictor: Option<Predictor>,
     textures: draw::TextureCache,
     data_key: Option<String>,
-    gallery: data_panel::GalleryState,
-    plot_stage: Option<String>,
-    mining_stage: Option<String>,
-    mining_round: usize,
+    panels: Panels,
     last_run: Option<(String, Settings)>,
     device_probe: DeviceProbe,
     notice: Option<String>,
@@ -155,6 +128,16 @@ pub struct MmanetApp {
     /// A dropped bundle's name and bytes, once read.
     dropped_bundle: Arc<std::sync::Mutex<Option<DroppedBundle>>>,
     wake: Arc<dyn Fn() + Send + Sync>,
+}
+
+/// The five panels, each owning its state ([`panel::Panel`]).
+#[derive(Default)]
+struct Panels {
+    data: data_panel::DataPanel,
+    training: training_panel::TrainingPanel,
+    mining: mining_panel::MiningPanel,
+    explorer: explorer_panel::ExplorerPanel,
+    runs: runs_panel::RunsPanel,
 }
 
 /// A dropped bundle file: its name and its bytes, or why they could not be read.
@@ -229,16 +212,11 @@ impl MmanetApp {
             settings,
             tab,
             session: Session::default(),
-            explorer: ExplorerState::default(),
-            runs: runs_panel::RunsState::default(),
             job: None,
             predictor: None,
             textures: draw::TextureCache::default(),
             data_key: None,
-            gallery: data_panel::GalleryState::default(),
-            plot_stage: None,
-            mining_stage: None,
-            mining_round: 0,
+            panels: Panels::default(),
             last_run: None,
             device_probe: DeviceProbe::default(),
             notice: None,
@@ -263,25 +241,16 @@ impl MmanetApp {
             }
         };
         let key = serde_json::to_string(&cfg.data).unwrap_or_default();
-        // the generator's images (RGB, Depth, IR: 5 channels) must fit the page's memory
+        // the generator's images must fit the page's memory
         if platform::IN_BROWSER
-            && let Some(s) = &cfg.data.synthetic
-            && cfg.data.source == mmanet_core::config::DataSource::Synthetic
+            && let Err(e) = mmanet_core::limits::check_data_fits(
+                &cfg.data,
+                &mmanet_core::limits::BrowserLimits::default(),
+            )
         {
-            let bytes = (s.samples * 5 * s.size * s.size * 4) as u64;
-            let limit = mmanet_core::limits::BrowserLimits::default().memory_bytes;
-            if bytes > limit {
-                self.session.data_error = Some(format!(
-                    "{} samples of {}×{} pixels would take {} MiB, more than the {} MiB a browser page can rely on; lower the samples or the size",
-                    s.samples,
-                    s.size,
-                    s.size,
-                    bytes >> 20,
-                    limit >> 20
-                ));
-                self.data_key = None;
-                return;
-            }
+            self.session.data_error = Some(e.to_string());
+            self.data_key = None;
+            return;
         }
         match LoadedData::load(&cfg) {
             Ok(data) => {
@@ -302,10 +271,10 @@ impl MmanetApp {
     /// Makes `data` (identified by `key`, its data config as JSON) the data on show.
     fn install_data(&mut self, data: LoadedData, key: String) {
         self.textures.clear();
-        self.explorer.present = vec![true; data.modality_names().len()];
-        self.explorer.position = 0;
-        self.explorer.loaded = None;
-        self.gallery = data_panel::GalleryState::default();
+        self.panels.explorer.present = vec![true; data.modality_names().len()];
+        self.panels.explorer.position = 0;
+        self.panels.explorer.loaded = None;
+        self.panels.data.reset_gallery();
         match self.session.set_data(data) {
             Ok(()) => self.data_key = Some(key),
             Err(e) => {
@@ -380,7 +349,7 @@ impl MmanetApp {
             Ok(job) => {
                 self.session.begin_run();
                 self.notice = None;
-                self.plot_stage = None;
+                self.panels.training.follow_live_stage();
                 self.job = Some(job);
                 self.last_run = Some((name, settings));
             }
@@ -425,7 +394,7 @@ impl MmanetApp {
                     .map(|w| w.iter().map(|c| c.long_label(&names)).collect()),
             })
             .collect();
-        let prediction = match &self.explorer.prediction {
+        let prediction = match &self.panels.explorer.prediction {
             Some(PredictorReply::Prediction {
                 sample,
                 set,
@@ -453,8 +422,13 @@ impl MmanetApp {
             stages,
             tables: self.session.run.as_ref().map(|r| r.tables.as_slice()),
             explorer: ExplorerStatus {
-                bundle: self.explorer.bundle.as_ref().map(|(name, _)| name.as_str()),
-                models: match &self.explorer.models {
+                bundle: self
+                    .panels
+                    .explorer
+                    .bundle
+                    .as_ref()
+                    .map(|(name, _)| name.as_str()),
+                models: match &self.panels.explorer.models {
                     Some(Ok(labels)) => Some(ModelsStatus::Labels(labels)),
                     Some(Err(e)) => Some(ModelsStatus::Error { error: e }),
                     None => None,
@@ -529,14 +503,13 @@ impl MmanetApp {
             self.notice = Some(format!("cannot show the run: {e}"));
             return;
         }
-        self.mining_stage = None;
-        self.mining_round = usize::MAX;
+        self.panels.mining.show_latest();
         if let Some(data) = self.session.data.clone() {
-            self.explorer.bundle = None;
-            self.explorer.models_of = Some(dir.to_path_buf());
-            self.explorer.models = None;
-            self.explorer.prediction = None;
-            self.explorer.requested = None;
+            self.panels.explorer.bundle = None;
+            self.panels.explorer.models_of = Some(dir.to_path_buf());
+            self.panels.explorer.models = None;
+            self.panels.explorer.prediction = None;
+            self.panels.explorer.requested = None;
             let models = explorer_models(&cfg);
             self.ask_predictor(PredictorRequest::Load {
                 store,
@@ -545,7 +518,7 @@ impl MmanetApp {
                 models,
             });
         }
-        self.runs.rescan = true;
+        self.panels.runs.rescan = true;
     }
 
     /// Opens a deployment bundle (`name` for messages) in the explorer: its dataset is loaded
@@ -582,11 +555,11 @@ impl MmanetApp {
             }
             None => Vec::new(),
         };
-        self.explorer.bundle = Some((name.to_string(), tables));
-        self.explorer.models_of = Some(PathBuf::from(name));
-        self.explorer.models = None;
-        self.explorer.prediction = None;
-        self.explorer.requested = None;
+        self.panels.explorer.bundle = Some((name.to_string(), tables));
+        self.panels.explorer.models_of = Some(PathBuf::from(name));
+        self.panels.explorer.models = None;
+        self.panels.explorer.prediction = None;
+        self.panels.explorer.requested = None;
         self.ask_predictor(PredictorRequest::LoadBundle {
             bundle: Arc::new(bundle),
             data,
@@ -629,20 +602,20 @@ impl MmanetApp {
         let Some(data) = &self.session.data else {
             return;
         };
-        let sample = match &self.explorer.loaded {
+        let sample = match &self.panels.explorer.loaded {
             Some(_) => predictor::LOADED_SAMPLE,
-            None => match data.split().test.get(self.explorer.position) {
+            None => match data.split().test.get(self.panels.explorer.position) {
                 Some(&s) => s,
                 None => return,
             },
         };
-        let set = ModalitySet::from_mask(&self.explorer.present);
-        if self.explorer.requested == Some((sample, set)) {
+        let set = ModalitySet::from_mask(&self.panels.explorer.present);
+        if self.panels.explorer.requested == Some((sample, set)) {
             return;
         }
-        self.explorer.requested = Some((sample, set));
-        if matches!(self.explorer.models, Some(Ok(_))) {
-            let request = match &self.explorer.loaded {
+        self.panels.explorer.requested = Some((sample, set));
+        if matches!(self.panels.explorer.models, Some(Ok(_))) {
+            let request = match &self.panels.explorer.loaded {
                 Some((_, LoadedSample::Vectors(values))) => PredictorRequest::PredictLoaded {
                     sample: values.clone(),
                     set,
@@ -703,9 +676,9 @@ impl MmanetApp {
                     .join(", ");
                 self.textures.forget_sample(draw::LOADED_KEY);
                 self.textures.forget_named("explorer-loaded");
-                self.explorer.loaded = Some((names, sample));
-                self.explorer.requested = None;
-                self.explorer.prediction = None;
+                self.panels.explorer.loaded = Some((names, sample));
+                self.panels.explorer.requested = None;
+                self.panels.explorer.prediction = None;
             }
             Err(e) => self.notice = Some(format!("cannot load the sample: {e}")),
         }
@@ -731,19 +704,19 @@ impl MmanetApp {
             match reply {
                 PredictorReply::Loaded(r) => {
                     let ok = r.is_ok();
-                    self.explorer.models = Some(r);
+                    self.panels.explorer.models = Some(r);
                     if ok {
                         // ask again for what is on show, now that models are there
-                        self.explorer.requested = None;
+                        self.panels.explorer.requested = None;
                         self.request_prediction();
                     }
                 }
                 PredictorReply::Prediction { sample, set, .. }
-                    if self.explorer.requested == Some((sample, set)) =>
+                    if self.panels.explorer.requested == Some((sample, set)) =>
                 {
                     // the label maps of the previous answer
                     self.textures.forget_named("pred-");
-                    self.explorer.prediction = Some(reply);
+                    self.panels.explorer.prediction = Some(reply);
                 }
                 PredictorReply::Prediction { .. } => {}
             }
@@ -771,54 +744,59 @@ impl MmanetApp {
             }
             ui.with_layout(egui::Layout::right_to_left(egui::Align::Center), |ui| {
                 egui::widgets::global_theme_preference_buttons(ui);
-                self.run_buttons(ui);
+                if let Some(action) = panel::run_buttons(ui, &self.session, self.can_resume()) {
+                    self.apply(action);
+                }
             });
         });
     }
 
-    /// Start / pause / stop, shown in the top bar and on the training panel.
-    fn run_buttons(&mut self, ui: &mut egui::Ui) {
-        let ctx = ui.ctx().clone();
-        let active = self.session.status.is_active();
-        if active {
-            if ui
-                .button("⏹ Stop")
-                .on_hover_text(ctx.format_shortcut(&SHORTCUT_STOP))
-                .clicked()
-            {
-                self.stop_training();
-            }
-            let paused = self.session.status == RunStatus::Paused;
-            if ui
-                .button(if paused { "▶ Resume" } else { "⏸ Pause" })
-                .on_hover_text(ctx.format_shortcut(&SHORTCUT_PAUSE))
-                .clicked()
-            {
-                self.toggle_pause();
-            }
+    /// Carries out what a panel asked for.
+    fn apply(&mut self, action: Action) {
+        match action {
+            Action::LoadData => self.load_data(),
+            Action::StartTraining(resume) => self.start_training(resume),
+            Action::TogglePause => self.toggle_pause(),
+            Action::StopTraining => self.stop_training(),
+            Action::OpenRun(dir) => self.open_run(&dir),
+            Action::ShowTab(tab) => self.tab = tab,
+            Action::Notice(text) => self.notice = Some(text),
+            Action::RequestPrediction => self.request_prediction(),
+            Action::OpenPretrained => self.open_pretrained(),
+            Action::OpenBundleFile(path) => self.open_bundle_file(&path),
+            Action::LoadExplorerSample(paths) => self.load_explorer_sample(&paths),
+        }
+    }
+
+    /// Draws the panel on show: it gets the shared state as a [`PanelContext`], and what it
+    /// asks for is carried out after.
+    fn panel(&mut self, ui: &mut egui::Ui) {
+        // the device is probed when the training panel shows it (not while a run on a known
+        // device is live)
+        let live_device = self.session.device.is_some() && self.session.status.is_active();
+        let device = if self.tab == Tab::Training && !live_device {
+            self.device_description()
         } else {
-            if self.can_resume()
-                && ui
-                    .button("⏩ Continue")
-                    .on_hover_text(if !platform::IN_BROWSER {
-                        "continue the stopped run from its last finished epoch"
-                    } else {
-                        "continue the stopped run: finished stages are kept, the stopped one starts over"
-                    })
-                    .clicked()
-            {
-                self.start_training(true);
-            }
-            if ui
-                .button("▶ Start")
-                .on_hover_text(format!(
-                    "train the teacher and the chosen methods ({})",
-                    ctx.format_shortcut(&SHORTCUT_START)
-                ))
-                .clicked()
-            {
-                self.start_training(false);
-            }
+            None
+        };
+        let can_resume = self.can_resume();
+        let mut ctx = PanelContext::new(
+            &mut self.settings,
+            &self.session,
+            &mut self.textures,
+            device,
+            can_resume,
+        );
+        let panel: &mut dyn Panel = match self.tab {
+            Tab::Data => &mut self.panels.data,
+            Tab::Training => &mut self.panels.training,
+            Tab::Mining => &mut self.panels.mining,
+            Tab::Explorer => &mut self.panels.explorer,
+            Tab::Runs => &mut self.panels.runs,
+        };
+        panel.ui(ui, &mut ctx);
+        for action in ctx.into_actions() {
+            self.apply(action);
         }
     }
 
@@ -870,13 +848,7 @@ impl MmanetApp {
                 });
                 ui.separator();
             }
-            match self.tab {
-                Tab::Data => self.data_panel(ui),
-                Tab::Training => self.training_panel(ui),
-                Tab::Mining => self.mining_panel(ui),
-                Tab::Explorer => self.explorer_panel(ui),
-                Tab::Runs => self.runs_panel(ui),
-            }
+            self.panel(ui);
         });
         if self.session.status.is_active() {
             ctx.request_repaint_after(std::time::Duration::from_millis(250));

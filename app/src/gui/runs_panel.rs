@@ -1,16 +1,16 @@
 //! The runs panel: the run folders under the output folder (the same files the CLI writes),
 //! open one into the other panels, export a copy, and compare two runs per combination.
 
-use super::platform;
-use super::{MmanetApp, Tab, draw};
+use super::panel::{Action, Panel, PanelContext};
+use super::{Tab, draw, platform};
 use eframe::egui::{self, Color32, RichText};
 use mmanet_core::report::ComparisonTable;
 use mmanet_core::runs::RunRecord;
 use std::path::{Path, PathBuf};
 
-/// The list of runs and the comparison selection.
+/// The runs panel's own state: the list of runs and the comparison selection.
 #[derive(Default)]
-pub struct RunsState {
+pub struct RunsPanel {
     /// Scan the output folder again at the next frame.
     pub rescan: bool,
     scanned: bool,
@@ -22,7 +22,7 @@ pub struct RunsState {
     pub method: Option<String>,
 }
 
-impl RunsState {
+impl RunsPanel {
     fn scan(&mut self, output_dir: &Path) {
         self.runs = platform::list_run_dirs(output_dir)
             .into_iter()
@@ -60,34 +60,34 @@ pub fn compare_rows(
         .collect()
 }
 
-impl MmanetApp {
-    pub(super) fn runs_panel(&mut self, ui: &mut egui::Ui) {
-        if !self.runs.scanned || self.runs.rescan {
-            self.runs.scan(&self.settings.output_dir);
+impl Panel for RunsPanel {
+    fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
+        if !self.scanned || self.rescan {
+            self.scan(&ctx.settings.output_dir);
         }
         ui.horizontal(|ui| {
             if !platform::IN_BROWSER {
-                ui.heading(format!("Runs in {}", self.settings.output_dir.display()));
+                ui.heading(format!("Runs in {}", ctx.settings.output_dir.display()));
             } else {
                 ui.heading("This page's runs (kept in memory until the page is closed)");
             }
             if ui.button("⟳ Refresh").clicked() {
-                self.runs.rescan = true;
+                self.rescan = true;
             }
             if !platform::IN_BROWSER
                 && ui.button("Open run folder…").clicked()
                 && let Some(dir) = platform::pick_folder()
             {
-                self.open_run(&dir);
+                ctx.ask(Action::OpenRun(dir));
             }
         });
-        if self.runs.runs.is_empty() {
+        if self.runs.is_empty() {
             ui.label(
                 "No finished runs here yet. Train one in the Training panel, or run `mmanet demo`.",
             );
             return;
         }
-        let shown = self.session.run.as_ref().map(|r| r.record.dir.clone());
+        let shown = ctx.session.run.as_ref().map(|r| r.record.dir.clone());
         let mut open: Option<PathBuf> = None;
         let mut export: Option<PathBuf> = None;
         egui::ScrollArea::vertical()
@@ -101,12 +101,12 @@ impl MmanetApp {
                             ui.label(RichText::new(h).strong());
                         }
                         ui.end_row();
-                        for (k, (dir, record)) in self.runs.runs.iter().enumerate() {
+                        for (k, (dir, record)) in self.runs.iter().enumerate() {
                             for slot in 0..2 {
-                                let mut on = self.runs.compare[slot] == Some(k);
+                                let mut on = self.compare[slot] == Some(k);
                                 if ui.radio(on, "").clicked() {
                                     on = !on;
-                                    self.runs.compare[slot] = on.then_some(k);
+                                    self.compare[slot] = on.then_some(k);
                                 }
                             }
                             let name = dir
@@ -170,29 +170,31 @@ impl MmanetApp {
                     });
             });
         if let Some(dir) = open {
-            self.open_run(&dir);
-            self.tab = Tab::Explorer;
+            ctx.ask(Action::OpenRun(dir));
+            ctx.ask(Action::ShowTab(Tab::Explorer));
         }
         if let Some(dir) = export
             && let Some(target) = platform::pick_folder()
         {
             let dest = target.join(dir.file_name().unwrap_or_default());
-            self.notice = Some(match copy_dir(&dir, &dest) {
+            ctx.ask(Action::Notice(match copy_dir(&dir, &dest) {
                 Ok(()) => format!("exported to {}", dest.display()),
                 Err(e) => format!("export failed: {e}"),
-            });
+            }));
         }
         ui.separator();
         self.compare_view(ui);
     }
+}
 
+impl RunsPanel {
+    /// Two runs' tables side by side for one method, per combination.
     fn compare_view(&mut self, ui: &mut egui::Ui) {
         let pick = |k: Option<usize>| {
-            k.and_then(|k| self.runs.runs.get(k))
+            k.and_then(|k| self.runs.get(k))
                 .and_then(|(d, r)| Some((d.clone(), r.as_ref().ok()?.tables().ok()?)))
         };
-        let (Some((da, ta)), Some((db, tb))) =
-            (pick(self.runs.compare[0]), pick(self.runs.compare[1]))
+        let (Some((da, ta)), Some((db, tb))) = (pick(self.compare[0]), pick(self.compare[1]))
         else {
             ui.label("Pick two runs (A and B) to compare them per combination.");
             return;
@@ -216,7 +218,6 @@ impl MmanetApp {
             return;
         }
         let method = self
-            .runs
             .method
             .clone()
             .filter(|m| methods.contains(m))
@@ -225,7 +226,7 @@ impl MmanetApp {
             ui.label(RichText::new("Compare").strong());
             for m in &methods {
                 if ui.selectable_label(*m == method, m).clicked() {
-                    self.runs.method = Some(m.clone());
+                    self.method = Some(m.clone());
                 }
             }
         });

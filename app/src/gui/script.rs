@@ -318,13 +318,13 @@ impl DemoScript {
             },
             Step::ExplorerShot => {
                 let names = app.session.modality_names();
-                let on = ModalitySet::from_mask(&app.explorer.present).long_label(&names);
+                let on = ModalitySet::from_mask(&app.panels.explorer.present).long_label(&names);
                 return self.screenshot(app, ctx, Tab::Explorer, &format!("explorer-{on}"));
             }
             Step::Shot(tab, name) => return self.screenshot(app, ctx, tab, name),
             Step::Explore => {
                 app.tab = Tab::Explorer;
-                match &app.explorer.models {
+                match &app.panels.explorer.models {
                     Some(Ok(_)) if got_prediction(app) => {
                         if self.opts.preset.task() == TaskKind::Segmentation {
                             print_prediction(app);
@@ -341,11 +341,12 @@ impl DemoScript {
             Step::Toggle => {
                 if self.toggled.is_none() {
                     let off = self.switched_off();
-                    if let Some(p) = app.explorer.present.get_mut(off) {
+                    if let Some(p) = app.panels.explorer.present.get_mut(off) {
                         *p = false;
                     }
-                    self.toggled = Some(ModalitySet::from_mask(&app.explorer.present));
-                } else if got_prediction(app) && app.explorer.requested.map(|r| r.1) == self.toggled
+                    self.toggled = Some(ModalitySet::from_mask(&app.panels.explorer.present));
+                } else if got_prediction(app)
+                    && app.panels.explorer.requested.map(|r| r.1) == self.toggled
                 {
                     print_prediction(app);
                     self.next();
@@ -366,15 +367,18 @@ impl DemoScript {
             Step::Compare => {
                 app.tab = Tab::Runs;
                 if self.frames > 2 {
-                    if app.runs.runs.len() < 2 {
+                    if app.panels.runs.runs.len() < 2 {
                         return self.fail(
                             ctx,
-                            format!("the runs panel lists {} run(s), not 2", app.runs.runs.len()),
+                            format!(
+                                "the runs panel lists {} run(s), not 2",
+                                app.panels.runs.runs.len()
+                            ),
                         );
                     }
                     // newest first: A = the first run, B = the second
-                    app.runs.compare = [Some(1), Some(0)];
-                    app.runs.method = Some("MMANet".into());
+                    app.panels.runs.compare = [Some(1), Some(0)];
+                    app.panels.runs.method = Some("MMANet".into());
                     self.next();
                 }
             }
@@ -410,7 +414,7 @@ fn print_prediction(app: &MmanetApp) {
         sample,
         set,
         result: Ok(models),
-    }) = &app.explorer.prediction
+    }) = &app.panels.explorer.prediction
     else {
         return;
     };
@@ -453,9 +457,9 @@ fn print_prediction(app: &MmanetApp) {
 
 fn got_prediction(app: &MmanetApp) -> bool {
     matches!(
-        &app.explorer.prediction,
+        &app.panels.explorer.prediction,
         Some(PredictorReply::Prediction { result: Ok(_), sample, set })
-            if app.explorer.requested == Some((*sample, *set))
+            if app.panels.explorer.requested == Some((*sample, *set))
     )
 }
 

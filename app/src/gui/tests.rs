@@ -127,6 +127,7 @@ fn toggling_a_modality_changes_the_prediction_request() {
     h.run_steps(2);
     let (sample, set) = h
         .state()
+        .panels
         .explorer
         .requested
         .expect("a request for the sample on show");
@@ -138,12 +139,12 @@ fn toggling_a_modality_changes_the_prediction_request() {
     h.get_by_role_and_label(eframe::egui::accesskit::Role::CheckBox, "fou")
         .click();
     h.run_steps(2);
-    let (_, set) = h.state().explorer.requested.unwrap();
+    let (_, set) = h.state().panels.explorer.requested.unwrap();
     assert_eq!(set, ModalitySet::from_indices([0, 2]));
     // the next sample is asked for with the same switches
     h.get_all_by_label("▶").next().unwrap().click();
     h.run_steps(2);
-    let (next, set) = h.state().explorer.requested.unwrap();
+    let (next, set) = h.state().panels.explorer.requested.unwrap();
     assert_eq!(
         next,
         h.state().session.data.as_ref().unwrap().split().test[1]
@@ -395,12 +396,13 @@ fn a_sample_read_from_files_takes_the_test_samples_place() {
     h.run_steps(2);
     let loaded = super::predictor::LOADED_SAMPLE;
     assert_eq!(
-        h.state().explorer.requested,
+        h.state().panels.explorer.requested,
         Some((loaded, ModalitySet::full(3)))
     );
     h.get_by_label_contains("sample read from color.png, depth.png, ir.png");
     // its values are the dataset's own preprocessing of those files
-    let Some((_, super::LoadedSample::Vectors(values))) = h.state().explorer.loaded.clone() else {
+    let Some((_, super::LoadedSample::Vectors(values))) = h.state().panels.explorer.loaded.clone()
+    else {
         panic!("no sample loaded")
     };
     let data = h.state().session.data.clone().unwrap();
@@ -414,20 +416,23 @@ fn a_sample_read_from_files_takes_the_test_samples_place() {
         .click();
     h.run_steps(2);
     assert_eq!(
-        h.state().explorer.requested,
+        h.state().panels.explorer.requested,
         Some((loaded, ModalitySet::from_indices([0, 2])))
     );
     // a wrong number of files is reported, and the loaded sample stays
     h.state_mut().load_explorer_sample(&paths[..1]);
     let notice = h.state().notice.clone().unwrap_or_default();
     assert!(notice.contains("3 images"), "{notice}");
-    assert!(h.state().explorer.loaded.is_some());
+    assert!(h.state().panels.explorer.loaded.is_some());
     h.run_steps(2);
     // back to the test samples
     h.get_by_label("back to test samples").click();
     h.run_steps(2);
     let first_test = data.split.test[0];
-    assert_eq!(h.state().explorer.requested.map(|r| r.0), Some(first_test));
+    assert_eq!(
+        h.state().panels.explorer.requested.map(|r| r.0),
+        Some(first_test)
+    );
 }
 
 #[test]
@@ -438,7 +443,7 @@ fn mfeat_samples_cannot_be_read_from_files() {
         .load_explorer_sample(&[std::path::PathBuf::from("x.png")]);
     let notice = h.state().notice.clone().unwrap_or_default();
     assert!(notice.contains("pick one of its test samples"), "{notice}");
-    assert!(h.state().explorer.loaded.is_none());
+    assert!(h.state().panels.explorer.loaded.is_none());
 }
 
 #[test]
@@ -650,12 +655,14 @@ fn run_until(h: &mut Harness<'static, MmanetApp>, what: &str, done: impl Fn(&Mma
 
 /// The segmentation answer on show, if any.
 fn seg_answer(app: &MmanetApp) -> Option<(ModalitySet, Vec<super::predictor::ModelPrediction>)> {
-    match &app.explorer.prediction {
+    match &app.panels.explorer.prediction {
         Some(super::predictor::PredictorReply::Prediction {
             set,
             sample,
             result: Ok(models),
-        }) if app.explorer.requested == Some((*sample, *set)) => Some((*set, models.clone())),
+        }) if app.panels.explorer.requested == Some((*sample, *set)) => {
+            Some((*set, models.clone()))
+        }
         _ => None,
     }
 }
@@ -732,7 +739,10 @@ fn ticking_depth_off_changes_the_prediction_request_and_the_drawn_map() {
         .click();
     h.run_steps(1);
     let only_rgb = ModalitySet::single(0);
-    assert_eq!(h.state().explorer.requested.map(|r| r.1), Some(only_rgb));
+    assert_eq!(
+        h.state().panels.explorer.requested.map(|r| r.1),
+        Some(only_rgb)
+    );
     run_until(&mut h, "the RGB label maps", |a| {
         seg_answer(a).is_some_and(|(s, _)| s == only_rgb)
     });
@@ -748,7 +758,10 @@ fn ticking_depth_off_changes_the_prediction_request_and_the_drawn_map() {
     assert_ne!(seg.map, rgbd_map, "the map did not change without depth");
     // the drawn maps are the new answer's
     h.run_steps(2);
-    let key = format!("pred-{}-R-map-0", h.state().explorer.requested.unwrap().0);
+    let key = format!(
+        "pred-{}-R-map-0",
+        h.state().panels.explorer.requested.unwrap().0
+    );
     assert!(h.state().textures.has_named(&key), "{key} not drawn");
     assert!(
         !h.state().textures.has_named(&key.replace("-R-", "-RD-")),
@@ -761,7 +774,7 @@ fn ticking_depth_off_changes_the_prediction_request_and_the_drawn_map() {
     assert!(first["miou"].as_f64().is_some(), "{status}");
 
     // a scene of one's own: an RGB PNG and a 16-bit depth PNG in mm, segmented without labels
-    let sample = h.state().explorer.requested.unwrap().0;
+    let sample = h.state().panels.explorer.requested.unwrap().0;
     let scene = match h.state().session.data.as_ref().unwrap() {
         mmanet_core::experiment::LoadedData::Segmentation(d) => {
             d.source.source.scene(sample).unwrap()
@@ -785,11 +798,12 @@ fn ticking_depth_off_changes_the_prediction_request_and_the_drawn_map() {
     let notice = h.state().notice.clone().unwrap_or_default();
     assert!(notice.contains("an RGB image and its depth"), "{notice}");
     h.state_mut().load_explorer_sample(&[rgb_path, depth_path]);
-    assert!(h.state().explorer.loaded.is_some());
+    assert!(h.state().panels.explorer.loaded.is_some());
     h.run_steps(1);
     let loaded = super::predictor::LOADED_SAMPLE;
     run_until(&mut h, "the maps of the loaded scene", |a| {
-        matches!(a.explorer.requested, Some((s, _)) if s == loaded) && seg_answer(a).is_some()
+        matches!(a.panels.explorer.requested, Some((s, _)) if s == loaded)
+            && seg_answer(a).is_some()
     });
     let (_, models) = seg_answer(h.state()).unwrap();
     let seg = models[0].segmentation().unwrap();
@@ -877,7 +891,7 @@ fn the_mining_panel_shows_the_segmentation_rounds() {
     h.get_by_label_contains("Weak set chosen after epoch");
     // the training panel names the metric and plots the cycled momentum
     h.state_mut().tab = Tab::Training;
-    h.state_mut().plot_stage = Some("mmanet".into());
+    h.state_mut().panels.training.plot_stage = Some("mmanet".into());
     h.run_steps(2);
     h.get_by_label_contains("validation mIoU per combination");
     h.get_by_label_contains("momentum");
@@ -911,13 +925,13 @@ fn the_pretrained_model_answers_in_the_explorer_before_any_training() {
     assert_eq!(h.state().tab, Tab::Explorer);
     run_until(&mut h, "the bundle's first prediction", |app| {
         matches!(
-            &app.explorer.prediction,
+            &app.panels.explorer.prediction,
             Some(super::predictor::PredictorReply::Prediction { result: Ok(_), sample, set })
-                if app.explorer.requested == Some((*sample, *set))
+                if app.panels.explorer.requested == Some((*sample, *set))
         )
     });
     assert_eq!(
-        h.state().explorer.models,
+        h.state().panels.explorer.models,
         Some(Ok(vec!["MMANet (bundle)".to_string()]))
     );
     let status = serde_json::to_value(h.state().status_report()).expect("a JSON status");
@@ -931,7 +945,7 @@ fn the_pretrained_model_answers_in_the_explorer_before_any_training() {
     let fou_mor = ModalitySet::from_indices([1, 2]);
     run_until(&mut h, "the answer without pix", |app| {
         matches!(
-            &app.explorer.prediction,
+            &app.panels.explorer.prediction,
             Some(super::predictor::PredictorReply::Prediction { result: Ok(_), set, .. })
                 if *set == fou_mor
         )
@@ -940,7 +954,7 @@ fn the_pretrained_model_answers_in_the_explorer_before_any_training() {
         sample,
         result: Ok(models),
         ..
-    }) = h.state().explorer.prediction.clone()
+    }) = h.state().panels.explorer.prediction.clone()
     else {
         unreachable!()
     };
@@ -984,11 +998,16 @@ fn a_bundle_dropped_on_the_window_opens_in_the_explorer() {
         .push(Arc::new(DroppedFromDisk(path)));
     h.run_steps(1);
     run_until(&mut h, "the dropped bundle's models", |app| {
-        matches!(app.explorer.models, Some(Ok(_)))
+        matches!(app.panels.explorer.models, Some(Ok(_)))
     });
     assert_eq!(h.state().tab, Tab::Explorer);
     assert_eq!(
-        h.state().explorer.bundle.as_ref().map(|(n, _)| n.as_str()),
+        h.state()
+            .panels
+            .explorer
+            .bundle
+            .as_ref()
+            .map(|(n, _)| n.as_str()),
         Some("digits.mmanet")
     );
     // a file that is not a bundle is a notice, not a crash

@@ -3,167 +3,208 @@
 //! accuracy (mIoU for segmentation), the learning rate and, when the schedule cycles it, the
 //! momentum.
 
+use super::panel::{Action, Panel, PanelContext, run_buttons};
 use super::session::StageLog;
 use super::settings::{METHOD_CHOICES, Preset};
-use super::{MmanetApp, SHORTCUT_PAUSE, SHORTCUT_START, SHORTCUT_STOP, platform};
+use super::{SHORTCUT_PAUSE, SHORTCUT_START, SHORTCUT_STOP, platform};
 use eframe::egui::{self, RichText};
 use egui_plot::{HoverPosition, Legend, Line, Plot, PlotPoints};
 use mmanet_core::config::Method;
 use mmanet_core::device::DeviceChoice;
 
-impl MmanetApp {
-    pub(super) fn training_panel(&mut self, ui: &mut egui::Ui) {
+/// The training panel's own state: the stage whose curves are on show.
+#[derive(Default)]
+pub struct TrainingPanel {
+    /// The stage picked (the live one, else the last, when `None` or gone).
+    pub(super) plot_stage: Option<String>,
+}
+
+impl TrainingPanel {
+    /// Follows the live stage again (a run started).
+    pub fn follow_live_stage(&mut self) {
+        self.plot_stage = None;
+    }
+}
+
+impl Panel for TrainingPanel {
+    fn ui(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
         egui::Panel::left("training_settings")
             .resizable(true)
             .default_size(290.0)
             .show(ui, |ui| {
-                egui::ScrollArea::vertical().show(ui, |ui| self.training_settings(ui));
+                egui::ScrollArea::vertical().show(ui, |ui| training_settings(ui, ctx));
             });
-        egui::CentralPanel::default().show(ui, |ui| self.training_plots(ui));
+        egui::CentralPanel::default().show(ui, |ui| self.training_plots(ui, ctx));
     }
+}
 
-    fn training_settings(&mut self, ui: &mut egui::Ui) {
-        let idle = !self.session.status.is_active();
-        ui.add_enabled_ui(idle, |ui| {
-            ui.heading("Experiment");
-            let mut preset = self.settings.preset;
-            egui::ComboBox::from_label("preset")
-                .selected_text(preset.file())
-                .show_ui(ui, |ui| {
-                    for p in Preset::ALL {
-                        ui.selectable_value(&mut preset, p, p.file());
-                    }
-                });
-            if preset != self.settings.preset {
-                let other_task = preset.task() != self.settings.data_task();
-                self.settings.use_preset(preset);
-                // a preset of the other task brings its data
-                if other_task {
-                    self.settings.data = preset.data_choice();
-                    self.load_data();
-                }
-            }
-            let s = &mut self.settings;
-            ui.add_space(4.0);
-            ui.label("Methods (each a column of the results table):");
-            for m in METHOD_CHOICES {
-                let mut on = s.methods.contains(&m);
-                let hint = match m {
-                    Method::SfMd => "one network, modality dropout on encoder outputs",
-                    Method::Mad => "SF-MD + margin-aware distillation from the teacher",
-                    Method::Mmanet => "SF-MD + MAD + MAR (mined weak combinations)",
-                    Method::Sf => "one model per combination (7× the training)",
-                    _ => "",
-                };
-                if ui.checkbox(&mut on, m.label()).on_hover_text(hint).changed() {
-                    if on {
-                        s.methods.push(m);
-                    } else {
-                        s.methods.retain(|x| *x != m);
-                    }
-                }
-            }
-            ui.add_space(4.0);
-            egui::Grid::new("knobs").num_columns(2).show(ui, |ui| {
-                let l = ui.label("α (MAD weight)");
-                ui.add(egui::DragValue::new(&mut s.alpha).speed(0.1).range(0.0..=100.0))
-                    .labelled_by(l.id);
-                ui.end_row();
-                let l = ui.label("β (MAR weight)");
-                ui.add(egui::DragValue::new(&mut s.beta).speed(0.01).range(0.0..=10.0))
-                    .labelled_by(l.id);
-                ui.end_row();
-                let l = ui.label("warm-up epochs");
-                ui.add(egui::DragValue::new(&mut s.warmup_epochs).range(1..=100))
-                    .labelled_by(l.id)
-                    .on_hover_text("MAD and MAR start after this epoch; MAR mines in the three epochs before it");
-                ui.end_row();
-                let l = ui.label("epochs");
-                ui.add(egui::DragValue::new(&mut s.epochs).range(1..=500))
-                    .labelled_by(l.id);
-                ui.end_row();
-                let l = ui.label("device");
-                egui::ComboBox::from_id_salt("device")
-                    .selected_text(device_label(s.device))
-                    .show_ui(ui, |ui| {
-                        for d in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
-                            ui.selectable_value(&mut s.device, d, device_label(d));
-                        }
-                    })
-                    .response
-                    .labelled_by(l.id);
-                ui.end_row();
-                // a page keeps its runs in memory
-                if !platform::IN_BROWSER {
-                    let l = ui.label("output folder");
-                    let mut out = s.output_dir.display().to_string();
-                    if ui.text_edit_singleline(&mut out).labelled_by(l.id).changed() {
-                        s.output_dir = out.into();
-                    }
-                    ui.end_row();
+/// The experiment's settings, the run buttons, the device and the log.
+fn training_settings(ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
+    let idle = !ctx.session.status.is_active();
+    ui.add_enabled_ui(idle, |ui| {
+        ui.heading("Experiment");
+        let mut preset = ctx.settings.preset;
+        egui::ComboBox::from_label("preset")
+            .selected_text(preset.file())
+            .show_ui(ui, |ui| {
+                for p in Preset::ALL {
+                    ui.selectable_value(&mut preset, p, p.file());
                 }
             });
-        });
-        ui.add_space(8.0);
-        ui.horizontal(|ui| self.run_buttons(ui));
-        let ctx = ui.ctx().clone();
-        ui.label(
-            RichText::new(format!(
-                "start {} · pause {} · stop {}",
-                ctx.format_shortcut(&SHORTCUT_START),
-                ctx.format_shortcut(&SHORTCUT_PAUSE),
-                ctx.format_shortcut(&SHORTCUT_STOP)
-            ))
-            .small()
-            .weak(),
-        );
-        match (&self.session.device, self.session.status.is_active()) {
-            (Some(d), true) => {
-                ui.label(RichText::new(format!("training on: {d}")).small());
+        if preset != ctx.settings.preset {
+            let other_task = preset.task() != ctx.settings.data_task();
+            ctx.settings.use_preset(preset);
+            // a preset of the other task brings its data
+            if other_task {
+                ctx.settings.data = preset.data_choice();
+                ctx.ask(Action::LoadData);
             }
-            _ => match self.device_description() {
-                Some(d) => {
-                    ui.label(RichText::new(format!("device: {d}")).small());
-                }
-                None => {
-                    ui.horizontal(|ui| {
-                        ui.spinner();
-                        ui.label(RichText::new("looking for a GPU adapter…").small());
-                    });
-                }
-            },
         }
-        ui.add_space(8.0);
-        egui::CollapsingHeader::new("log")
-            .default_open(true)
-            .show(ui, |ui| {
-                for m in self.session.messages.iter().rev().take(12) {
-                    ui.label(RichText::new(m).small());
+        let s = &mut *ctx.settings;
+        ui.add_space(4.0);
+        ui.label("Methods (each a column of the results table):");
+        for m in METHOD_CHOICES {
+            let mut on = s.methods.contains(&m);
+            let hint = match m {
+                Method::SfMd => "one network, modality dropout on encoder outputs",
+                Method::Mad => "SF-MD + margin-aware distillation from the teacher",
+                Method::Mmanet => "SF-MD + MAD + MAR (mined weak combinations)",
+                Method::Sf => "one model per combination (7× the training)",
+                _ => "",
+            };
+            if ui
+                .checkbox(&mut on, m.label())
+                .on_hover_text(hint)
+                .changed()
+            {
+                if on {
+                    s.methods.push(m);
+                } else {
+                    s.methods.retain(|x| *x != m);
                 }
-                for s in &self.session.stages {
-                    if let Some((epoch, score)) = s.best {
-                        ui.label(
-                            RichText::new(format!(
-                                "{}: best epoch {epoch}, val {:.2}%",
-                                s.name,
-                                score * 100.0
-                            ))
-                            .small(),
-                        );
+            }
+        }
+        ui.add_space(4.0);
+        egui::Grid::new("knobs").num_columns(2).show(ui, |ui| {
+            let l = ui.label("α (MAD weight)");
+            ui.add(
+                egui::DragValue::new(&mut s.alpha)
+                    .speed(0.1)
+                    .range(0.0..=100.0),
+            )
+            .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("β (MAR weight)");
+            ui.add(
+                egui::DragValue::new(&mut s.beta)
+                    .speed(0.01)
+                    .range(0.0..=10.0),
+            )
+            .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("warm-up epochs");
+            ui.add(egui::DragValue::new(&mut s.warmup_epochs).range(1..=100))
+                .labelled_by(l.id)
+                .on_hover_text(
+                    "MAD and MAR start after this epoch; MAR mines in the three epochs before it",
+                );
+            ui.end_row();
+            let l = ui.label("epochs");
+            ui.add(egui::DragValue::new(&mut s.epochs).range(1..=500))
+                .labelled_by(l.id);
+            ui.end_row();
+            let l = ui.label("device");
+            egui::ComboBox::from_id_salt("device")
+                .selected_text(device_label(s.device))
+                .show_ui(ui, |ui| {
+                    for d in [DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Wgpu] {
+                        ui.selectable_value(&mut s.device, d, device_label(d));
                     }
+                })
+                .response
+                .labelled_by(l.id);
+            ui.end_row();
+            // a page keeps its runs in memory
+            if !platform::IN_BROWSER {
+                let l = ui.label("output folder");
+                let mut out = s.output_dir.display().to_string();
+                if ui
+                    .text_edit_singleline(&mut out)
+                    .labelled_by(l.id)
+                    .changed()
+                {
+                    s.output_dir = out.into();
                 }
-            });
+                ui.end_row();
+            }
+        });
+    });
+    ui.add_space(8.0);
+    ui.horizontal(|ui| {
+        if let Some(action) = run_buttons(ui, ctx.session, ctx.can_resume) {
+            ctx.ask(action);
+        }
+    });
+    let egui_ctx = ui.ctx().clone();
+    ui.label(
+        RichText::new(format!(
+            "start {} · pause {} · stop {}",
+            egui_ctx.format_shortcut(&SHORTCUT_START),
+            egui_ctx.format_shortcut(&SHORTCUT_PAUSE),
+            egui_ctx.format_shortcut(&SHORTCUT_STOP)
+        ))
+        .small()
+        .weak(),
+    );
+    match (&ctx.session.device, ctx.session.status.is_active()) {
+        (Some(d), true) => {
+            ui.label(RichText::new(format!("training on: {d}")).small());
+        }
+        _ => match &ctx.device {
+            Some(d) => {
+                ui.label(RichText::new(format!("device: {d}")).small());
+            }
+            None => {
+                ui.horizontal(|ui| {
+                    ui.spinner();
+                    ui.label(RichText::new("looking for a GPU adapter…").small());
+                });
+            }
+        },
     }
+    ui.add_space(8.0);
+    egui::CollapsingHeader::new("log")
+        .default_open(true)
+        .show(ui, |ui| {
+            for m in ctx.session.messages.iter().rev().take(12) {
+                ui.label(RichText::new(m).small());
+            }
+            for s in &ctx.session.stages {
+                if let Some((epoch, score)) = s.best {
+                    ui.label(
+                        RichText::new(format!(
+                            "{}: best epoch {epoch}, val {:.2}%",
+                            s.name,
+                            score * 100.0
+                        ))
+                        .small(),
+                    );
+                }
+            }
+        });
+}
 
-    fn training_plots(&mut self, ui: &mut egui::Ui) {
-        if self.session.stages.is_empty() {
+impl TrainingPanel {
+    /// The stage picker and its curves.
+    fn training_plots(&mut self, ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
+        if ctx.session.stages.is_empty() {
             ui.label(
                 "Press ▶ Start to train the teacher and the chosen methods on the loaded data.",
             );
             return;
         }
-        let names: Vec<String> = self.session.stages.iter().map(|s| s.name.clone()).collect();
-        let live = self.session.current_stage().map(|s| s.name.clone());
+        let names: Vec<String> = ctx.session.stages.iter().map(|s| s.name.clone()).collect();
+        let live = ctx.session.current_stage().map(|s| s.name.clone());
         let shown = self
             .plot_stage
             .clone()
@@ -178,14 +219,14 @@ impl MmanetApp {
                 }
             }
         });
-        let Some(stage) = self.session.stages.iter().find(|s| s.name == shown) else {
+        let Some(stage) = ctx.session.stages.iter().find(|s| s.name == shown) else {
             return;
         };
         let h = ((ui.available_height() - 60.0) / 3.0).max(120.0);
-        let log = self.settings.loss_log_scale;
+        let log = ctx.settings.loss_log_scale;
         ui.horizontal(|ui| {
             ui.label(RichText::new("training loss (unweighted terms)").strong());
-            ui.checkbox(&mut self.settings.loss_log_scale, "log scale")
+            ui.checkbox(&mut ctx.settings.loss_log_scale, "log scale")
                 .on_hover_text(
                     "a logarithmic axis keeps CE and MAD readable beside a large MAR term",
                 );
@@ -224,7 +265,7 @@ impl MmanetApp {
             _ => "accuracy",
         };
         ui.label(RichText::new(format!("validation {metric} per combination (%)")).strong());
-        let names = self.session.modality_names();
+        let names = ctx.session.modality_names();
         Plot::new("val")
             .height(h)
             .legend(Legend::default())
