@@ -14,19 +14,16 @@ use mmanet_app::gui;
 use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use mmanet_core::config::ExperimentConfig;
-use mmanet_core::config::TaskKind;
 use mmanet_core::data::manifest::read_manifest;
 use mmanet_core::data::rgbd::{SegSource, class_pixel_counts};
 use mmanet_core::data::rgbd_trees::RgbdTree;
 use mmanet_core::data::split::Split;
 use mmanet_core::device::{DeviceChoice, SelectedDevice, select_device};
 use mmanet_core::experiment::{
-    PreparedData, RunMode, TaskData, prepare_data, prepare_manifest, prepare_seg_data,
-    run_ablation, run_experiment,
+    LoadedData, RunMode, prepare_manifest, run_ablation, run_experiment,
 };
 use mmanet_core::losses::mad::MadImpl;
 use mmanet_core::mining::MiningRecord;
-use mmanet_core::task::Segmentation;
 use std::path::PathBuf;
 
 /// The bundled demo config (mfeat: teacher, SF, SF-MD, MMANet).
@@ -627,41 +624,10 @@ fn setup_device(cfg: &mut ExperimentConfig, run: &RunArgs) -> Result<SelectedDev
     Ok(selected)
 }
 
-/// Loads a classification config's data, printing one line about it.
-fn load_classification_data(cfg: &ExperimentConfig) -> Result<PreparedData> {
-    let data = prepare_data(cfg).context("loading the data")?;
-    println!(
-        "data: {} — {} samples, {} classes, modalities {}; split train {} / val {} / test {}",
-        data.source.name(),
-        data.source.len(),
-        data.source.num_classes(),
-        data.source
-            .modalities()
-            .iter()
-            .map(|m| format!("{} {:?}", m.name, m.kind.shape()))
-            .collect::<Vec<_>>()
-            .join(", "),
-        data.split.train.len(),
-        data.split.val.len(),
-        data.split.test.len()
-    );
-    Ok(data)
-}
-
-/// Loads a segmentation config's data, printing one line about it.
-fn load_segmentation_data(cfg: &ExperimentConfig) -> Result<TaskData<Segmentation>> {
-    let data = prepare_seg_data(cfg).context("loading the data")?;
-    let src = data.source.source.as_ref();
-    let [h, w] = src.train_size();
-    println!(
-        "data: {} — {} scenes, {} classes, rgb + depth, training crops {h}×{w}; split train {} / val {} / test {}",
-        src.name(),
-        src.len(),
-        src.num_classes(),
-        data.split.train.len(),
-        data.split.val.len(),
-        data.split.test.len()
-    );
+/// Loads the data of `cfg` for its task, printing one line about it.
+fn load_data(cfg: &ExperimentConfig) -> Result<LoadedData> {
+    let data = LoadedData::load(cfg).context("loading the data")?;
+    println!("data: {}", data.describe());
     Ok(data)
 }
 
@@ -676,16 +642,8 @@ fn print_weak_sets(mining: &[MiningRecord], names: &[String]) {
 fn train(mut cfg: ExperimentConfig, run: RunArgs, mode: RunMode) -> Result<()> {
     let selected = setup_device(&mut cfg, &run)?;
     let mut sink = progress::BarProgress::new();
-    let outcome = match cfg.task {
-        TaskKind::Classification => {
-            let data = load_classification_data(&cfg)?;
-            run_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?
-        }
-        TaskKind::Segmentation => {
-            let data = load_segmentation_data(&cfg)?;
-            run_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?
-        }
-    };
+    let data = load_data(&cfg)?;
+    let outcome = run_experiment(&cfg, &data, &selected.device, run.resume, mode, &mut sink)?;
     drop(sink);
     println!();
     let names = outcome
@@ -709,16 +667,8 @@ fn ablation(mut cfg: ExperimentConfig, seeds: usize, run: RunArgs) -> Result<()>
     let selected = setup_device(&mut cfg, &run)?;
     let mut sink = progress::BarProgress::new();
     let device = &selected.device;
-    let outcome = match cfg.task {
-        TaskKind::Classification => {
-            let data = load_classification_data(&cfg)?;
-            run_ablation(&cfg, &data, device, seeds, run.resume, &mut sink)?
-        }
-        TaskKind::Segmentation => {
-            let data = load_segmentation_data(&cfg)?;
-            run_ablation(&cfg, &data, device, seeds, run.resume, &mut sink)?
-        }
-    };
+    let data = load_data(&cfg)?;
+    let outcome = run_ablation(&cfg, &data, device, seeds, run.resume, &mut sink)?;
     drop(sink);
     println!();
     for (k, seed) in outcome.weak_sets.iter().enumerate() {
@@ -774,10 +724,7 @@ fn export(run: &std::path::Path, method: &str, out: &std::path::Path) -> Result<
         bytes.len() as f64 / 1e6,
         h.method,
         h.dataset,
-        match h.task {
-            TaskKind::Classification => "classification",
-            TaskKind::Segmentation => "segmentation",
-        },
+        h.task.name(),
         h.modalities
             .iter()
             .map(|m| m.name.as_str())

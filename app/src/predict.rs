@@ -123,10 +123,7 @@ pub fn predict(args: PredictArgs) -> Result<()> {
         "model: {} on {} ({}), modalities {}, {} classes",
         h.method,
         h.dataset,
-        match h.task {
-            TaskKind::Classification => "classification",
-            TaskKind::Segmentation => "segmentation",
-        },
+        h.task.name(),
         names.join(", "),
         h.class_names.len()
     );

@@ -99,6 +99,19 @@ pub enum TaskKind {
     Segmentation,
 }
 
+impl TaskKind {
+    /// Every task, in the order the docs and the app list them.
+    pub const ALL: [TaskKind; 2] = [TaskKind::Classification, TaskKind::Segmentation];
+
+    /// The name a config's `task` key takes (`classification`, `segmentation`).
+    pub const fn name(self) -> &'static str {
+        match self {
+            TaskKind::Classification => "classification",
+            TaskKind::Segmentation => "segmentation",
+        }
+    }
+}
+
 /// Class weights of the segmentation loss.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]

@@ -12,8 +12,8 @@ use crate::data::scenes::SyntheticScenes;
 use crate::data::split::Split;
 use crate::data::{FeatureScaler, InMemoryDataset, MultimodalSource, mfeat, synthetic};
 use crate::error::{CoreError, Result};
-use crate::task::Task;
 use crate::task::segmentation::{SegData, Segmentation};
+use crate::task::{Classification, Task};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -256,8 +256,87 @@ fn manifest_path(cfg: &ExperimentConfig) -> Result<&Path> {
         .ok_or_else(|| CoreError::config("data.manifest", "missing"))
 }
 
+/// What the CLI and the app ask of a task's loaded data, whichever task it is: implemented once
+/// for every [`TaskData`] through the [`Task`] trait, and for classification's [`PreparedData`].
+pub trait AnyTaskData: Send + Sync {
+    /// The task the data is for.
+    fn task(&self) -> TaskKind;
+    /// Train / val / test indices.
+    fn split(&self) -> &Split;
+    /// The dataset's name.
+    fn name(&self) -> String;
+    /// Modality names, in mask order.
+    fn modality_names(&self) -> Vec<String>;
+    /// Class names, in class-index order.
+    fn class_names(&self) -> Vec<String>;
+    /// One line about the data and its split, for the CLI.
+    fn describe(&self) -> String;
+}
+
+/// `describe`'s split part.
+fn describe_split(split: &Split) -> String {
+    format!(
+        "split train {} / val {} / test {}",
+        split.train.len(),
+        split.val.len(),
+        split.test.len()
+    )
+}
+
+impl<T: Task> AnyTaskData for TaskData<T> {
+    fn task(&self) -> TaskKind {
+        T::KIND
+    }
+    fn split(&self) -> &Split {
+        &self.split
+    }
+    fn name(&self) -> String {
+        T::source_name(&self.source)
+    }
+    fn modality_names(&self) -> Vec<String> {
+        T::modality_names(&self.source)
+    }
+    fn class_names(&self) -> Vec<String> {
+        T::class_names(&self.source)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "{}; {}",
+            T::describe(&self.source),
+            describe_split(&self.split)
+        )
+    }
+}
+
+impl AnyTaskData for PreparedData {
+    fn task(&self) -> TaskKind {
+        Classification::KIND
+    }
+    fn split(&self) -> &Split {
+        &self.split
+    }
+    fn name(&self) -> String {
+        Classification::source_name(self.source.as_ref())
+    }
+    fn modality_names(&self) -> Vec<String> {
+        Classification::modality_names(self.source.as_ref())
+    }
+    fn class_names(&self) -> Vec<String> {
+        Classification::class_names(self.source.as_ref())
+    }
+    fn describe(&self) -> String {
+        format!(
+            "{}; {}",
+            Classification::describe(self.source.as_ref()),
+            describe_split(&self.split)
+        )
+    }
+}
+
 /// Either task's data with its split: what a config's `task` and `[data]` name, loaded (the app
-/// holds one of these and hands it to [`crate::experiment::run_experiment_in`]).
+/// holds one of these and hands it to [`crate::experiment::run_experiment_in`]). This enum is
+/// where a task's data is registered: a variant, an arm in [`LoadedData::load`] and one in
+/// [`LoadedData::data`]; everything else reaches the task through [`AnyTaskData`].
 #[derive(Clone)]
 pub enum LoadedData {
     /// Classification samples (mfeat, synthetic anti-spoofing, CSV or image-list manifests).
@@ -275,44 +354,42 @@ impl LoadedData {
         })
     }
 
+    /// The data, as any task's.
+    pub fn data(&self) -> &dyn AnyTaskData {
+        match self {
+            LoadedData::Classification(d) => d,
+            LoadedData::Segmentation(d) => d,
+        }
+    }
+
     /// The task the data is for.
     pub fn task(&self) -> TaskKind {
-        match self {
-            LoadedData::Classification(_) => TaskKind::Classification,
-            LoadedData::Segmentation(_) => TaskKind::Segmentation,
-        }
+        self.data().task()
     }
 
     /// Train / val / test indices.
     pub fn split(&self) -> &Split {
-        match self {
-            LoadedData::Classification(d) => &d.split,
-            LoadedData::Segmentation(d) => &d.split,
-        }
+        self.data().split()
     }
 
     /// The dataset's name.
     pub fn name(&self) -> String {
-        match self {
-            LoadedData::Classification(d) => d.source.name().to_string(),
-            LoadedData::Segmentation(d) => d.source.source.name().to_string(),
-        }
+        self.data().name()
     }
 
     /// Modality names, in mask order.
     pub fn modality_names(&self) -> Vec<String> {
-        match self {
-            LoadedData::Classification(d) => d.source.modality_names(),
-            LoadedData::Segmentation(_) => crate::task::segmentation::seg_modality_names(),
-        }
+        self.data().modality_names()
     }
 
     /// Class names, in class-index order.
     pub fn class_names(&self) -> Vec<String> {
-        match self {
-            LoadedData::Classification(d) => d.source.class_names(),
-            LoadedData::Segmentation(d) => d.source.source.class_names(),
-        }
+        self.data().class_names()
+    }
+
+    /// One line about the data and its split, for the CLI.
+    pub fn describe(&self) -> String {
+        self.data().describe()
     }
 
     /// The classification data, if it is that.

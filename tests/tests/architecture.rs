@@ -1,6 +1,6 @@
 //! The layering of `mmanet-core` (docs/notes/architecture.md), checked on its sources: no
 //! import circle between its files, `data/` below the config, the tasks and the models, and
-//! the method's settings a leaf. A file imports another when it names a path into it
+//! the method's settings a leaf, and the tasks named only where they are registered. A file imports another when it names a path into it
 //! (`crate::a::b`, `super::x`, a `use crate::a::{b, c}` group), outside comments.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -206,4 +206,48 @@ fn data_and_settings_are_below_the_layers_that_use_them() {
             "mmanet_settings.rs imports {dep}: the method's settings are a leaf"
         );
     }
+}
+
+/// Where the core may name one task (a variant of `TaskKind` or `LoadedData`): the task's own
+/// file, the registration points, and the products that are task-specific by nature (a bundle's
+/// typed loaders, prediction, the browser-fit estimate). The training pipeline — trainer, loss
+/// terms, mining, stages, experiments, reports, run folders — is written once, generic over
+/// `Task`, so a third task never edits it.
+#[test]
+fn only_the_registration_points_name_a_task() {
+    let src = core_src();
+    let mut files = Vec::new();
+    rust_files(&src, &src, &mut files);
+    let registration = [
+        "config.rs",
+        "prepare.rs",
+        "experiment/entry.rs",
+        "bundle.rs",
+        "limits.rs",
+    ];
+    let names_a_task = |text: &str| {
+        ["TaskKind::", "LoadedData::"].iter().any(|enum_| {
+            ["Classification", "Segmentation"]
+                .iter()
+                .any(|variant| text.contains(&format!("{enum_}{variant}")))
+        })
+    };
+    let mut naming = Vec::new();
+    for file in &files {
+        let text = without_comments(&std::fs::read_to_string(src.join(file)).expect("read"));
+        if names_a_task(&text) {
+            naming.push(file.clone());
+            assert!(
+                file.starts_with("task/")
+                    || file.starts_with("predict/")
+                    || registration.contains(&file.as_str()),
+                "{file} names a task: dispatch through the `Task` trait or `AnyTaskData`, or \
+                 register it in docs/notes/architecture.md"
+            );
+        }
+    }
+    assert!(
+        naming.contains(&"prepare.rs".to_string()),
+        "the check sees the registration points ({naming:?})"
+    );
 }

@@ -16,12 +16,16 @@ use burn::prelude::*;
 
 /// SF's stage settings and identity for the combination `c` of `n` modalities: the student's
 /// settings with the dropout fixed to `c`.
-pub(super) fn sf_stage(cfg: &ExperimentConfig, c: ModalitySet, n: usize) -> (StageConfig, StageId) {
+pub(super) fn sf_stage<T: Task>(
+    cfg: &ExperimentConfig,
+    c: ModalitySet,
+    n: usize,
+) -> (StageConfig, StageId) {
     let mut stage = cfg.student.clone();
     stage.dropout = DropoutMode::Fixed {
         combination: c.mask(n).iter().map(|&b| u8::from(b)).collect(),
     };
-    let id = StageId::sf(cfg, &stage, c, n);
+    let id = StageId::sf::<T>(cfg, &stage, c, n);
     (stage, id)
 }
 
@@ -34,7 +38,7 @@ pub(super) fn student_stage<'a, T: Task>(
     device: &Device,
 ) -> StageSpec<'a, T> {
     let m = &cfg.mmanet;
-    let mut spec = StageSpec::plain(StageId::student(cfg, method), &cfg.student);
+    let mut spec = StageSpec::plain(StageId::student::<T>(cfg, method), &cfg.student);
     spec.with_reg_head = method.uses_reg_head();
     spec.mine_on_training_split = m.mining_split == MiningSplit::Training;
     match method {

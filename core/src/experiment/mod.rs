@@ -38,7 +38,8 @@ pub mod stage;
 pub mod stage_id;
 
 pub use crate::prepare::{
-    LoadedData, PreparedData, TaskData, prepare_data, prepare_manifest, prepare_seg_data,
+    AnyTaskData, LoadedData, PreparedData, TaskData, prepare_data, prepare_manifest,
+    prepare_seg_data,
 };
 pub use ablation::{AblationOutcome, run_ablation};
 pub use entry::{ExperimentData, ExperimentFuture, run_experiment, run_experiment_in};

@@ -61,7 +61,7 @@ pub(super) async fn run_task<T: Task>(
         mode,
     };
 
-    let teacher_spec = StageSpec::plain(StageId::teacher(cfg), &cfg.teacher);
+    let teacher_spec = StageSpec::plain(StageId::teacher::<T>(cfg), &cfg.teacher);
     let (teacher, _) = run_stage(teacher_spec, &ctx, store, sink).await?;
     let n = T::num_modalities(&teacher);
     let combos = all_combinations(n);
@@ -74,7 +74,7 @@ pub(super) async fn run_task<T: Task>(
             let mut rows = Vec::with_capacity(combos.len());
             let mut modalities = Vec::new();
             for &c in &combos {
-                let (stage, id) = sf_stage(cfg, c, n);
+                let (stage, id) = sf_stage::<T>(cfg, c, n);
                 let (model, _) = run_stage(StageSpec::plain(id, &stage), &ctx, store, sink).await?;
                 let report = eval_on(&model, &[c], method.label()).await?;
                 modalities = report.modalities;

@@ -2,8 +2,9 @@
 //! everything that determines its model. A finished stage whose fingerprint matches is reused;
 //! a checkpoint is resumed only under the fingerprint it was written with.
 
-use crate::config::{ExperimentConfig, Method, StageConfig, TaskKind};
+use crate::config::{ExperimentConfig, Method, StageConfig};
 use crate::modality::ModalitySet;
+use crate::task::Task;
 
 /// Name and fingerprint of one stage of an experiment.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,52 +17,54 @@ pub struct StageId {
 
 impl StageId {
     /// The teacher, trained on complete data.
-    pub fn teacher(cfg: &ExperimentConfig) -> Self {
+    pub fn teacher<T: Task>(cfg: &ExperimentConfig) -> Self {
         StageId {
             name: "teacher".into(),
-            fingerprint: fingerprint(cfg, &cfg.teacher, "teacher"),
+            fingerprint: fingerprint::<T>(cfg, &cfg.teacher, "teacher"),
         }
     }
 
     /// SF's model for the combination `c` of `n` modalities, trained with `stage`.
-    pub fn sf(cfg: &ExperimentConfig, stage: &StageConfig, c: ModalitySet, n: usize) -> Self {
+    pub fn sf<T: Task>(
+        cfg: &ExperimentConfig,
+        stage: &StageConfig,
+        c: ModalitySet,
+        n: usize,
+    ) -> Self {
         let name = format!("sf/{}", c.bit_string(n));
         StageId {
-            fingerprint: fingerprint(cfg, stage, &name),
+            fingerprint: fingerprint::<T>(cfg, stage, &name),
             name,
         }
     }
 
     /// The unified student of `method` (SF-MD and the methods built on it). A distilled
     /// student's identity includes MMANet's settings and the teacher's.
-    pub fn student(cfg: &ExperimentConfig, method: Method) -> Self {
+    pub fn student<T: Task>(cfg: &ExperimentConfig, method: Method) -> Self {
         let extra = if method.uses_teacher() {
             format!(
                 "{}|{}|{}",
                 method.slug(),
                 serde_json::to_string(&cfg.mmanet).unwrap_or_default(),
-                fingerprint(cfg, &cfg.teacher, "teacher")
+                fingerprint::<T>(cfg, &cfg.teacher, "teacher")
             )
         } else {
             method.slug().to_string()
         };
         StageId {
             name: method.slug().to_string(),
-            fingerprint: fingerprint(cfg, &cfg.student, &extra),
+            fingerprint: fingerprint::<T>(cfg, &cfg.student, &extra),
         }
     }
 }
 
 /// Everything that determines a stage's model: the data, the network, the stage settings, and
-/// `extra` (the method, and for distilled students the teacher's identity).
-fn fingerprint(cfg: &ExperimentConfig, stage: &StageConfig, extra: &str) -> String {
-    let model = match cfg.task {
-        TaskKind::Classification => serde_json::json!(cfg.model),
-        TaskKind::Segmentation => serde_json::json!({ "seg_model": cfg.seg_model }),
-    };
+/// `extra` (the method, and for distilled students the teacher's identity). The network's part
+/// is the task's ([`Task::model_settings`]).
+fn fingerprint<T: Task>(cfg: &ExperimentConfig, stage: &StageConfig, extra: &str) -> String {
     serde_json::json!({
         "data": cfg.data,
-        "model": model,
+        "model": T::model_settings(cfg),
         "stage": stage,
         "extra": extra,
     })

@@ -3,7 +3,7 @@
 //! features weighted by the teacher's class entropy.
 
 use super::{FrozenTeacher, Task};
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, TaskKind};
 use crate::data::{MultimodalSource, make_batch};
 use crate::error::{CoreError, Result};
 use crate::eval::{evaluate, predict_proba};
@@ -27,7 +27,7 @@ impl Task for Classification {
     type Targets = Tensor<1, Int>;
     type Output = NetOutput;
 
-    const NAME: &'static str = "classification";
+    const KIND: TaskKind = TaskKind::Classification;
     const SCORE: TableMetric = TableMetric::Accuracy;
     const OFFICIAL_TEACHER_BATCH_NORM: bool = false;
 
@@ -71,6 +71,33 @@ impl Task for Classification {
 
     fn source_name(source: &Self::Source) -> String {
         source.name().to_string()
+    }
+
+    fn modality_names(source: &Self::Source) -> Vec<String> {
+        source.modality_names()
+    }
+
+    fn class_names(source: &Self::Source) -> Vec<String> {
+        source.class_names()
+    }
+
+    fn describe(source: &Self::Source) -> String {
+        format!(
+            "{} — {} samples, {} classes, modalities {}",
+            source.name(),
+            source.len(),
+            source.num_classes(),
+            source
+                .modalities()
+                .iter()
+                .map(|m| format!("{} {:?}", m.name, m.kind.shape()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+
+    fn model_settings(cfg: &ExperimentConfig) -> serde_json::Value {
+        serde_json::json!(cfg.model)
     }
 
     fn load_batch(

@@ -20,7 +20,7 @@ pub use classification::Classification;
 pub use segmentation::Segmentation;
 pub use terms::{LossContext, LossTerm, MiningEvidence};
 
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, TaskKind};
 use crate::error::Result;
 use crate::losses::mad::{MadImpl, MadReduction};
 use crate::losses::mar::MarLossMode;
@@ -43,8 +43,10 @@ pub trait Task: Sized + Send + 'static {
     /// What a forward pass returns.
     type Output;
 
+    /// Which of the config's tasks this is (its `task` key).
+    const KIND: TaskKind;
     /// Short name (`classification`, `segmentation`).
-    const NAME: &'static str;
+    const NAME: &'static str = Self::KIND.name();
     /// Whether [`TeacherNorm::Official`] means batch statistics.
     const OFFICIAL_TEACHER_BATCH_NORM: bool;
     /// What validation scores (and model selection maximises): accuracy, or mIoU.
@@ -70,6 +72,15 @@ pub trait Task: Sized + Send + 'static {
     fn num_classes(net: &Self::Net) -> usize;
     /// The dataset's name, for messages.
     fn source_name(source: &Self::Source) -> String;
+    /// The data's modality names, in mask order.
+    fn modality_names(source: &Self::Source) -> Vec<String>;
+    /// The data's class names, in class-index order.
+    fn class_names(source: &Self::Source) -> Vec<String>;
+    /// One line about the data for the CLI (`mfeat — 2000 samples, 10 classes, …`).
+    fn describe(source: &Self::Source) -> String;
+    /// The config's network settings that determine this task's model: part of every stage's
+    /// fingerprint (a stage is reused or resumed only under the same settings).
+    fn model_settings(cfg: &ExperimentConfig) -> serde_json::Value;
     /// Loads the samples `indices` onto `device` (with `augment`, the training augmentation).
     fn load_batch(
         net: &Self::Net,

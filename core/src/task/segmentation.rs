@@ -4,7 +4,7 @@
 //! the regularization decoder's loss on the samples of the weak combination.
 
 use super::{FrozenTeacher, Task};
-use crate::config::ExperimentConfig;
+use crate::config::{ExperimentConfig, TaskKind};
 use crate::data::rgbd::{
     RgbdPreprocessing, RgbdScene, SegSource, load_seg_sample, normalize, resize,
 };
@@ -171,7 +171,7 @@ impl Task for Segmentation {
     type Targets = SegTargets;
     type Output = SegOutput;
 
-    const NAME: &'static str = "segmentation";
+    const KIND: TaskKind = TaskKind::Segmentation;
     const SCORE: TableMetric = TableMetric::Miou;
     const OFFICIAL_TEACHER_BATCH_NORM: bool = true;
 
@@ -210,6 +210,29 @@ impl Task for Segmentation {
 
     fn source_name(source: &SegData) -> String {
         source.source.name().to_string()
+    }
+
+    fn modality_names(_source: &SegData) -> Vec<String> {
+        seg_modality_names()
+    }
+
+    fn class_names(source: &SegData) -> Vec<String> {
+        source.source.class_names()
+    }
+
+    fn describe(source: &SegData) -> String {
+        let src = source.source.as_ref();
+        let [h, w] = src.train_size();
+        format!(
+            "{} — {} scenes, {} classes, rgb + depth, training crops {h}×{w}",
+            src.name(),
+            src.len(),
+            src.num_classes()
+        )
+    }
+
+    fn model_settings(cfg: &ExperimentConfig) -> serde_json::Value {
+        serde_json::json!({ "seg_model": cfg.seg_model })
     }
 
     fn load_batch(
