@@ -15,7 +15,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand, ValueEnum};
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::data::manifest::read_manifest;
-use mmanet_core::data::rgbd::{SegSource, class_pixel_counts};
+use mmanet_core::data::rgbd::{SegSource, scan_split};
 use mmanet_core::data::rgbd_trees::RgbdTree;
 use mmanet_core::data::split::Split;
 use mmanet_core::device::{DeviceChoice, SelectedDevice, select_device};
@@ -790,8 +790,8 @@ fn data_check(path: PathBuf) -> Result<()> {
     Ok(())
 }
 
-/// `data check` for a segmentation dataset: scenes and class pixel counts per split, and the
-/// first scene of every split decoded.
+/// `data check` for a segmentation dataset: scenes, class pixel counts and the depth's range
+/// and missing share per split, every scene decoded.
 fn seg_data_check(src: &dyn SegSource, split: &Split) -> Result<()> {
     println!(
         "{}: {} scenes, {} classes, rgb + depth; training crops {:?}, evaluation inputs {:?}",
@@ -807,13 +807,31 @@ fn seg_data_check(src: &dyn SegSource, split: &Split) -> Result<()> {
         ("val", &split.val),
         ("test", &split.test),
     ] {
-        let counts = class_pixel_counts(src, idx).with_context(|| format!("counting {name}"))?;
+        if name == "test" && split.test == split.val {
+            println!("  test: the validation split (the final table is computed on it)");
+            continue;
+        }
+        let scan = scan_split(src, idx).with_context(|| format!("reading the {name} split"))?;
+        let counts = &scan.classes;
         let labelled: u64 = counts.pixels[1..].iter().sum();
         println!(
-            "  {name}: {} scenes, {labelled} labelled pixels, {} void",
+            "  {name}: {} scenes, {labelled} labelled pixels, {} void{}",
             idx.len(),
-            counts.pixels[0]
+            counts.pixels[0],
+            if labelled == 0 && !idx.is_empty() {
+                " — no labelled pixel: no mIoU can be computed on this split"
+            } else {
+                ""
+            }
         );
+        let d = &scan.depth;
+        match (d.min, d.max) {
+            (Some(lo), Some(hi)) => println!(
+                "    depth {lo}..{hi} (the dataset's unit), {:.1} % of pixels missing (0)",
+                100.0 * d.missing_share()
+            ),
+            _ => println!("    depth: no reading at all (every pixel 0)"),
+        }
         let per_class = names
             .iter()
             .zip(&counts.pixels[1..])

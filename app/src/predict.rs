@@ -585,7 +585,8 @@ fn top_classes(map: &LabelMap, class_names: &[String]) -> String {
         .join(", ")
 }
 
-/// `<id>.png` (class index per pixel, 8-bit gray) and `<id>-color.png` (VOC colours).
+/// `<id>.png` (class index per pixel, 8-bit gray; 16-bit when a class index is above 255) and
+/// `<id>-color.png` (VOC colours).
 fn write_label_maps(dir: &Path, id: &str, map: &LabelMap) -> Result<()> {
     let (w, h) = (map.width as u32, map.height as u32);
     let encode = |img: image::DynamicImage| -> Result<Vec<u8>> {
@@ -596,12 +597,21 @@ fn write_label_maps(dir: &Path, id: &str, map: &LabelMap) -> Result<()> {
         )?;
         Ok(bytes)
     };
-    let index = image::GrayImage::from_raw(w, h, map.classes.clone())
-        .context("the label map has the wrong size")?;
-    write_atomic(
-        &dir.join(format!("{id}.png")),
-        &encode(image::DynamicImage::ImageLuma8(index))?,
-    )?;
+    let index = match map
+        .classes
+        .iter()
+        .map(|&c| u8::try_from(c))
+        .collect::<std::result::Result<Vec<u8>, _>>()
+    {
+        Ok(bytes) => image::DynamicImage::ImageLuma8(
+            image::GrayImage::from_raw(w, h, bytes).context("the label map has the wrong size")?,
+        ),
+        Err(_) => image::DynamicImage::ImageLuma16(
+            image::ImageBuffer::from_raw(w, h, map.classes.clone())
+                .context("the label map has the wrong size")?,
+        ),
+    };
+    write_atomic(&dir.join(format!("{id}.png")), &encode(index)?)?;
     let color: Vec<u8> = map
         .classes
         .iter()

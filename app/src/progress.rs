@@ -57,6 +57,14 @@ impl ProgressSink for BarProgress {
     fn event(&mut self, stage: &str, event: &TrainEvent) {
         match event {
             TrainEvent::Step(s) => {
+                if !s.dropped_terms.is_empty() {
+                    self.println(&format!(
+                        "{stage}: epoch {}, batch {}: {} was NaN and is left out of this step (the official segmentation loop's guard)",
+                        s.epoch + 1,
+                        s.batch + 1,
+                        s.dropped_terms.join(", ")
+                    ));
+                }
                 if let Some(b) = &self.bar {
                     b.inc(1);
                     b.set_message(format!(

@@ -125,7 +125,7 @@ pub fn footprint(
 }
 
 /// [`footprint`] for segmentation: `scenes` RGB-D scenes stored at `stored` `[h, w]` pixels
-/// (RGB bytes, f32 depth, u8 labels), network inputs of `input` `[h, w]` (the training crop or
+/// (RGB bytes, f32 depth, u16 labels), network inputs of `input` `[h, w]` (the training crop or
 /// the evaluation size, whichever is larger), models of `params` parameters each, `models`
 /// trained models. The largest binding is the input batch, the stem's output at 1/2, the
 /// im2col buffer of the first encoder layer at 1/4, or the full-resolution logits.
@@ -165,8 +165,8 @@ pub fn seg_footprint(
     Footprint {
         largest_binding_bytes: bytes,
         largest_binding: what.to_string(),
-        // RGB bytes + f32 depth + u8 labels per pixel
-        data_bytes: scenes as u64 * pixels * (3 + 4 + 1),
+        // RGB bytes + f32 depth + u16 labels per pixel
+        data_bytes: scenes as u64 * pixels * (3 + 4 + 2),
         model_bytes: params as u64 * 4 * MODEL_COPIES * models as u64,
     }
 }
@@ -343,7 +343,7 @@ mod tests {
             "{}",
             f.largest_binding
         );
-        assert_eq!(f.data_bytes, 240 * 64 * 96 * 8);
+        assert_eq!(f.data_bytes, 240 * 64 * 96 * 9);
         assert_eq!(f.model_bytes, 1_000 * 4 * MODEL_COPIES * 3);
         check_browser_fit(&f, &BrowserLimits::default()).unwrap();
         // the paper network at NYUv2's size does not fit a browser's buffer binding

@@ -70,6 +70,9 @@ impl<T: Task> LossTerm<T> for MadTerm<T> {
         }
         Some(T::distill(&self.teacher, ctx, self.reduction, self.imp))
     }
+    fn dropped_when_nan(&self) -> bool {
+        T::OFFICIAL_MAD_NAN_GUARD
+    }
 }
 
 /// Where the regularization head's weak set comes from.

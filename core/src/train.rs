@@ -63,6 +63,10 @@ pub struct StepReport {
     pub total: f32,
     /// Accuracy of the deployment head on this batch (pixel accuracy for segmentation).
     pub accuracy: f32,
+    /// Terms that were NaN and left out of this step ([`LossTerm::dropped_when_nan`]; recorded
+    /// as 0 in `losses`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped_terms: Vec<String>,
 }
 
 /// One epoch's summary.
@@ -515,7 +519,9 @@ impl<T: Task> StageTrainer<T> {
         let ce = T::task_loss(&output, &targets);
         let mut names = vec!["ce".to_string()];
         let mut terms = vec![ce.clone()];
-        let mut total = ce;
+        // per extra term: its weight, and whether a NaN value drops it for the step
+        let mut weighted = Vec::new();
+        let mut total = ce.clone();
         let ctx = LossContext {
             output: &output,
             inputs: &inputs,
@@ -527,6 +533,7 @@ impl<T: Task> StageTrainer<T> {
             if let Some(v) = term.compute(&ctx) {
                 total = total + v.clone() * term.weight();
                 names.push(term.name().to_string());
+                weighted.push((term.weight(), term.dropped_when_nan()));
                 terms.push(v);
             }
         }
@@ -535,8 +542,25 @@ impl<T: Task> StageTrainer<T> {
         let mut readout = terms.clone();
         readout.push(total.clone());
         readout.push(correct);
-        let values = read_f32(Tensor::cat(readout, 0).detach()).await?;
-        let total_v = values[values.len() - 2];
+        let mut values = read_f32(Tensor::cat(readout, 0).detach()).await?;
+        let mut total_v = values[values.len() - 2];
+        // the official segmentation guard: a NaN distillation loss is zero for this step
+        let dropped: Vec<usize> = (1..terms.len())
+            .filter(|&k| weighted[k - 1].1 && values[k].is_nan())
+            .collect();
+        if !dropped.is_empty() {
+            total = ce;
+            total_v = values[0];
+            for (j, (term, &(weight, _))) in terms[1..].iter().zip(&weighted).enumerate() {
+                if dropped.contains(&(j + 1)) {
+                    values[j + 1] = 0.0;
+                } else {
+                    total = total + term.clone() * weight;
+                    total_v += values[j + 1] * weight as f32;
+                }
+            }
+        }
+        let dropped_terms: Vec<String> = dropped.iter().map(|&k| names[k].clone()).collect();
         if !total_v.is_finite() {
             return Err(CoreError::Training(format!(
                 "the loss became {total_v} at epoch {epoch}, batch {} (terms: {:?}); lower the learning rate or check the data for extreme values — the last checkpoint is kept",
@@ -566,6 +590,7 @@ impl<T: Task> StageTrainer<T> {
             losses,
             total: total_v,
             accuracy,
+            dropped_terms,
         })
     }
 

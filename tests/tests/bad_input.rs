@@ -338,7 +338,9 @@ fn every_numeric_config_field_is_range_checked() {
     let root = tempfile::tempdir().unwrap();
     for (rgbd, field) in [
         (r#"{"classes": 1}"#, "rgbd.classes"),
-        (r#"{"classes": 300}"#, "rgbd.classes"),
+        (r#"{"classes": 70000}"#, "rgbd.classes"),
+        (r#"{"max_depth": 0}"#, "rgbd.max_depth"),
+        (r#"{"max_depth": -3}"#, "rgbd.max_depth"),
         (r#"{"train_size": [480, 650]}"#, "rgbd.train_size"),
         (r#"{"eval_size": [0, 640]}"#, "rgbd.eval_size"),
         (r#"{"eval_size": [480, 65536]}"#, "rgbd.eval_size"),

@@ -352,3 +352,66 @@ fn ablation_pairs_methods_by_seed() {
     }
     assert!(differs, "MAD at α = 30 changes the student");
 }
+
+/// A loss term that is NaN: left out of the step (recorded as 0) when it says so — the official
+/// segmentation loop's guard on its distillation loss — else the run stops with an error that
+/// names the loss.
+#[test]
+fn a_nan_term_is_dropped_only_where_the_official_loop_drops_it() {
+    use mmanet_core::experiment::block_on;
+    use mmanet_core::model::MultimodalNet;
+    use mmanet_core::task::{Classification, LossContext, LossTerm};
+    use mmanet_core::train::StageTrainer;
+
+    struct NanTerm {
+        dropped: bool,
+    }
+    impl LossTerm<Classification> for NanTerm {
+        fn name(&self) -> &str {
+            "nan"
+        }
+        fn weight(&self) -> f64 {
+            1.0
+        }
+        fn compute(&mut self, ctx: &LossContext<'_, Classification>) -> Option<Tensor<1>> {
+            // on the graph: its gradient would make every weight NaN
+            Some(ctx.output.logits.clone().sum().reshape([1]) * f32::NAN)
+        }
+        fn dropped_when_nan(&self) -> bool {
+            self.dropped
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = quick_config(dir.path(), 1);
+    let data = prepare_data(&cfg).unwrap();
+    let device = Device::flex();
+    let train_dev = device.clone().autodiff();
+    for dropped in [true, false] {
+        let net = MultimodalNet::new(data.source.modalities(), 10, &cfg.model, false, &train_dev)
+            .unwrap();
+        let mut t = StageTrainer::<Classification>::new(
+            cfg.student.clone(),
+            net,
+            data.source.clone(),
+            data.split.train.clone(),
+            data.split.val.clone(),
+            &device,
+        )
+        .unwrap();
+        t.add_loss_term(Box::new(NanTerm { dropped }));
+        let step = block_on(t.train_step_at(0));
+        if dropped {
+            let s = step.unwrap();
+            assert_eq!(s.dropped_terms, ["nan"]);
+            assert_eq!(s.losses[1], ("nan".to_string(), 0.0));
+            assert!(s.total.is_finite() && s.total == s.losses[0].1, "{s:?}");
+            // the NaN's gradient never reached the weights: the next step's loss is finite
+            let next = block_on(t.train_step_at(0)).unwrap();
+            assert!(next.losses[0].1.is_finite(), "{next:?}");
+        } else {
+            let e = step.expect_err("stopped").to_string();
+            assert!(e.contains("NaN"), "{e}");
+        }
+    }
+}

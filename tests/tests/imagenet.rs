@@ -170,3 +170,130 @@ fn files_that_do_not_fit_are_errors_naming_the_key() {
         .to_string();
     assert!(err.contains("junk.pth"), "{err}");
 }
+
+/// The shipped real-data configs start from torchvision's ImageNet ResNet-50, as the official
+/// code does; `--set seg_model.imagenet=""` trains from scratch on purpose.
+#[test]
+fn real_data_configs_ship_imagenet_initialisation() {
+    use mmanet_core::config::ExperimentConfig;
+    let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs");
+    for name in ["nyuv2.toml", "cityscapes.toml"] {
+        let cfg = ExperimentConfig::load(&configs.join(name)).unwrap();
+        let w = cfg.seg_model.imagenet.as_ref().expect(name);
+        assert_eq!(
+            w.file_name().unwrap(),
+            "resnet50-19c8e357.pth",
+            "{name}: the weights of the `paper` preset's ResNet-50"
+        );
+        assert!(w.starts_with(&configs), "{name}: next to the config first");
+        let scratch = ExperimentConfig::load_with_overrides(
+            &configs.join(name),
+            &["seg_model.imagenet=\"\"".into()],
+        )
+        .unwrap();
+        assert_eq!(scratch.seg_model.imagenet, None, "{name}: from scratch");
+    }
+}
+
+/// Weights are found at the configured path, else by name in `$MMANET_WEIGHTS`, else in
+/// PyTorch's hub cache; when nowhere, the error names every place, the download address and
+/// the way to train without them.
+#[test]
+fn imagenet_weights_are_looked_for_in_the_documented_places() {
+    use mmanet_core::model::imagenet::WeightsSearch;
+    let dir = tempfile::tempdir().unwrap();
+    let (cfg_dir, weights, hub) = (
+        dir.path().join("configs"),
+        dir.path().join("weights"),
+        dir.path().join("hub"),
+    );
+    for d in [&cfg_dir, &weights, &hub] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let search = WeightsSearch {
+        weights_dir: Some(weights.clone()),
+        torch_hub: Some(hub.clone()),
+    };
+    let configured = cfg_dir.join("resnet50-19c8e357.pth");
+    let err = search.locate(&configured).unwrap_err().to_string();
+    for needle in [
+        "seg_model.imagenet",
+        &configured.display().to_string(),
+        &weights.join("resnet50-19c8e357.pth").display().to_string(),
+        &hub.join("resnet50-19c8e357.pth").display().to_string(),
+        "https://download.pytorch.org/models/resnet50-19c8e357.pth",
+        "begins with 19c8e357",
+        "MMANET_WEIGHTS",
+        "seg_model.imagenet=\"\"",
+    ] {
+        assert!(err.contains(needle), "`{needle}` missing from: {err}");
+    }
+    // the hub cache, then $MMANET_WEIGHTS before it, then the configured path before both
+    std::fs::write(hub.join("resnet50-19c8e357.pth"), b"h").unwrap();
+    assert_eq!(
+        search.locate(&configured).unwrap(),
+        hub.join("resnet50-19c8e357.pth")
+    );
+    std::fs::write(weights.join("resnet50-19c8e357.pth"), b"w").unwrap();
+    assert_eq!(
+        search.locate(&configured).unwrap(),
+        weights.join("resnet50-19c8e357.pth")
+    );
+    std::fs::write(&configured, b"c").unwrap();
+    assert_eq!(search.locate(&configured).unwrap(), configured);
+    // a file found by name loads as the configured one would
+    let by_name = WeightsSearch {
+        weights_dir: Some(pth().parent().unwrap().to_path_buf()),
+        torch_hub: None,
+    };
+    let found = by_name.locate(&dir.path().join("resnet50_w8.pth")).unwrap();
+    let device = Device::flex();
+    load_resnet_encoder(ResNetEncoder::new(3, &w8(), &device), &found).unwrap();
+}
+
+/// A segmentation experiment whose ImageNet weights are missing stops before anything trains,
+/// with the error that says where they were looked for.
+#[test]
+fn missing_imagenet_weights_stop_the_experiment_before_training() {
+    use mmanet_core::config::ExperimentConfig;
+    use mmanet_core::experiment::{RunMode, SilentProgress, prepare_seg_data, run_experiment};
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/scenes-demo.toml"),
+    )
+    .unwrap();
+    let overrides: Vec<String> = [
+        "data.scenes.scenes=12",
+        "data.scenes.height=32",
+        "data.scenes.width=64",
+        "seg_model.preset=\"tiny\"",
+        "seg_model.imagenet=\"no-such-weights-0123abcd.pth\"",
+    ]
+    .map(String::from)
+    .to_vec();
+    let mut cfg =
+        ExperimentConfig::from_toml_with_overrides(&text, "scenes-demo.toml", &overrides).unwrap();
+    cfg.output_dir = dir.path().to_path_buf();
+    let data = prepare_seg_data(&cfg).unwrap();
+    let err = run_experiment(
+        &cfg,
+        &data,
+        &Device::flex(),
+        false,
+        RunMode::Train,
+        &mut SilentProgress,
+    )
+    .err()
+    .expect("refused")
+    .to_string();
+    assert!(
+        err.contains("no-such-weights-0123abcd.pth") && err.contains("looked in"),
+        "{err}"
+    );
+    let run = dir.path().join(&cfg.name);
+    assert!(
+        !run.join("teacher").exists(),
+        "nothing trained: {:?}",
+        std::fs::read_dir(&run).map(|d| d.count())
+    );
+}

@@ -3,7 +3,7 @@
 //! the file (and line).
 
 use mmanet_core::config::ExperimentConfig;
-use mmanet_core::data::rgbd::SegSource;
+use mmanet_core::data::rgbd::{SegSource, class_pixel_counts, scan_split};
 use mmanet_core::data::rgbd_trees::{
     DepthKind, RgbdLayout, RgbdTree, RgbdTreeConfig, read_npy_2d, read_rgbd_files,
 };
@@ -61,6 +61,16 @@ fn f16_bits(v: f32) -> u16 {
     ((exp as u32) << 10 | frac) as u16
 }
 
+/// Cityscapes-like depth in metres: 0 (no reading) at x = 0, else 1..599, so some readings lie
+/// beyond the official 300 m clamp.
+fn city_depth(k: usize, y: usize, x: usize) -> f32 {
+    if x == 0 {
+        0.0
+    } else {
+        ((k * 7 + y * 11 + x * 5) % 599 + 1) as f32
+    }
+}
+
 fn write_npy_f16(path: &Path, k: usize) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     let mut header = format!("{{'descr': '<f2', 'fortran_order': False, 'shape': ({H}, {W}), }}");
@@ -73,8 +83,7 @@ fn write_npy_f16(path: &Path, k: usize) {
     bytes.extend(header.as_bytes());
     for y in 0..H {
         for x in 0..W {
-            let v = (depth_at(k, y, x) % 2000) as f32;
-            bytes.extend(f16_bits(v).to_le_bytes());
+            bytes.extend(f16_bits(city_depth(k, y, x)).to_le_bytes());
         }
     }
     std::fs::write(path, bytes).unwrap();
@@ -114,6 +123,7 @@ fn nyuv2_cfg(root: &Path) -> RgbdTreeConfig {
         train_size: Some([H, W]),
         eval_size: Some([H, W]),
         scale: None,
+        max_depth: None,
     }
 }
 
@@ -136,7 +146,7 @@ fn nyuv2_tree_loads_with_its_official_splits_and_exact_values() {
     assert_eq!((s.height, s.width), (H, W));
     for (y, x) in [(0, 0), (5, 17), (31, 63)] {
         let p = y * W + x;
-        assert_eq!(s.labels[p], label_at(4, y, x));
+        assert_eq!(s.labels[p], u16::from(label_at(4, y, x)));
         assert_eq!(
             s.depth[p],
             depth_at(4, y, x) as f32,
@@ -146,11 +156,59 @@ fn nyuv2_tree_loads_with_its_official_splits_and_exact_values() {
     }
 }
 
+/// NYUv2's 894-class labels are 16-bit PNGs: read with their values above 255, a label above
+/// the class count named with its file.
 #[test]
-fn cityscapes_tree_reads_float16_depth() {
+fn nyuv2_reads_16_bit_labels_of_894_classes() {
     let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    for (k, split) in ["train", "valid", "test"].iter().enumerate() {
+    nyuv2_tree(dir.path(), 2, 1);
+    let label16 = |k: usize, y: usize, x: usize| u16::from(label_at(k, y, x)) * 200; // 0..=800
+    for (k, split) in [(0, "train"), (1, "train"), (2, "test")] {
+        let path = dir
+            .path()
+            .join(split)
+            .join("labels_894")
+            .join(format!("{k:04}.png"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_fn(W as u32, H as u32, |x, y| {
+            image::Luma([label16(k, y as usize, x as usize)])
+        })
+        .save(&path)
+        .unwrap();
+    }
+    let cfg = RgbdTreeConfig {
+        classes: Some(894),
+        ..nyuv2_cfg(dir.path())
+    };
+    let (tree, _) = RgbdTree::open("nyuv2", RgbdLayout::Nyuv2, &cfg, Path::new(".")).unwrap();
+    assert_eq!(tree.num_classes(), 894);
+    let s = tree.scene(2).unwrap();
+    for (y, x) in [(0, 0), (5, 17), (31, 63), (8, 16)] {
+        assert_eq!(s.labels[y * W + x], label16(2, y, x));
+    }
+    assert!(s.labels.iter().any(|&l| l > 255), "values beyond 8 bits");
+    // with fewer classes than the file holds, the label and its file are named
+    let (from, to) = (
+        dir.path().join("test/labels_894/0002.png"),
+        dir.path().join("test/labels_500/0002.png"),
+    );
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(from, &to).unwrap();
+    let cfg = RgbdTreeConfig {
+        classes: Some(500),
+        ..cfg
+    };
+    let (tree, _) = RgbdTree::open("nyuv2", RgbdLayout::Nyuv2, &cfg, Path::new(".")).unwrap();
+    let err = tree.scene(2).unwrap_err().to_string();
+    assert!(
+        err.contains("labels_500") && err.contains("above the 500 classes"),
+        "{err}"
+    );
+}
+
+/// Writes a Cityscapes tree with one scene in each of `splits`.
+fn cityscapes_tree(root: &Path, splits: &[&str]) {
+    for (k, split) in splits.iter().enumerate() {
         let rel = format!("city/s{k}.png");
         write_png_rgb(&root.join(split).join("rgb").join(&rel), k);
         write_npy_f16(
@@ -173,21 +231,72 @@ fn cityscapes_tree_reads_float16_depth() {
         )
         .unwrap();
     }
+}
+
+/// Cityscapes: float16 depth with the official clamp (beyond 300 m is missing), the final table
+/// on `valid` (the public `test` labels are placeholders), evaluation at the full 1024×2048.
+#[test]
+fn cityscapes_tree_reads_float16_depth_and_reports_on_valid() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    cityscapes_tree(root, &["train", "valid", "test"]);
     let cfg = RgbdTreeConfig {
         classes: Some(19),
+        eval_size: None,
         ..nyuv2_cfg(root)
     };
     let (tree, split) =
         RgbdTree::open("city", RgbdLayout::Cityscapes, &cfg, Path::new(".")).unwrap();
     assert_eq!(
         (split.train.clone(), split.val.clone(), split.test.clone()),
-        (vec![0], vec![1], vec![2])
+        (vec![0], vec![1], vec![1]),
+        "validated and reported on valid"
     );
-    let s = tree.scene(2).unwrap();
-    for (y, x) in [(0, 0), (3, 9), (31, 63)] {
-        let want = (depth_at(2, y, x) % 2000) as f32;
-        assert_eq!(s.depth[y * W + x], want);
+    assert_eq!(
+        tree.eval_size(),
+        [1024, 2048],
+        "the official full resolution"
+    );
+    let s = tree.scene(1).unwrap();
+    let (mut clamped, mut kept) = (0, 0);
+    for y in 0..H {
+        for x in 0..W {
+            let raw = city_depth(1, y, x);
+            let want = if raw > 300.0 { 0.0 } else { raw };
+            assert_eq!(s.depth[y * W + x], want, "({y}, {x}) raw {raw}");
+            if raw > 300.0 {
+                clamped += 1;
+            } else if raw > 0.0 {
+                kept += 1;
+            }
+        }
     }
+    assert!(clamped > 0 && kept > 0, "the clamp was exercised");
+    // `data check`'s depth line: the range of the readings and the missing share
+    let scan = scan_split(&tree, &split.val).unwrap();
+    let d = scan.depth;
+    assert_eq!(d.pixels, (H * W) as u64);
+    assert_eq!(d.missing, (H * W - kept) as u64, "x = 0 and beyond 300 m");
+    assert!(d.max.unwrap() <= 300.0 && d.min.unwrap() >= 1.0, "{d:?}");
+    assert_eq!(scan.classes, class_pixel_counts(&tree, &split.val).unwrap());
+    // `max_depth` moves the clamp
+    let far = RgbdTreeConfig {
+        max_depth: Some(1000.0),
+        ..cfg.clone()
+    };
+    let (tree, _) = RgbdTree::open("city", RgbdLayout::Cityscapes, &far, Path::new(".")).unwrap();
+    assert_eq!(
+        tree.scene(1).unwrap().depth[3 * W + 40],
+        city_depth(1, 3, 40)
+    );
+    let bad = RgbdTreeConfig {
+        max_depth: Some(-1.0),
+        ..cfg.clone()
+    };
+    let err = RgbdTree::open("city", RgbdLayout::Cityscapes, &bad, Path::new("."))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("rgbd.max_depth"), "{err}");
     let (h, w, _) = read_npy_2d(&root.join("test/depth_raw/city/s2.npy")).unwrap();
     assert_eq!((h, w), (H, W));
     // mismatched list lengths name the list
@@ -199,6 +308,14 @@ fn cityscapes_tree_reads_float16_depth() {
         err.contains("valid_rgb.txt") && err.contains("same length"),
         "{err}"
     );
+    // a tree without the public test split opens: it is not read
+    let only = tempfile::tempdir().unwrap();
+    cityscapes_tree(only.path(), &["train", "valid"]);
+    let cfg = RgbdTreeConfig {
+        classes: Some(19),
+        ..nyuv2_cfg(only.path())
+    };
+    RgbdTree::open("city", RgbdLayout::Cityscapes, &cfg, Path::new(".")).unwrap();
 }
 
 #[test]

@@ -29,6 +29,7 @@ fn paper(context: ContextKind) -> SegModelConfig {
         preset: SegPreset::Paper,
         context,
         imagenet: None,
+        he_init: false,
     }
 }
 
@@ -104,6 +105,7 @@ fn tiny(device: &Device, reg: bool) -> EsaNet {
         preset: SegPreset::Tiny,
         context: ContextKind::Ppm,
         imagenet: None,
+        he_init: false,
     };
     EsaNet::new(&cfg, 5, [32, 64], reg, device).unwrap()
 }
@@ -309,7 +311,7 @@ fn augmentation_keeps_rgb_depth_and_labels_aligned() {
         for x in 0..w {
             let l = ((y / 5 + x / 7) % 7 + 1) as u8;
             let p = y * w + x;
-            scene.labels[p] = l;
+            scene.labels[p] = u16::from(l);
             scene.depth[p] = l as f32 * 100.0;
             scene.rgb[3 * p..3 * p + 3].copy_from_slice(&[l * 30; 3]);
         }
@@ -548,7 +550,7 @@ fn short_segmentation_experiment_mines_by_miou() {
 #[test]
 fn scene_scores_count_the_classes_present() {
     // truth: classes 0 and 1 (labels 1, 2), one void pixel; class 2 never appears
-    let truth = [1u8, 1, 2, 2, 0];
+    let truth: [u16; 5] = [1, 1, 2, 2, 0];
     let map = LabelMap {
         height: 1,
         width: 5,
@@ -561,4 +563,174 @@ fn scene_scores_count_the_classes_present() {
     // nothing labelled: zero, not NaN
     let s = scene_scores(&map, &[0; 5], 3);
     assert_eq!((s.miou, s.pixel_accuracy), (0.0, 0.0));
+}
+
+/// Scenes whose ground truth is withheld (as the public Cityscapes `test` labels are): every
+/// label void.
+struct Unlabelled(SyntheticScenes);
+
+impl SegSource for Unlabelled {
+    fn name(&self) -> &str {
+        "unlabelled"
+    }
+    fn num_classes(&self) -> usize {
+        self.0.num_classes()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+    fn scene(&self, i: usize) -> mmanet_core::Result<RgbdScene> {
+        let mut s = self.0.scene(i)?;
+        s.labels.fill(0);
+        Ok(s)
+    }
+    fn depth_stats(&self) -> DepthStats {
+        self.0.depth_stats()
+    }
+    fn train_size(&self) -> [usize; 2] {
+        self.0.train_size()
+    }
+    fn eval_size(&self) -> [usize; 2] {
+        self.0.eval_size()
+    }
+}
+
+/// A split with no labelled pixel has no mIoU: evaluating on it is an error that says so, never
+/// a table of 0.00.
+#[test]
+fn a_split_without_labelled_pixels_has_no_miou() {
+    use mmanet_core::task::Task;
+    use mmanet_core::task::segmentation::SegData;
+    let scenes = SyntheticScenes::generate(&ScenesConfig {
+        scenes: 4,
+        height: 32,
+        width: 64,
+        ..ScenesConfig::default()
+    })
+    .unwrap();
+    let device = Device::flex();
+    let net = EsaNet::new(
+        &SegModelConfig {
+            preset: SegPreset::Tiny,
+            ..SegModelConfig::default()
+        },
+        scenes.num_classes(),
+        [32, 64],
+        false,
+        &device,
+    )
+    .unwrap();
+    let full = [ModalitySet::full(2)];
+    let labelled = SegData {
+        source: std::sync::Arc::new(scenes.clone()),
+        class_weights: vec![1.0; scenes.num_classes()],
+    };
+    let report = block_on(Segmentation::evaluate(
+        &net,
+        &labelled,
+        &[0, 1],
+        &full,
+        2,
+        &device,
+        None,
+        "x",
+    ))
+    .unwrap();
+    assert!(report.rows[0].seg.as_ref().unwrap().pixels > 0);
+    let void = SegData {
+        source: std::sync::Arc::new(Unlabelled(scenes)),
+        class_weights: labelled.class_weights.clone(),
+    };
+    let err = block_on(Segmentation::evaluate(
+        &net,
+        &void,
+        &[0, 1],
+        &full,
+        2,
+        &device,
+        None,
+        "x",
+    ))
+    .expect_err("no mIoU from void labels")
+    .to_string();
+    assert!(
+        err.contains("no labelled pixel") && err.contains("unlabelled"),
+        "{err}"
+    );
+}
+
+/// ESANet's `--he_init` (the official Cityscapes script): every conv outside the encoders is
+/// drawn from `kaiming_normal_(fan_out, relu)` except the class outputs and SE's conv before the
+/// sigmoid, which keep PyTorch's default (uniform, std 1/√(3·fan_in)); without it the decoder
+/// keeps the default. Told apart by each weight tensor's standard deviation.
+#[test]
+fn he_init_draws_the_layers_outside_the_encoders_as_esanet_does() {
+    use burn::store::ModuleSnapshot;
+    let device = Device::flex();
+    let build = |he_init| {
+        let cfg = SegModelConfig {
+            preset: SegPreset::Tiny,
+            he_init,
+            ..SegModelConfig::default()
+        };
+        EsaNet::new(&cfg, 5, [32, 64], true, &device).unwrap()
+    };
+    // (name, shape, std) of every 4-D conv weight outside the encoders and the fixed
+    // bilinear upsampling kernels, with enough values to estimate a std
+    let stats = |net: &EsaNet| -> Vec<(String, Vec<usize>, f64)> {
+        net.collect(None, None, true)
+            .into_iter()
+            .filter(|t| {
+                t.name.ends_with("weight")
+                    && t.shape.len() == 4
+                    && !t.name.starts_with("encoder_")
+                    && !t.name.contains("upsample")
+                    && t.shape.iter().product::<usize>() >= 100
+            })
+            .map(|t| {
+                let v: Vec<f32> = burn::store::bridge::to_data(&t)
+                    .unwrap()
+                    .try_to_vec::<f32>()
+                    .unwrap();
+                let n = v.len() as f64;
+                let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
+                let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+                (t.name.clone(), t.shape.to_vec(), var.sqrt())
+            })
+            .collect()
+    };
+    let he_std = |s: &[usize]| (2.0 / (s[0] * s[2] * s[3]) as f64).sqrt();
+    let default_std = |s: &[usize]| 1.0 / (3.0 * (s[1] * s[2] * s[3]) as f64).sqrt();
+    // nearer the expected std than the other, and within 25 %
+    let drawn_as = |std: f64, want: f64, other: f64| {
+        let (a, b) = ((std / want).ln().abs(), (std / other).ln().abs());
+        a < b && a < 0.25
+    };
+    let (mut drawn_he, mut kept) = (0, 0);
+    for (name, shape, std) in stats(&build(true)) {
+        let (he, default) = (he_std(&shape), default_std(&shape));
+        if name.contains("side_output") || name.contains("conv_out") || name.contains("fc2") {
+            assert!(
+                drawn_as(std, default, he),
+                "{name} {shape:?}: std {std}, default {default}"
+            );
+            kept += 1;
+        } else {
+            assert!(
+                drawn_as(std, he, default),
+                "{name} {shape:?}: std {std}, He {he}"
+            );
+            drawn_he += 1;
+        }
+    }
+    assert!(drawn_he >= 20 && kept >= 3, "{drawn_he} He, {kept} kept");
+    for (name, shape, std) in stats(&build(false)) {
+        if name.starts_with("decoder.") && !name.contains("side_output") {
+            let (he, default) = (he_std(&shape), default_std(&shape));
+            assert!(
+                drawn_as(std, default, he),
+                "{name}: std {std}, default {default}"
+            );
+        }
+    }
 }

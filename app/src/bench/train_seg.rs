@@ -50,7 +50,7 @@ impl SegSource for BenchScenes {
         let rgb = (0..3 * n).map(|p| ((p * 7 + i) % 255) as u8).collect();
         let depth = (0..n).map(|p| 1.0 + ((p * 7 + 13) % 255) as f32).collect();
         let labels = (0..n)
-            .map(|p| ((p + i) % (SEG_BENCH_CLASSES + 1)) as u8)
+            .map(|p| ((p + i) % (SEG_BENCH_CLASSES + 1)) as u16)
             .collect();
         Ok(RgbdScene {
             height: h,

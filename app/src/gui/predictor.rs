@@ -4,7 +4,7 @@
 
 use mmanet_core::bundle::Bundle;
 use mmanet_core::config::{ExperimentConfig, Method};
-use mmanet_core::data::rgbd::{RgbdPreprocessing, RgbdScene, SegSource};
+use mmanet_core::data::rgbd::{Label, RgbdPreprocessing, RgbdScene, SegSource};
 use mmanet_core::data::{InMemoryDataset, MultimodalSource};
 use mmanet_core::device::cpu_device;
 use mmanet_core::eval::predict_proba;
@@ -163,7 +163,7 @@ pub struct SegPrediction {
     /// Scores of `map` against the ground truth, when the scene has labels.
     pub scores: Option<SceneScores>,
     /// The ground truth (0 = void), shared by the models of one answer.
-    pub truth: Arc<Vec<u8>>,
+    pub truth: Arc<Vec<Label>>,
 }
 
 /// What the worker answers.

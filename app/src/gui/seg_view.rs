@@ -12,7 +12,7 @@
 
 use super::draw::TextureCache;
 use eframe::egui::{self, Color32, ColorImage, RichText, Vec2};
-use mmanet_core::data::rgbd::RgbdScene;
+use mmanet_core::data::rgbd::{Label, RgbdScene};
 use mmanet_core::task::segmentation::LabelMap;
 
 /// Colour of void (unlabelled) pixels and missing depth readings.
@@ -106,7 +106,7 @@ pub fn depth_image(scene: &RgbdScene, (lo, hi): (f32, f32)) -> ColorImage {
 }
 
 /// Ground-truth labels (0 = void, label `k + 1` = class `k`) in the class palette.
-pub fn labels_image(labels: &[u8], height: usize, width: usize) -> ColorImage {
+pub fn labels_image(labels: &[Label], height: usize, width: usize) -> ColorImage {
     let pixels = labels
         .iter()
         .map(|&l| {
@@ -132,7 +132,7 @@ pub fn prediction_image(map: &LabelMap) -> ColorImage {
 
 /// Per pixel: [`VOID`], [`RIGHT`], [`BECAME_WRONG`] (wrong now, right with `full`, the map
 /// with every modality) or [`WRONG`].
-pub fn error_colors(map: &LabelMap, full: Option<&LabelMap>, truth: &[u8]) -> Vec<Color32> {
+pub fn error_colors(map: &LabelMap, full: Option<&LabelMap>, truth: &[Label]) -> Vec<Color32> {
     map.classes
         .iter()
         .zip(truth)
@@ -156,7 +156,7 @@ pub fn error_colors(map: &LabelMap, full: Option<&LabelMap>, truth: &[u8]) -> Ve
 }
 
 /// The error map as a picture.
-pub fn error_image(map: &LabelMap, full: Option<&LabelMap>, truth: &[u8]) -> ColorImage {
+pub fn error_image(map: &LabelMap, full: Option<&LabelMap>, truth: &[Label]) -> ColorImage {
     ColorImage::new([map.width, map.height], error_colors(map, full, truth))
 }
 
@@ -334,7 +334,7 @@ mod tests {
             classes: vec![0, 0, 2, 2],
         };
         // truth: class 0, class 0, class 0, void
-        let truth = [1u8, 1, 1, 0];
+        let truth: [Label; 4] = [1, 1, 1, 0];
         assert_eq!(
             error_colors(&map, Some(&full), &truth),
             vec![RIGHT, BECAME_WRONG, WRONG, VOID]

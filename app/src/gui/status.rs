@@ -5,6 +5,7 @@
 use super::Tab;
 use super::predictor::{ModelOutput, ModelPrediction};
 use mmanet_core::config::TaskKind;
+use mmanet_core::data::rgbd::Label;
 use mmanet_core::report::ComparisonTable;
 use serde::Serialize;
 
@@ -110,7 +111,7 @@ pub enum ModelAnswer<'a> {
         /// The model's label.
         model: &'a str,
         /// The classes in the label map, ascending.
-        classes_present: Vec<u8>,
+        classes_present: Vec<Label>,
         /// The scene's mIoU, when it has labels.
         miou: Option<f64>,
         /// The scene's pixel accuracy, when it has labels.

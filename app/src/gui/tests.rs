@@ -185,6 +185,7 @@ fn step(epoch: usize, batch: usize, ce: f32, mad: f32) -> StepReport {
         losses: vec![("ce".into(), ce), ("mad".into(), mad)],
         total: ce + mad,
         accuracy: 0.5,
+        dropped_terms: Vec::new(),
     }
 }
 

@@ -20,6 +20,10 @@ pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
 /// ImageNet channel standard deviations.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
+/// A pixel's label: 0 = void, classes `1..=classes` (8-bit label files, and 16-bit ones such as
+/// NYUv2's `labels_894`).
+pub type Label = u16;
+
 /// One RGB-D scene as stored: `height × width` pixels, row-major.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RgbdScene {
@@ -32,7 +36,7 @@ pub struct RgbdScene {
     /// Depth in the dataset's unit (NYUv2: mm), 0 = no reading.
     pub depth: Vec<f32>,
     /// Labels, 0 = void, classes `1..=classes`.
-    pub labels: Vec<u8>,
+    pub labels: Vec<Label>,
 }
 
 impl RgbdScene {
@@ -137,7 +141,7 @@ pub struct SegSample {
     pub depth: Vec<f32>,
     /// `[h, w]` labels, 0 = void: the input's size in training, the stored size in evaluation
     /// (the logits are upsampled to it).
-    pub labels: Vec<u8>,
+    pub labels: Vec<Label>,
     /// `[H, W]` of the inputs.
     pub size: [usize; 2],
     /// `[h, w]` of the labels.
@@ -185,13 +189,58 @@ pub struct ClassPixelCounts {
     pub scene_pixels: Vec<u64>,
 }
 
+/// What a split's depth maps hold: the range of the readings and how many pixels have none.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct DepthSummary {
+    /// Smallest reading (0 = missing excluded); `None` when every pixel is missing.
+    pub min: Option<f32>,
+    /// Largest reading.
+    pub max: Option<f32>,
+    /// Pixels without a reading (0).
+    pub missing: u64,
+    /// All pixels.
+    pub pixels: u64,
+}
+
+impl DepthSummary {
+    /// The share of pixels without a reading, 0..=1 (0 for no pixels).
+    pub fn missing_share(&self) -> f64 {
+        if self.pixels == 0 {
+            0.0
+        } else {
+            self.missing as f64 / self.pixels as f64
+        }
+    }
+}
+
+/// One pass over a split's scenes: its class pixel counts and its depth.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SplitScan {
+    /// Pixels per label.
+    pub classes: ClassPixelCounts,
+    /// The depth readings.
+    pub depth: DepthSummary,
+}
+
 /// Counts the labels of the scenes `indices`; a label above the dataset's classes is an error
 /// naming the scene.
 pub fn class_pixel_counts(source: &dyn SegSource, indices: &[usize]) -> Result<ClassPixelCounts> {
+    Ok(scan_split(source, indices)?.classes)
+}
+
+/// Reads the scenes `indices` once: their class pixel counts (a label above the dataset's
+/// classes is an error naming the scene) and the range and missing share of their depth.
+pub fn scan_split(source: &dyn SegSource, indices: &[usize]) -> Result<SplitScan> {
     let n = source.num_classes() + 1;
     let mut counts = ClassPixelCounts {
         pixels: vec![0; n],
         scene_pixels: vec![0; n],
+    };
+    let mut depth = DepthSummary {
+        min: None,
+        max: None,
+        missing: 0,
+        pixels: 0,
     };
     for &i in indices {
         let scene = source.scene(i)?;
@@ -216,8 +265,20 @@ pub fn class_pixel_counts(source: &dyn SegSource, indices: &[usize]) -> Result<C
                 counts.scene_pixels[k] += total;
             }
         }
+        depth.pixels += scene.depth.len() as u64;
+        for &d in &scene.depth {
+            if d > 0.0 {
+                depth.min = Some(depth.min.map_or(d, |m| m.min(d)));
+                depth.max = Some(depth.max.map_or(d, |m| m.max(d)));
+            } else {
+                depth.missing += 1;
+            }
+        }
     }
-    Ok(counts)
+    Ok(SplitScan {
+        classes: counts,
+        depth,
+    })
 }
 
 /// ESANet's median-frequency class weights (void excluded): `f_c = pixels_c / scene_pixels_c`,
@@ -353,7 +414,7 @@ pub fn resize(scene: &RgbdScene, h: usize, w: usize) -> RgbdScene {
     let rx = sw as f32 / w as f32;
     let mut rgb = vec![0u8; 3 * h * w];
     let mut depth = vec![0f32; h * w];
-    let mut labels = vec![0u8; h * w];
+    let mut labels: Vec<Label> = vec![0; h * w];
     for y in 0..h {
         let fy = ((y as f32 + 0.5) * ry - 0.5).clamp(0.0, (sh - 1) as f32);
         let y0 = fy.floor() as usize;

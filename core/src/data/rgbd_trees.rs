@@ -4,15 +4,19 @@
 //! * **NYUv2**: `root/train.txt` and `root/test.txt` list scene names; each scene is
 //!   `root/<split>/rgb/<name>.png` (8-bit RGB), `root/<split>/depth/<name>.png` (refined) or
 //!   `depth_raw/` (uint16, mm, 0 = no reading) and `root/<split>/labels_40/<name>.png` (uint8,
-//!   0 = void; `labels_13` and `labels_894` for the other class sets). The official loop
+//!   0 = void; `labels_13`, and `labels_894` as uint16, for the other class sets). The official loop
 //!   validates (and mines) on `test`, so the validation split is the test split.
 //! * **Cityscapes**: `root/<split>_{rgb,depth_raw,labels_19}.txt` list paths relative to
-//!   `root/<split>/{rgb,depth_raw,labels_19}/`, splits `train`, `valid`, `test`; depth is a
-//!   float16 `.npy` (raw disparity-derived depth), labels a uint8 PNG with 0 = void.
+//!   `root/<split>/{rgb,depth_raw,labels_19}/`; depth is a float16 `.npy` (raw
+//!   disparity-derived depth, m), labels a uint8 PNG with 0 = void. Depth above `max_depth`
+//!   (300 m, the official loader's clamp) is set to 0 (missing). The splits read are `train`
+//!   and `valid`: the public `test` labels are placeholders (all void after mapping), so the
+//!   final table is computed on `valid`, as the official code reports — the validation split
+//!   is also the test split.
 //!
 //! Every error names the file (and, for list files, the line).
 
-use super::rgbd::{DepthStats, RgbdScene, SegAugment, SegSource};
+use super::rgbd::{DepthStats, Label, RgbdScene, SegAugment, SegSource};
 use super::split::Split;
 use crate::error::{CoreError, Result};
 use serde::{Deserialize, Serialize};
@@ -48,7 +52,7 @@ pub struct RgbdTreeConfig {
     /// NYUv2 only: `refined` (default) or `raw` depth.
     #[serde(default)]
     pub depth: DepthKind,
-    /// Number of classes: NYUv2 40 (default), 13 or 894; Cityscapes 19.
+    /// Number of classes: NYUv2 40 (default), 13 or 894 (16-bit label files); Cityscapes 19.
     #[serde(default)]
     pub classes: Option<usize>,
     /// Training crop `[height, width]` (NYUv2 480×640, Cityscapes 512×1024).
@@ -61,6 +65,10 @@ pub struct RgbdTreeConfig {
     /// Random rescale range (NYUv2 [1.0, 1.4], Cityscapes [0.5, 2.0]).
     #[serde(default)]
     pub scale: Option<[f32; 2]>,
+    /// Depth above this (in the dataset's unit) is set to 0, missing: Cityscapes 300 (m, the
+    /// official loader's clamp for far and saturated readings), NYUv2 none.
+    #[serde(default)]
+    pub max_depth: Option<f32>,
 }
 
 /// The files of one scene.
@@ -81,6 +89,7 @@ pub struct RgbdTree {
     train_size: [usize; 2],
     eval_size: [usize; 2],
     augment: SegAugment,
+    max_depth: Option<f32>,
 }
 
 fn read_list(path: &Path) -> Result<Vec<String>> {
@@ -112,8 +121,8 @@ fn read_list(path: &Path) -> Result<Vec<String>> {
 
 impl RgbdTree {
     /// Opens the tree at `cfg.root` (relative to `base`) and returns it with its split: NYUv2
-    /// train / test (the validation split is the test split, as the official loop), Cityscapes
-    /// train / valid / test.
+    /// train / test, Cityscapes train / valid; in both the validation split is the test split,
+    /// as the official code validates and reports.
     pub fn open(
         name: &str,
         layout: RgbdLayout,
@@ -127,15 +136,27 @@ impl RgbdTree {
                 "the dataset root is not a folder (edit `root` in the manifest)",
             ));
         }
-        let (classes, size, eval, scale) = match layout {
-            RgbdLayout::Nyuv2 => (40, [480, 640], [480, 640], [1.0, 1.4]),
-            RgbdLayout::Cityscapes => (19, [512, 1024], [512, 1024], [0.5, 2.0]),
+        let (classes, size, eval, scale, max_depth) = match layout {
+            RgbdLayout::Nyuv2 => (40, [480, 640], [480, 640], [1.0, 1.4], None),
+            RgbdLayout::Cityscapes => (19, [512, 1024], [1024, 2048], [0.5, 2.0], Some(300.0)),
         };
+        let max_depth = cfg.max_depth.or(max_depth);
+        if let Some(m) = max_depth
+            && !(m.is_finite() && m > 0.0)
+        {
+            return Err(CoreError::config(
+                "rgbd.max_depth",
+                format!("must be a positive number (the dataset's depth unit), got {m}"),
+            ));
+        }
         let classes = cfg.classes.unwrap_or(classes);
-        if !(2..=255).contains(&classes) {
+        if !(2..=Label::MAX as usize).contains(&classes) {
             return Err(CoreError::config(
                 "rgbd.classes",
-                format!("must be in 2..=255 (labels are 8-bit), got {classes}"),
+                format!(
+                    "must be in 2..={} (labels are 8- or 16-bit PNGs), got {classes}",
+                    Label::MAX
+                ),
             ));
         }
         let train_size = cfg.train_size.unwrap_or(size);
@@ -187,7 +208,7 @@ impl RgbdTree {
             }
             RgbdLayout::Cityscapes => {
                 let labels_dir = format!("labels_{classes}");
-                for split in ["train", "valid", "test"] {
+                for split in ["train", "valid"] {
                     let list = |dir: &str| read_list(&root.join(format!("{split}_{dir}.txt")));
                     let (rgb, depth, labels) =
                         (list("rgb")?, list("depth_raw")?, list(&labels_dir)?);
@@ -210,8 +231,10 @@ impl RgbdTree {
                             labels: root.join(split).join(&labels_dir).join(l),
                         });
                     }
-                    parts.push((start..scenes.len()).collect());
+                    parts.push((start..scenes.len()).collect::<Vec<_>>());
                 }
+                // train, val = valid, test = valid (the public test labels are placeholders)
+                parts.push(parts[1].clone());
             }
         }
         let mut parts = parts.into_iter();
@@ -232,6 +255,7 @@ impl RgbdTree {
                 hsv: true,
                 flip: true,
             },
+            max_depth,
         };
         Ok((tree, split))
     }
@@ -345,6 +369,27 @@ fn read_depth_png(path: &Path) -> Result<(usize, usize, Vec<f32>)> {
     Ok((h, w, values))
 }
 
+/// A label PNG: 1 channel, 8-bit (NYUv2's `labels_40`, Cityscapes) or 16-bit (NYUv2's
+/// `labels_894`), 0 = void.
+fn read_labels(path: &Path) -> Result<(usize, usize, Vec<Label>)> {
+    let img = open_image(path)?;
+    let (w, h) = (img.width() as usize, img.height() as usize);
+    let labels = match img {
+        image::DynamicImage::ImageLuma8(g) => g.into_raw().into_iter().map(Label::from).collect(),
+        image::DynamicImage::ImageLuma16(g) => g.into_raw(),
+        other => {
+            return Err(CoreError::data(
+                path.display().to_string(),
+                format!(
+                    "labels must be a 1-channel PNG, 8- or 16-bit (0 = void), got {:?}",
+                    other.color()
+                ),
+            ));
+        }
+    };
+    Ok((h, w, labels))
+}
+
 /// IEEE half precision to f32.
 fn f16_to_f32(bits: u16) -> f32 {
     let sign = if bits & 0x8000 != 0 { -1.0f32 } else { 1.0 };
@@ -442,24 +487,16 @@ impl SegSource for RgbdTree {
         })?;
         let rgb = open_image(&files.rgb)?.to_rgb8();
         let (w, h) = (rgb.width() as usize, rgb.height() as usize);
-        let (dh, dw, depth) = match self.layout {
+        let (dh, dw, mut depth) = match self.layout {
             RgbdLayout::Nyuv2 => read_depth_png(&files.depth)?,
             RgbdLayout::Cityscapes => read_npy_2d(&files.depth)?,
         };
-        let labels_img = open_image(&files.labels)?;
-        let labels = match labels_img {
-            image::DynamicImage::ImageLuma8(g) => g,
-            other => {
-                return Err(CoreError::data(
-                    files.labels.display().to_string(),
-                    format!(
-                        "labels must be an 8-bit 1-channel PNG (0 = void), got {:?}",
-                        other.color()
-                    ),
-                ));
+        if let Some(max) = self.max_depth {
+            for d in depth.iter_mut().filter(|d| **d > max) {
+                *d = 0.0;
             }
-        };
-        let (lw, lh) = (labels.width() as usize, labels.height() as usize);
+        }
+        let (lh, lw, labels) = read_labels(&files.labels)?;
         for (what, path, size) in [
             ("depth", &files.depth, (dh, dw)),
             ("labels", &files.labels, (lh, lw)),
@@ -476,7 +513,6 @@ impl SegSource for RgbdTree {
                 ));
             }
         }
-        let labels = labels.into_raw();
         if let Some(&bad) = labels.iter().find(|&&l| l as usize > self.classes) {
             return Err(CoreError::data(
                 files.labels.display().to_string(),

@@ -17,7 +17,7 @@
 //! (0, as real sensors do) with a configurable probability. Pixels at the scene border are void
 //! (label 0), as NYUv2's unlabelled border.
 
-use super::rgbd::{DepthStats, RgbdScene, SegAugment, SegSource};
+use super::rgbd::{DepthStats, Label, RgbdScene, SegAugment, SegSource};
 use crate::error::{CoreError, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -293,7 +293,7 @@ fn scene(cfg: &ScenesConfig, rng: &mut StdRng) -> RgbdScene {
             } else {
                 (d + cfg.depth_noise as f32 * normal(rng)).max(1.0)
             });
-            labels.push(class);
+            labels.push(Label::from(class));
         }
     }
     RgbdScene {

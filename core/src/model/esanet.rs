@@ -91,9 +91,29 @@ pub struct SegModelConfig {
     pub context: ContextKind,
     /// A torchvision ResNet state dict (`.pth`, e.g. `resnet50-19c8e357.pth` for the `paper`
     /// preset) to initialise both encoders with, as the official training does; relative to
-    /// the config file. None: random (He) initialisation.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// the config file, else found by name in `$MMANET_WEIGHTS` or PyTorch's hub cache
+    /// ([`crate::model::imagenet`]). None (or `""`): random (He) initialisation.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "empty_path_is_none"
+    )]
     pub imagenet: Option<std::path::PathBuf>,
+    /// He initialisation of the layers outside the encoders, as ESANet's `--he_init` (the
+    /// official Cityscapes script): every conv of the fusions, skips, context module and
+    /// decoders drawn from `kaiming_normal_(fan_out, relu)`, except the class outputs, the
+    /// convs before a sigmoid (SE's second) and the depthwise upsampling. Off: PyTorch's
+    /// default init (the official NYUv2 script).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub he_init: bool,
+}
+
+/// `imagenet = ""` (as `--set seg_model.imagenet=""` writes it) means no weights.
+fn empty_path_is_none<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<std::path::PathBuf>, D::Error> {
+    let p: Option<std::path::PathBuf> = serde::Deserialize::deserialize(d)?;
+    Ok(p.filter(|p| !p.as_os_str().is_empty()))
 }
 
 fn default_seg_preset() -> SegPreset {
@@ -109,6 +129,7 @@ impl Default for SegModelConfig {
             preset: default_seg_preset(),
             context: default_context(),
             imagenet: None,
+            he_init: false,
         }
     }
 }
@@ -195,6 +216,20 @@ fn conv(
         c = c.with_initializer(kaiming_fan_out());
     }
     c.init(device)
+}
+
+/// `c` with its weight drawn again from `kaiming_normal_(mode="fan_out", nonlinearity="relu")`
+/// (ESANet's `--he_init`); its bias is kept. For the non-grouped convs it is applied to.
+fn he_reinit(mut c: Conv2d) -> Conv2d {
+    let [cout, cin, kh, kw] = c.weight.lazy_shape().dims::<4>();
+    let device = c.weight.val().device();
+    c.weight = kaiming_fan_out().init_with(
+        [cout, cin, kh, kw],
+        Some(cin * kh * kw),
+        Some(cout * kh * kw),
+        &device,
+    );
+    c
 }
 
 fn bn(c: usize, device: &Device) -> BatchNorm {
@@ -375,6 +410,14 @@ impl SqueezeExcitation {
         }
     }
 
+    /// He init of `fc1`; `fc2` precedes the sigmoid and keeps its init.
+    fn he_init(self) -> Self {
+        SqueezeExcitation {
+            fc1: he_reinit(self.fc1),
+            ..self
+        }
+    }
+
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let s = adaptive_avg_pool2d(x.clone(), [1, 1]);
         let s = sigmoid(conv2d(&self.fc2, self.relu.forward(conv2d(&self.fc1, s))));
@@ -397,6 +440,13 @@ impl SeAddFusion {
         }
     }
 
+    fn he_init(self) -> Self {
+        SeAddFusion {
+            se_rgb: self.se_rgb.he_init(),
+            se_depth: self.se_depth.he_init(),
+        }
+    }
+
     fn forward(&self, rgb: Tensor<4>, depth: Tensor<4>) -> Tensor<4> {
         self.se_rgb.forward(rgb) + self.se_depth.forward(depth)
     }
@@ -416,6 +466,13 @@ impl ConvBnAct {
             conv: conv(cin, cout, [k, k], 1, false, false, device),
             bn: bn(cout, device),
             relu: Relu::new(),
+        }
+    }
+
+    fn he_init(self) -> Self {
+        ConvBnAct {
+            conv: he_reinit(self.conv),
+            ..self
         }
     }
 
@@ -456,6 +513,14 @@ pub struct ContextModule {
 }
 
 impl ContextModule {
+    fn he_init(self) -> Self {
+        ContextModule {
+            branches: self.branches.into_iter().map(ConvBnAct::he_init).collect(),
+            final_conv: self.final_conv.he_init(),
+            ..self
+        }
+    }
+
     fn new(
         kind: ContextKind,
         cin: usize,
@@ -523,6 +588,16 @@ impl NonBottleneck1D {
         }
     }
 
+    fn he_init(self) -> Self {
+        NonBottleneck1D {
+            conv3x1_1: he_reinit(self.conv3x1_1),
+            conv1x3_1: he_reinit(self.conv1x3_1),
+            conv3x1_2: he_reinit(self.conv3x1_2),
+            conv1x3_2: he_reinit(self.conv1x3_2),
+            ..self
+        }
+    }
+
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
         let r = &self.relu;
         let y = r.forward(conv2d(&self.conv3x1_1, x.clone()));
@@ -584,6 +659,20 @@ impl DecoderModule {
         }
     }
 
+    /// He init of the 3×3 ConvBnAct and the blocks; the side output (class count) and the
+    /// depthwise upsampling keep theirs.
+    fn he_init(self) -> Self {
+        DecoderModule {
+            conv3x3: self.conv3x3.he_init(),
+            blocks: self
+                .blocks
+                .into_iter()
+                .map(NonBottleneck1D::he_init)
+                .collect(),
+            ..self
+        }
+    }
+
     /// Returns (upsampled + skip, side logits before upsampling).
     fn forward(&self, x: Tensor<4>, skip: Tensor<4>) -> (Tensor<4>, Tensor<4>) {
         let mut y = self.conv3x3.forward(x);
@@ -641,6 +730,18 @@ impl Decoder {
         }
     }
 
+    /// He init of the modules; `conv_out` (class count) and the upsamplings keep theirs.
+    fn he_init(self) -> Self {
+        Decoder {
+            modules: self
+                .modules
+                .into_iter()
+                .map(DecoderModule::he_init)
+                .collect(),
+            ..self
+        }
+    }
+
     /// `cache` = [context output, skip3, skip2, skip1].
     pub fn forward(&self, cache: &FuseCache) -> DecoderOutput {
         let (f16, s32) = self.modules[0].forward(cache.context.clone(), cache.skip3.clone());
@@ -690,6 +791,12 @@ impl SkipLayer {
     fn new(cin: usize, cout: usize, device: &Device) -> Self {
         SkipLayer {
             conv: (cin != cout).then(|| ConvBnAct::new(cin, cout, 1, device)),
+        }
+    }
+
+    fn he_init(self) -> Self {
+        SkipLayer {
+            conv: self.conv.map(ConvBnAct::he_init),
         }
     }
 
@@ -752,7 +859,7 @@ impl EsaNet {
             .chain(arch.planes.iter().map(|p| p * e))
             .collect();
         let d = arch.decoder;
-        Ok(EsaNet {
+        let net = EsaNet {
             encoder_rgb: ResNetEncoder::new(3, &arch, device),
             encoder_depth: ResNetEncoder::new(1, &arch, device),
             fusions: enc.iter().map(|&c| SeAddFusion::new(c, device)).collect(),
@@ -776,7 +883,21 @@ impl EsaNet {
                 train_size,
                 with_reg_decoder,
             },
-        })
+        };
+        Ok(if config.he_init { net.he_init() } else { net })
+    }
+
+    /// ESANet's `--he_init` on every layer outside the encoders (see
+    /// [`SegModelConfig::he_init`]).
+    fn he_init(self) -> Self {
+        EsaNet {
+            fusions: self.fusions.into_iter().map(SeAddFusion::he_init).collect(),
+            skips: self.skips.into_iter().map(SkipLayer::he_init).collect(),
+            context: self.context.he_init(),
+            decoder: self.decoder.he_init(),
+            reg_decoder: self.reg_decoder.map(Decoder::he_init),
+            ..self
+        }
     }
 
     /// What the network was built for.

@@ -9,6 +9,11 @@
 //! Anything that does not fit — a missing key, a wrong shape, a key the encoder has no place
 //! for — is an error naming the first such key.
 //!
+//! Where the file is found ([`WeightsSearch`]): the path the config gives (relative to the
+//! config file), then its file name in the folder `$MMANET_WEIGHTS` names, then in PyTorch's
+//! hub cache (`$TORCH_HOME/hub/checkpoints`, by default `~/.cache/torch/hub/checkpoints`),
+//! where torchvision itself puts the file it downloads. The program never downloads.
+//!
 //! Native targets only: a browser page has no file to read.
 
 use super::esanet::{EsaNet, ResNetEncoder};
@@ -16,7 +21,91 @@ use crate::error::{CoreError, Result};
 use burn::prelude::*;
 use burn::store::burn_pack::Tensor as PackTensor;
 use burn::store::{ApplyResult, ModuleSnapshot, ModuleStore, PyTorchToBurnAdapter, PytorchStore};
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// Where torchvision's ImageNet weights are downloaded from (append the file name).
+pub const TORCHVISION_MODELS_URL: &str = "https://download.pytorch.org/models/";
+
+/// The folders searched, by file name, for weights the config's path does not reach.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WeightsSearch {
+    /// `$MMANET_WEIGHTS`.
+    pub weights_dir: Option<PathBuf>,
+    /// PyTorch's hub checkpoints folder.
+    pub torch_hub: Option<PathBuf>,
+}
+
+impl WeightsSearch {
+    /// The folders this process's environment names: `$MMANET_WEIGHTS`, and PyTorch's hub
+    /// cache (`$TORCH_HOME/hub/checkpoints`, else `$XDG_CACHE_HOME/torch/hub/checkpoints`,
+    /// else `$HOME/.cache/torch/hub/checkpoints`).
+    pub fn from_env() -> Self {
+        let var = |k: &str| {
+            std::env::var_os(k)
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from)
+        };
+        let torch_home = var("TORCH_HOME").or_else(|| {
+            var("XDG_CACHE_HOME")
+                .or_else(|| var("HOME").map(|h| h.join(".cache")))
+                .map(|c| c.join("torch"))
+        });
+        WeightsSearch {
+            weights_dir: var("MMANET_WEIGHTS"),
+            torch_hub: torch_home.map(|t| t.join("hub").join("checkpoints")),
+        }
+    }
+
+    /// The places `configured` is looked for, in order: the path itself, then its file name in
+    /// each folder of the search.
+    pub fn candidates(&self, configured: &Path) -> Vec<PathBuf> {
+        let mut out = vec![configured.to_path_buf()];
+        if let Some(name) = configured.file_name() {
+            for dir in [&self.weights_dir, &self.torch_hub].into_iter().flatten() {
+                let p = dir.join(name);
+                if !out.contains(&p) {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+
+    /// The first candidate that is a file, or an error (under `seg_model.imagenet`) that names
+    /// every place looked in, where to download the file and how to train without it.
+    pub fn locate(&self, configured: &Path) -> Result<PathBuf> {
+        let candidates = self.candidates(configured);
+        if let Some(found) = candidates.iter().find(|p| p.is_file()) {
+            return Ok(found.clone());
+        }
+        let name = configured
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let looked = candidates
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let hash = name
+            .strip_suffix(".pth")
+            .and_then(|stem| stem.rsplit_once('-'))
+            .map(|(_, h)| h)
+            .filter(|h| h.len() == 8 && h.chars().all(|c| c.is_ascii_hexdigit()));
+        let check = hash.map_or(String::new(), |h| {
+            format!(" (torchvision names files by their hash: its SHA-256 begins with {h})")
+        });
+        Err(CoreError::config(
+            "seg_model.imagenet",
+            format!(
+                "the ImageNet weights `{name}` are not there; looked in {looked}. The official \
+                 recipe starts both encoders from them: download {TORCHVISION_MODELS_URL}{name}{check} \
+                 into one of those places, or set MMANET_WEIGHTS to the folder that holds it; \
+                 `--set seg_model.imagenet=\"\"` trains from scratch on purpose"
+            ),
+        ))
+    }
+}
 
 /// Whether a state-dict key is one the encoders do not use (the classifier, BN counters).
 fn unused_by_encoders(key: &str) -> bool {

@@ -51,6 +51,9 @@ pub trait Task: Sized + Send + 'static {
     const OFFICIAL_TEACHER_BATCH_NORM: bool;
     /// What validation scores (and model selection maximises): accuracy, or mIoU.
     const SCORE: TableMetric;
+    /// Whether the official loop zeroes a NaN distillation loss for the step (segmentation:
+    /// `if torch.isnan(distillation_loss): distillation_loss = 0`) rather than training on it.
+    const OFFICIAL_MAD_NAN_GUARD: bool = false;
 
     /// Builds a fresh network for `source` as `cfg` describes it (with the regularization head
     /// when `with_reg`).

@@ -6,7 +6,7 @@
 use super::{FrozenTeacher, Task};
 use crate::config::{ExperimentConfig, TaskKind};
 use crate::data::rgbd::{
-    RgbdPreprocessing, RgbdScene, SegSource, load_seg_sample, normalize, resize,
+    Label, RgbdPreprocessing, RgbdScene, SegSource, load_seg_sample, normalize, resize,
 };
 use crate::error::{CoreError, Result};
 use crate::eval::read_i64;
@@ -60,7 +60,7 @@ pub struct Segmentation;
 
 /// Nearest-neighbour downsampling of a `h × w` label map (PyTorch's `nearest`: source index
 /// `⌊i · in / out⌋`).
-pub fn downsample_labels(labels: &[u8], h: usize, w: usize, oh: usize, ow: usize) -> Vec<u8> {
+pub fn downsample_labels(labels: &[Label], h: usize, w: usize, oh: usize, ow: usize) -> Vec<Label> {
     let mut out = Vec::with_capacity(oh * ow);
     for y in 0..oh {
         let sy = (y * h / oh).min(h - 1);
@@ -174,6 +174,7 @@ impl Task for Segmentation {
     const KIND: TaskKind = TaskKind::Segmentation;
     const SCORE: TableMetric = TableMetric::Miou;
     const OFFICIAL_TEACHER_BATCH_NORM: bool = true;
+    const OFFICIAL_MAD_NAN_GUARD: bool = true;
 
     fn build_net(
         cfg: &ExperimentConfig,
@@ -191,7 +192,27 @@ impl Task for Segmentation {
         match &cfg.seg_model.imagenet {
             None => Ok(net),
             #[cfg(not(target_family = "wasm"))]
-            Some(path) => crate::model::imagenet::load_imagenet_encoders(net, path),
+            Some(path) => {
+                let found = crate::model::imagenet::WeightsSearch::from_env().locate(path)?;
+                crate::model::imagenet::load_imagenet_encoders(net, &found)
+            }
+            #[cfg(target_family = "wasm")]
+            Some(_) => Err(CoreError::config(
+                "seg_model.imagenet",
+                "ImageNet weights are read from a file, which a browser page cannot do",
+            )),
+        }
+    }
+
+    /// The ImageNet weights the config names are looked for before anything trains (not at
+    /// the teacher's first step, after the data has loaded).
+    fn check_settings(cfg: &ExperimentConfig, _source: &SegData) -> Result<()> {
+        match &cfg.seg_model.imagenet {
+            None => Ok(()),
+            #[cfg(not(target_family = "wasm"))]
+            Some(path) => crate::model::imagenet::WeightsSearch::from_env()
+                .locate(path)
+                .map(|_| ()),
             #[cfg(target_family = "wasm")]
             Some(_) => Err(CoreError::config(
                 "seg_model.imagenet",
@@ -355,9 +376,14 @@ impl Task for Segmentation {
         }
         let k = net.info().classes;
         let mut confusion = vec![vec![vec![0u64; k]; k]; combinations.len()];
+        let mut labelled = 0u64;
         for chunk in indices.chunks(batch_size.max(1)) {
             let (inputs, targets) = Self::load_batch(net, data, chunk, None, device)?;
             let labels = read_i64(targets.scales[0].clone()).await?;
+            labelled += labels
+                .iter()
+                .filter(|&&l| l > 0 && (l as usize) <= k)
+                .count() as u64;
             let [b, h, w] = targets.scales[0].dims();
             for (c, &combo) in combinations.iter().enumerate() {
                 let masks = vec![combo; b];
@@ -376,6 +402,18 @@ impl Task for Segmentation {
                     }
                 }
             }
+        }
+        if labelled == 0 {
+            // an mIoU of 0.00 from an empty confusion matrix would read as a result
+            return Err(CoreError::data(
+                source.name(),
+                format!(
+                    "the {} scenes evaluated have no labelled pixel (every label is void), so \
+                     there is no mIoU to report; is this split's ground truth withheld (as the \
+                     public Cityscapes `test` labels are)?",
+                    indices.len()
+                ),
+            ));
         }
         let rows = combinations
             .iter()
@@ -504,7 +542,7 @@ pub struct LabelMap {
     /// Width in pixels.
     pub width: usize,
     /// Class index per pixel, `0..classes`.
-    pub classes: Vec<u8>,
+    pub classes: Vec<Label>,
 }
 
 /// Predicts the label map of one raw `scene` seen through `set`, with `net` in eval mode: the
@@ -549,7 +587,10 @@ pub async fn predict_scene(
             "the model's output is not a number (NaN or infinite): its weights are not finite",
         ));
     }
-    let classes = read.into_iter().map(|c| c.clamp(0, 255) as u8).collect();
+    let classes = read
+        .into_iter()
+        .map(|c| c.clamp(0, Label::MAX as i64) as Label)
+        .collect();
     Ok(LabelMap {
         height: oh,
         width: ow,
@@ -568,7 +609,7 @@ pub struct SceneScores {
 }
 
 /// Scores `pred` against `labels` (0 = void, class `k` as label `k + 1`) for `classes` classes.
-pub fn scene_scores(pred: &LabelMap, labels: &[u8], classes: usize) -> SceneScores {
+pub fn scene_scores(pred: &LabelMap, labels: &[Label], classes: usize) -> SceneScores {
     let mut confusion = vec![vec![0u64; classes]; classes];
     for (&p, &l) in pred.classes.iter().zip(labels) {
         let (l, p) = (l as usize, p as usize);

@@ -30,6 +30,12 @@ pub trait LossTerm<T: Task>: Send {
     fn name(&self) -> &str;
     /// The weight of this term in the total loss.
     fn weight(&self) -> f64;
+    /// Whether a step whose value of this term is NaN drops the term (trains on the others, the
+    /// term recorded as 0) instead of stopping the run — the official segmentation loop's
+    /// guard on its distillation loss. Off by default: a NaN stops training with an error.
+    fn dropped_when_nan(&self) -> bool {
+        false
+    }
     /// The term's value for this step, or `None` when it is off (e.g. during warm-up).
     fn compute(&mut self, ctx: &LossContext<'_, T>) -> Option<Tensor<1>>;
     /// Combinations whose predictions on the mining split the term needs after `epoch`
