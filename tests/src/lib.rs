@@ -113,6 +113,23 @@ pub fn quick_demo_config(
     cfg
 }
 
+/// The segmentation demo config (`configs/scenes-demo.toml`) with `key.path=value` overrides,
+/// writing into `out`.
+pub fn scenes_demo_config(
+    out: &std::path::Path,
+    overrides: &[&str],
+) -> mmanet_core::config::ExperimentConfig {
+    let overrides: Vec<String> = overrides.iter().map(|o| o.to_string()).collect();
+    let mut cfg = mmanet_core::config::ExperimentConfig::from_toml_with_overrides(
+        mmanet_core::configs::SCENES_DEMO,
+        "scenes-demo.toml",
+        &overrides,
+    )
+    .unwrap();
+    cfg.output_dir = out.to_path_buf();
+    cfg
+}
+
 /// Prepares the data of `cfg` and trains everything on the CPU backend.
 pub fn train_on_cpu(
     cfg: &mmanet_core::config::ExperimentConfig,

@@ -255,25 +255,18 @@ fn imagenet_weights_are_looked_for_in_the_documented_places() {
 /// with the error that says where they were looked for.
 #[test]
 fn missing_imagenet_weights_stop_the_experiment_before_training() {
-    use mmanet_core::config::ExperimentConfig;
     use mmanet_core::experiment::{RunMode, SilentProgress, prepare_seg_data, run_experiment};
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs/scenes-demo.toml"),
-    )
-    .unwrap();
-    let overrides: Vec<String> = [
-        "data.scenes.scenes=12",
-        "data.scenes.height=32",
-        "data.scenes.width=64",
-        "seg_model.preset=\"tiny\"",
-        "seg_model.imagenet=\"no-such-weights-0123abcd.pth\"",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut cfg =
-        ExperimentConfig::from_toml_with_overrides(&text, "scenes-demo.toml", &overrides).unwrap();
-    cfg.output_dir = dir.path().to_path_buf();
+    let cfg = mmanet_tests::scenes_demo_config(
+        dir.path(),
+        &[
+            "data.scenes.scenes=12",
+            "data.scenes.height=32",
+            "data.scenes.width=64",
+            "seg_model.preset=\"tiny\"",
+            "seg_model.imagenet=\"no-such-weights-0123abcd.pth\"",
+        ],
+    );
     let data = prepare_seg_data(&cfg).unwrap();
     let err = run_experiment(
         &cfg,

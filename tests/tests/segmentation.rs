@@ -3,7 +3,6 @@
 //! augmentation, class weights) and a short segmentation experiment end to end.
 
 use burn::prelude::*;
-use mmanet_core::config::ExperimentConfig;
 use mmanet_core::data::rgbd::{
     ClassPixelCounts, DepthStats, IMAGENET_MEAN, IMAGENET_STD, RgbdPreprocessing, RgbdScene,
     SegAugment, SegSource, augment_scene, class_pixel_counts, median_frequency_weights, normalize,
@@ -20,7 +19,7 @@ use mmanet_core::runs::load_task_stage_model;
 use mmanet_core::task::Segmentation;
 use mmanet_core::task::segmentation::{LabelMap, predict_scene, scene_scores};
 use mmanet_core::task::segmentation::{SegTargets, multiscale_loss, weighted_cross_entropy};
-use mmanet_tests::golden;
+use mmanet_tests::{golden, scenes_demo_config};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -385,27 +384,21 @@ fn median_frequency_weights_follow_esanet() {
 #[test]
 fn short_segmentation_experiment_mines_by_miou() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/scenes-demo.toml"),
-    )
-    .unwrap();
-    let overrides: Vec<String> = [
-        "data.scenes.scenes=40",
-        "data.scenes.height=32",
-        "data.scenes.width=64",
-        "seg_model.preset=\"tiny\"",
-        "teacher.epochs=3",
-        "student.epochs=4",
-        "teacher.select_after_epoch=0",
-        "student.select_after_epoch=0",
-        "mmanet.warmup_epochs=2",
-        "mmanet.mining_epochs=[0, 1]",
-    ]
-    .map(String::from)
-    .to_vec();
-    let mut cfg =
-        ExperimentConfig::from_toml_with_overrides(&text, "scenes-demo.toml", &overrides).unwrap();
-    cfg.output_dir = dir.path().to_path_buf();
+    let cfg = scenes_demo_config(
+        dir.path(),
+        &[
+            "data.scenes.scenes=40",
+            "data.scenes.height=32",
+            "data.scenes.width=64",
+            "seg_model.preset=\"tiny\"",
+            "teacher.epochs=3",
+            "student.epochs=4",
+            "teacher.select_after_epoch=0",
+            "student.select_after_epoch=0",
+            "mmanet.warmup_epochs=2",
+            "mmanet.mining_epochs=[0, 1]",
+        ],
+    );
     let data = prepare_seg_data(&cfg).unwrap();
     assert_eq!(data.source.class_weights.len(), SCENE_CLASSES.len());
     let out = run_experiment(

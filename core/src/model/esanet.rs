@@ -222,7 +222,7 @@ fn conv(
 /// (ESANet's `--he_init`); its bias is kept. For the non-grouped convs it is applied to.
 fn he_reinit(mut c: Conv2d) -> Conv2d {
     let [cout, cin, kh, kw] = c.weight.lazy_shape().dims::<4>();
-    let device = c.weight.val().device();
+    let device = c.weight.lazy_device();
     c.weight = kaiming_fan_out().init_with(
         [cout, cin, kh, kw],
         Some(cin * kh * kw),
