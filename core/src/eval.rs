@@ -31,27 +31,33 @@ pub async fn read_i64<const D: usize>(t: Tensor<D, Int>) -> Result<Vec<i64>> {
         .map_err(|e| CoreError::Backend(format!("reading a tensor failed: {e:?}")))
 }
 
-/// Predicted labels of `model` (in eval mode) on samples `indices`, all seen through `combination`.
+/// Predicted labels of `model` (in eval mode) on samples `indices`, once per combination (all
+/// samples seen through it): one list per combination, in order. Each batch is loaded and
+/// encoded once; only the masking, fusion and the deployment trunk run per combination (the
+/// same values as a separate forward pass each).
 pub async fn predict_labels(
     model: &MultimodalNet,
     source: &dyn MultimodalSource,
     indices: &[usize],
-    combination: ModalitySet,
+    combinations: &[ModalitySet],
     batch_size: usize,
     device: &Device,
-) -> Result<Vec<usize>> {
-    let mut preds = Vec::with_capacity(indices.len());
+) -> Result<Vec<Vec<usize>>> {
+    let mut preds = vec![Vec::with_capacity(indices.len()); combinations.len()];
     for chunk in indices.chunks(batch_size.max(1)) {
         let host = make_batch(source, chunk, None)?;
         let inputs = model.inputs_from_batch(&host, device)?;
-        let mask = mask_tensor(
-            &vec![combination; chunk.len()],
-            model.num_modalities(),
-            device,
-        );
-        let out = model.forward(&inputs, mask);
-        let p = read_i64(out.logits.argmax(1).reshape([chunk.len()])).await?;
-        preds.extend(p.into_iter().map(|v| v as usize));
+        let encoded = model.encode(&inputs);
+        for (&combination, preds) in combinations.iter().zip(preds.iter_mut()) {
+            let mask = mask_tensor(
+                &vec![combination; chunk.len()],
+                model.num_modalities(),
+                device,
+            );
+            let logits = model.deployment_logits(&model.fuse(&encoded, mask));
+            let p = read_i64(logits.argmax(1).reshape([chunk.len()])).await?;
+            preds.extend(p.into_iter().map(|v| v as usize));
+        }
     }
     Ok(preds)
 }
@@ -72,9 +78,9 @@ pub async fn predict_proba(
         model.num_modalities(),
         device,
     );
-    let out = model.forward(&inputs, mask);
+    let logits = model.deployment_logits(&model.encode_fuse(&inputs, mask));
     let classes = model.info().classes;
-    let p = read_f32(softmax(out.logits, 1)).await?;
+    let p = read_f32(softmax(logits, 1)).await?;
     Ok(p.chunks(classes).map(<[f32]>::to_vec).collect())
 }
 
@@ -100,8 +106,9 @@ pub async fn evaluate(
     let labels: Vec<usize> = indices.iter().map(|&i| source.label(i)).collect();
     let names: Vec<String> = source.modality_names();
     let mut rows = Vec::with_capacity(combinations.len());
-    for &c in combinations {
-        let preds = predict_labels(model, source, indices, c, batch_size, device).await?;
+    let predictions =
+        predict_labels(model, source, indices, combinations, batch_size, device).await?;
+    for (&c, preds) in combinations.iter().zip(predictions) {
         let pad = match bona_fide_label {
             Some(b) if source.num_classes() == 2 => Some(pad_rates(&preds, &labels, b)),
             _ => None,

@@ -3,17 +3,19 @@
 //! β₁) that a schedule changes between epochs while the optimiser keeps its state (PyTorch's
 //! `OneCycleLR(cycle_momentum=True)`).
 //!
-//! The cycled optimisers read their momentum from a shared [`MomentumHandle`] at every step and
-//! delegate the update to Burn's own `Sgd` / `Adam` built with it. Their state is Burn's
-//! `SgdState` / `AdamState`, so checkpoints are the same as the fixed optimisers', and changing
-//! the momentum never moves the state through a serialised record (which Burn materialises on
-//! its default device, a GPU a browser page or a GPU-less machine may not have).
+//! SGD is [`Sgd`]: Burn's `Sgd` update with the same f32 operations, in one pass per parameter on
+//! the CPU backend ([`crate::kernels`]) and as Burn's tensor-op composition elsewhere; its state
+//! is recorded under the names Burn's `SgdState` uses, so checkpoints load either way. Adam is
+//! Burn's. The cycled optimisers read their momentum from a shared [`MomentumHandle`] at every
+//! step (Adam delegating to Burn's `Adam` built with it), so changing the momentum never moves
+//! the state through a serialised record (which Burn materialises on its default device, a GPU a
+//! browser page or a GPU-less machine may not have).
 
 use crate::config::{OptimizerKind, StageConfig};
 use burn::optim::decay::WeightDecayConfig;
-use burn::optim::momentum::MomentumConfig;
 use burn::optim::{
-    AdamConfig, AdamState, LearningRate, ModuleOptimizer, Optimizer, SgdConfig, SgdState,
+    AdamConfig, AdamState, LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink,
+    StateSource, join_path,
 };
 use burn::prelude::*;
 use std::sync::Arc;
@@ -44,18 +46,6 @@ fn weight_decay(cfg: &StageConfig) -> Option<WeightDecayConfig> {
     (cfg.weight_decay > 0.0).then(|| WeightDecayConfig::new(cfg.weight_decay as f32))
 }
 
-fn sgd_config(cfg: &StageConfig, momentum: f64) -> SgdConfig {
-    let m = (momentum > 0.0).then(|| {
-        MomentumConfig::new()
-            .with_momentum(momentum)
-            .with_dampening(0.0)
-            .with_nesterov(cfg.nesterov)
-    });
-    SgdConfig::new()
-        .with_momentum(m)
-        .with_weight_decay(weight_decay(cfg))
-}
-
 fn adam_config(cfg: &StageConfig, beta_1: f64) -> AdamConfig {
     AdamConfig::new()
         .with_epsilon(1e-8)
@@ -66,7 +56,9 @@ fn adam_config(cfg: &StageConfig, beta_1: f64) -> AdamConfig {
 /// The optimiser of a stage with its configured, fixed momentum (Adam: β₁ = 0.9).
 pub fn make_optimizer(cfg: &StageConfig) -> ModuleOptimizer {
     match cfg.optimizer {
-        OptimizerKind::Sgd => sgd_config(cfg, cfg.momentum).init(),
+        OptimizerKind::Sgd => {
+            ModuleOptimizer::from(Sgd::new(cfg, SgdMomentum::Fixed(cfg.momentum)))
+        }
         OptimizerKind::Adam => adam_config(cfg, 0.9).init(),
     }
 }
@@ -74,10 +66,7 @@ pub fn make_optimizer(cfg: &StageConfig) -> ModuleOptimizer {
 /// The optimiser of a stage whose momentum (Adam's β₁) is read from `momentum` at every step.
 pub fn make_cycled_optimizer(cfg: &StageConfig, momentum: MomentumHandle) -> ModuleOptimizer {
     match cfg.optimizer {
-        OptimizerKind::Sgd => ModuleOptimizer::from(CycledSgd {
-            cfg: cfg.clone(),
-            momentum,
-        }),
+        OptimizerKind::Sgd => ModuleOptimizer::from(Sgd::new(cfg, SgdMomentum::Cycled(momentum))),
         OptimizerKind::Adam => ModuleOptimizer::from(CycledAdam {
             cfg: cfg.clone(),
             momentum,
@@ -85,15 +74,83 @@ pub fn make_cycled_optimizer(cfg: &StageConfig, momentum: MomentumHandle) -> Mod
     }
 }
 
-/// SGD whose momentum comes from a [`MomentumHandle`].
-#[derive(Clone)]
-struct CycledSgd {
-    cfg: StageConfig,
-    momentum: MomentumHandle,
+/// The hyper-parameters of one SGD step in the precision Burn's `Sgd` applies them (f32).
+#[derive(Clone, Copy, Debug)]
+pub struct SgdHyper {
+    /// The L2 penalty λ (`None`: no weight decay).
+    pub weight_decay: Option<f32>,
+    /// The momentum μ (> 0).
+    pub momentum: f32,
+    /// Nesterov's update.
+    pub nesterov: bool,
+    /// The learning rate.
+    pub lr: f32,
 }
 
-impl Optimizer for CycledSgd {
-    type State<const D: usize> = SgdState<D>;
+/// Where [`Sgd`] takes its momentum from.
+#[derive(Clone, Debug)]
+enum SgdMomentum {
+    Fixed(f64),
+    Cycled(MomentumHandle),
+}
+
+/// SGD with momentum, Nesterov's update and L2 weight decay, no dampening: Burn's `Sgd` (as the
+/// stage's config builds it) computed in one pass per parameter on the CPU.
+#[derive(Clone, Debug)]
+struct Sgd {
+    weight_decay: Option<f32>,
+    nesterov: bool,
+    momentum: SgdMomentum,
+    /// Use the one-pass CPU update where it applies (off only to test the op composition).
+    host_update: bool,
+}
+
+impl Sgd {
+    fn new(cfg: &StageConfig, momentum: SgdMomentum) -> Self {
+        Sgd {
+            weight_decay: weight_decay(cfg).map(|w| w.penalty),
+            nesterov: cfg.nesterov,
+            momentum,
+            host_update: true,
+        }
+    }
+}
+
+/// The state [`Sgd`] keeps per parameter: the velocity (none without momentum).
+#[derive(Clone, Debug)]
+pub struct SgdVelocity<const D: usize> {
+    velocity: Option<Tensor<D>>,
+}
+
+/// Recorded as Burn's `SgdState { momentum: Some(MomentumState { velocity }) }` is
+/// (`<param>.momentum.velocity`), so a checkpoint written with either optimiser resumes.
+impl<const D: usize> RecordState for SgdVelocity<D> {
+    fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
+        if let Some(velocity) = &self.velocity {
+            out.push_tensor(
+                &join_path(prefix, "momentum"),
+                "velocity",
+                velocity.clone().into_data(),
+            );
+        }
+    }
+
+    fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
+        let path = join_path(prefix, "momentum");
+        let velocity = if src.has_under(&path) {
+            Some(Tensor::from_data(
+                src.take_tensor(&path, "velocity")?,
+                device,
+            ))
+        } else {
+            None
+        };
+        Some(SgdVelocity { velocity })
+    }
+}
+
+impl Optimizer for Sgd {
+    type State<const D: usize> = SgdVelocity<D>;
 
     fn step<const D: usize>(
         &self,
@@ -102,13 +159,53 @@ impl Optimizer for CycledSgd {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        sgd_config(&self.cfg, self.momentum.get())
-            .build()
-            .step(lr, tensor, grad, state)
+        let momentum = match &self.momentum {
+            SgdMomentum::Fixed(m) => *m,
+            SgdMomentum::Cycled(handle) => handle.get(),
+        };
+        let velocity = state.and_then(|s| s.velocity);
+        // weight decay, as Burn's `WeightDecay`: p·λ + g
+        let decayed = |tensor: &Tensor<D>, grad: Tensor<D>| match self.weight_decay {
+            Some(penalty) => tensor.clone().mul_scalar(penalty).add(grad),
+            None => grad,
+        };
+        if momentum <= 0.0 {
+            // no momentum (Burn keeps an earlier velocity untouched)
+            let grad = decayed(&tensor, grad);
+            return (tensor - grad.mul_scalar(lr), Some(SgdVelocity { velocity }));
+        }
+        let hyper = SgdHyper {
+            weight_decay: self.weight_decay,
+            momentum: momentum as f32,
+            nesterov: self.nesterov,
+            lr: lr as f32,
+        };
+        #[cfg(not(target_family = "wasm"))]
+        if self.host_update && crate::kernels::cpu_sgd::handles(&tensor, &grad) {
+            let (tensor, velocity) =
+                crate::kernels::cpu_sgd::momentum_step(tensor, grad, velocity, hyper);
+            let velocity = Some(velocity);
+            return (tensor, Some(SgdVelocity { velocity }));
+        }
+        // Burn's `Momentum` (dampening 0) and `Sgd`, op for op
+        let grad = decayed(&tensor, grad);
+        let velocity = match velocity {
+            Some(v) => grad.clone().add(v.mul_scalar(hyper.momentum)),
+            None => grad.clone(),
+        };
+        let grad = if hyper.nesterov {
+            velocity.clone().mul_scalar(hyper.momentum).add(grad)
+        } else {
+            velocity.clone()
+        };
+        let velocity = Some(velocity);
+        (tensor - grad.mul_scalar(lr), Some(SgdVelocity { velocity }))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        <burn::optim::Sgd as Optimizer>::to_device(state, device)
+        SgdVelocity {
+            velocity: state.velocity.map(|v| v.to_device(device)),
+        }
     }
 }
 
@@ -234,5 +331,120 @@ mod tests {
             b = step(&mut cycled, b, 0.05);
         }
         assert_eq!(weights(&a), weights(&b));
+    }
+
+    #[derive(Module, Debug)]
+    struct Layers {
+        small: Param<Tensor<2>>,
+        large: Param<Tensor<1>>,
+    }
+
+    fn layer_values(model: &Layers) -> (Vec<f32>, Vec<f32>) {
+        let host2 = model.small.val().into_data().try_to_vec::<f32>().unwrap();
+        let host1 = model.large.val().into_data().try_to_vec::<f32>().unwrap();
+        (host2, host1)
+    }
+
+    #[test]
+    fn sgd_gives_the_bits_of_burns_sgd() {
+        use burn::optim::SgdConfig;
+        use burn::optim::momentum::MomentumConfig;
+        use burn::tensor::Distribution;
+        let device = crate::device::cpu_device().device.autodiff();
+        device.seed(9);
+        // a matrix, and a vector over several of the host update's parallel chunks
+        let start = Layers {
+            small: Param::from_tensor(Tensor::random([7, 5], Distribution::Default, &device)),
+            large: Param::from_tensor(Tensor::random([70_001], Distribution::Default, &device)),
+        };
+        let targets = (
+            Tensor::<2>::random([7, 5], Distribution::Normal(0.0, 1.0), &device),
+            Tensor::<1>::random([70_001], Distribution::Normal(0.0, 1.0), &device),
+        );
+        let run = |optim: &mut ModuleOptimizer| {
+            let mut model = start.clone();
+            for (i, lr) in [0.05, 0.05, 0.01, 0.003].into_iter().enumerate() {
+                // a gradient that changes from step to step: d/dw of Σ (w − t)²·(i + 1)
+                let loss = (model.small.val() - targets.0.clone()).powi_scalar(2).sum()
+                    + (model.large.val() - targets.1.clone()).powi_scalar(2).sum()
+                        * (i as f32 + 1.0);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                model = optim.step(lr, model, grads);
+            }
+            layer_values(&model)
+        };
+        for nesterov in [true, false] {
+            for decay in [0.0, 5e-4] {
+                let cfg = StageConfig {
+                    momentum: 0.9,
+                    nesterov,
+                    weight_decay: decay,
+                    ..stage(OptimizerKind::Sgd)
+                };
+                let burns = run(&mut SgdConfig::new()
+                    .with_momentum(Some(
+                        MomentumConfig::new()
+                            .with_momentum(0.9)
+                            .with_dampening(0.0)
+                            .with_nesterov(nesterov),
+                    ))
+                    .with_weight_decay(weight_decay(&cfg))
+                    .init());
+                let host = run(&mut make_optimizer(&cfg));
+                let ops = run(&mut ModuleOptimizer::from(Sgd {
+                    host_update: false,
+                    ..Sgd::new(&cfg, SgdMomentum::Fixed(0.9))
+                }));
+                let what = format!("nesterov {nesterov}, weight decay {decay}");
+                assert!(
+                    host == burns,
+                    "the host update differs from Burn's Sgd ({what})"
+                );
+                assert!(
+                    ops == burns,
+                    "the op composition differs from Burn's Sgd ({what})"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn sgd_velocity_is_recorded_under_burns_names() {
+        use burn::optim::SgdState;
+        use burn::optim::momentum::MomentumState;
+        let device = crate::device::cpu_device().device;
+        let velocity = Tensor::<1>::from_floats([1.0, -2.0], &device);
+        let ours = SgdVelocity {
+            velocity: Some(velocity.clone()),
+        };
+        let burns = SgdState::new(Some(MomentumState::new(velocity)));
+        let names = |state: &dyn Fn(&mut StateSink)| {
+            let mut sink = StateSink::default();
+            state(&mut sink);
+            sink.tensors
+                .iter()
+                .map(|(name, data)| (name.clone(), data.clone().try_to_vec::<f32>().unwrap()))
+                .collect::<Vec<_>>()
+        };
+        let a = names(&|sink| ours.state_flatten("p1", sink));
+        let b = names(&|sink| burns.state_flatten("p1", sink));
+        assert_eq!(a, b);
+        assert_eq!(a[0].0, "p1.momentum.velocity");
+        // and back
+        let mut source = StateSource::default();
+        for (name, values) in a {
+            source.insert_tensor(name, TensorData::new(values, [2]));
+        }
+        let back = SgdVelocity::<1>::state_unflatten("p1", &mut source, &device).unwrap();
+        let host = back
+            .velocity
+            .unwrap()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(host, vec![1.0, -2.0]);
+        // no momentum: nothing recorded, nothing read back
+        let none = SgdVelocity::<1> { velocity: None };
+        assert!(names(&|sink| none.state_flatten("p1", sink)).is_empty());
     }
 }

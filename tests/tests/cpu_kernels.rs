@@ -278,11 +278,11 @@ fn bn_layer(channels: usize, device: &Device) -> BatchNorm {
 
 /// Output, input gradient, gamma gradient, beta gradient, running mean and variance after one
 /// training-mode call of `forward` on `x`.
-fn run_bn(
+fn run_bn<const D: usize>(
     bn: &BatchNorm,
-    x: &Tensor<4>,
-    upstream: &Tensor<4>,
-    forward: impl Fn(&BatchNorm, Tensor<4>) -> Tensor<4>,
+    x: &Tensor<D>,
+    upstream: &Tensor<D>,
+    forward: impl Fn(&BatchNorm, Tensor<D>) -> Tensor<D>,
 ) -> [Vec<f32>; 6] {
     // fresh running statistics (clones of a `BatchNorm` share them)
     let [c] = bn.gamma.val().dims();
@@ -295,11 +295,11 @@ fn run_bn(
     let x = x.clone().require_grad();
     let y = forward(&bn, x.clone());
     let grads = (y.clone() * upstream.clone()).sum().backward();
-    let host4 = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32");
+    let host_d = |t: Tensor<D>| t.into_data().try_to_vec::<f32>().expect("f32");
     let host1 = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().expect("f32");
     [
-        host4(y.detach()),
-        host4(x.grad(&grads).expect("input gradient")),
+        host_d(y.detach()),
+        host_d(x.grad(&grads).expect("input gradient")),
         host1(bn.gamma.grad(&grads).expect("gamma gradient")),
         host1(bn.beta.grad(&grads).expect("beta gradient")),
         host1(bn.running_mean.value()),
@@ -376,6 +376,60 @@ fn cpu_batch_norm_matches_burns_batch_norm() {
             "shape {shape:?}: frozen input gradient relative error {err:e}"
         );
     }
+}
+
+/// The MLPs' batch norm over `[N, C]` matrices (the row-wise passes), training and inference,
+/// on one and several row tasks.
+#[test]
+fn cpu_batch_norm_of_a_matrix_matches_burns_batch_norm() {
+    let device = Device::flex().autodiff();
+    // an MLP batch, a width not a multiple of 8, one sample, and 2 row tasks (65,536 values
+    // a task) with a short last one
+    let shapes = [[64, 128], [10, 13], [1, 6], [700, 100]];
+    for (i, shape) in shapes.iter().enumerate() {
+        device.seed(300 + i as u64);
+        let bn = bn_layer(shape[1], &device);
+        let x = Tensor::<2>::random(*shape, Distribution::Normal(3.0, 2.0), &device);
+        let upstream = Tensor::<2>::random(*shape, Distribution::Normal(0.0, 1.0), &device);
+        let ours = run_bn(&bn, &x, &upstream, batch_norm);
+        let burn = run_bn(&bn, &x, &upstream, |b, x| b.forward(x));
+        for (k, (a, b)) in ours.iter().zip(burn.iter()).enumerate() {
+            let err = relative_error(a, b);
+            assert!(
+                err <= 1e-5,
+                "shape {shape:?}: value set {k} relative error {err:e}"
+            );
+        }
+        let trained = {
+            let bn = bn.clone();
+            let _ = bn.forward(x.clone());
+            bn
+        };
+        let plain = trained.valid();
+        let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().expect("f32");
+        let err = relative_error(
+            &host(batch_norm(&plain, x.clone().inner())),
+            &host(plain.forward(x.clone().inner())),
+        );
+        assert!(
+            err <= 1e-5,
+            "shape {shape:?}: inference relative error {err:e}"
+        );
+    }
+    // the same bits on any thread count
+    device.seed(12);
+    let bn = bn_layer(100, &device);
+    let x = Tensor::<2>::random([700, 100], Distribution::Normal(1.0, 2.0), &device);
+    let upstream = Tensor::<2>::random([700, 100], Distribution::Normal(0.0, 1.0), &device);
+    let on = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .expect("a thread pool");
+        pool.install(|| run_bn(&bn, &x, &upstream, batch_norm))
+    };
+    let one = on(1);
+    assert_eq!(on(3), one, "3 threads against 1");
 }
 
 #[test]

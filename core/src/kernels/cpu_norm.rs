@@ -120,8 +120,20 @@ fn plane_of(x: &[f32], b: usize, ch: usize, c: usize, plane: usize) -> &[f32] {
     &x[(b * c + ch) * plane..(b * c + ch + 1) * plane]
 }
 
+/// Elements per task of the row-wise (`[N, C]`) passes: small enough to split a large
+/// matrix over the pool, large enough that an MLP's batch is one task.
+const ROW_TASK_ELEMENTS: usize = 1 << 16;
+
+/// Rows of `c` values per task of the row-wise passes.
+fn rows_per_task(c: usize) -> usize {
+    (ROW_TASK_ELEMENTS / c.max(1)).max(1)
+}
+
 /// Per channel: mean and biased variance (two passes, as Burn's default).
 fn statistics(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32>) {
+    if plane == 1 {
+        return row_statistics(x, n, c);
+    }
     let count = (n * plane).max(1) as f64;
     (0..c)
         .into_par_iter()
@@ -143,6 +155,29 @@ fn statistics(x: &[f32], n: usize, c: usize, plane: usize) -> (Vec<f32>, Vec<f32
         .unzip()
 }
 
+/// [`statistics`] of an `[N, C]` matrix, row after row (an MLP's batch norm: a strided walk
+/// per channel would touch one value per cache line). Each channel's sums are added in sample
+/// order in f64, as the per-plane path adds a 1-element plane, so the bits are the same.
+fn row_statistics(x: &[f32], n: usize, c: usize) -> (Vec<f32>, Vec<f32>) {
+    let count = n.max(1) as f64;
+    let mut sums = vec![0f64; c];
+    for row in x.chunks_exact(c.max(1)) {
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += f64::from(*v);
+        }
+    }
+    let mean: Vec<f32> = sums.iter().map(|s| (s / count) as f32).collect();
+    let mut squares = vec![0f64; c];
+    for row in x.chunks_exact(c.max(1)) {
+        for ((s, v), m) in squares.iter_mut().zip(row).zip(&mean) {
+            let d = v - m;
+            *s += f64::from(d * d);
+        }
+    }
+    let variance = squares.iter().map(|s| (s / count) as f32).collect();
+    (mean, variance)
+}
+
 /// `1 / sqrt(var + ε)` per channel.
 fn inverse_std(variance: &[f32], epsilon: f64) -> Vec<f32> {
     variance
@@ -161,6 +196,22 @@ fn normalise(
     inv_std: &[f32],
 ) -> Vec<f32> {
     let mut y = vec![0f32; x.len()];
+    if plane == 1 {
+        // `[N, C]`: whole rows per task, the per-channel factors in arrays the row zips over
+        let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
+        let rows = rows_per_task(c) * c;
+        y.par_chunks_mut(rows)
+            .zip(x.par_chunks(rows))
+            .for_each(|(y_rows, x_rows)| {
+                for (y_row, x_row) in y_rows.chunks_exact_mut(c).zip(x_rows.chunks_exact(c)) {
+                    let factors = mean.iter().zip(&scale).zip(beta);
+                    for ((o, v), ((m, scale), shift)) in y_row.iter_mut().zip(x_row).zip(factors) {
+                        *o = (v - m) * scale + shift;
+                    }
+                }
+            });
+        return y;
+    }
     y.par_chunks_mut(plane.max(1))
         .zip(x.par_chunks(plane.max(1)))
         .enumerate()
@@ -259,6 +310,15 @@ impl CpuNormOps for Flex {
             return fallback(x, gamma, mean, variance, g);
         };
         let inv_std = inverse_std(&var_v, epsilon);
+        if plane == 1 {
+            let (dx, gamma_grad, beta_grad) =
+                row_backward(xv, gv, &gamma_v, (&mean_v, &inv_std), (n, c));
+            return (
+                f32_tensor(dx, shape),
+                f32_tensor(gamma_grad, Shape::new([c])),
+                f32_tensor(beta_grad, Shape::new([c])),
+            );
+        }
         // Σ g and Σ g·x̂ per channel
         let (beta_grad, gamma_grad): (Vec<f64>, Vec<f64>) = (0..c)
             .into_par_iter()
@@ -322,6 +382,58 @@ impl CpuNormOps for Flex {
         let inv_std = inverse_std(&vv, epsilon);
         f32_tensor(normalise(xv, (c, plane), &gv, &bv, &mv, &inv_std), shape)
     }
+}
+
+/// The training backward pass of an `[N, C]` matrix, row after row (see [`row_statistics`]):
+/// the input, gamma and beta gradients, with the same sums in the same order as the
+/// per-plane path.
+fn row_backward(
+    x: &[f32],
+    g: &[f32],
+    gamma: &[f32],
+    (mean, inv_std): (&[f32], &[f32]),
+    (n, c): (usize, usize),
+) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (mut sum_g, mut sum_gc) = (vec![0f64; c], vec![0f64; c]);
+    for (g_row, x_row) in g.chunks_exact(c.max(1)).zip(x.chunks_exact(c.max(1))) {
+        let sums = sum_g.iter_mut().zip(sum_gc.iter_mut());
+        for (((sg, sgc), gi), (xi, m)) in sums.zip(g_row).zip(x_row.iter().zip(mean)) {
+            *sg += f64::from(*gi);
+            *sgc += f64::from(gi * (xi - m));
+        }
+    }
+    let gamma_grad: Vec<f64> = sum_gc
+        .iter()
+        .zip(inv_std)
+        .map(|(s, i)| s * f64::from(*i))
+        .collect();
+    let count = n.max(1) as f64;
+    let mean_g: Vec<f32> = sum_g.iter().map(|s| (s / count) as f32).collect();
+    let mean_gn: Vec<f32> = gamma_grad.iter().map(|s| (s / count) as f32).collect();
+    let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
+    let mut dx = vec![0f32; x.len()];
+    let rows = rows_per_task(c) * c;
+    dx.par_chunks_mut(rows)
+        .zip(g.par_chunks(rows).zip(x.par_chunks(rows)))
+        .for_each(|(dx_rows, (g_rows, x_rows))| {
+            let row_triples = dx_rows
+                .chunks_exact_mut(c)
+                .zip(g_rows.chunks_exact(c).zip(x_rows.chunks_exact(c)));
+            for (dx_row, (g_row, x_row)) in row_triples {
+                let factors = mean
+                    .iter()
+                    .zip(inv_std)
+                    .zip(mean_g.iter().zip(&mean_gn))
+                    .zip(&scale);
+                let values = dx_row.iter_mut().zip(g_row.iter().zip(x_row));
+                for ((d, (gi, xi)), (((m, s), (mg, mgn)), scale)) in values.zip(factors) {
+                    let normalised = (xi - m) * s;
+                    *d = scale * (gi - mg - normalised * mgn);
+                }
+            }
+        });
+    let to_f32 = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect::<Vec<_>>();
+    (dx, to_f32(gamma_grad), to_f32(sum_g))
 }
 
 /// The backward pass: parents `x`, `gamma`, `beta`; the checkpointed input and scale, the

@@ -33,6 +33,10 @@ pub mod cpu_mad;
 #[cfg(not(target_family = "wasm"))]
 pub mod cpu_norm;
 
+/// The SGD update in one pass over a parameter on the CPU (native targets).
+#[cfg(not(target_family = "wasm"))]
+pub mod cpu_sgd;
+
 /// `bn` applied to `x`, as `BatchNorm::forward` computes it: on Burn's CPU backend (native) by
 /// [`cpu_norm`], in fewer passes over the activation; elsewhere by Burn's own op.
 pub fn batch_norm<const D: usize>(bn: &burn::nn::BatchNorm, x: Tensor<D>) -> Tensor<D> {

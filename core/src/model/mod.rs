@@ -17,6 +17,7 @@ pub mod resnet;
 
 use crate::data::{Batch, ModalityKind, ModalitySpec};
 use crate::error::{CoreError, Result};
+use crate::kernels::batch_norm;
 use crate::modality::ModalitySet;
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig};
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, Relu};
@@ -132,7 +133,9 @@ impl MlpEncoder {
     }
 
     fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        let h = self.relu.forward(self.bn1.forward(self.fc1.forward(x)));
+        let h = self
+            .relu
+            .forward(batch_norm(&self.bn1, self.fc1.forward(x)));
         self.relu.forward(self.fc2.forward(h))
     }
 }
@@ -168,7 +171,9 @@ impl MlpTrunk {
     }
 
     fn forward(&self, x: Tensor<2>) -> (Tensor<2>, Tensor<2>) {
-        let f = self.relu.forward(self.bn1.forward(self.fc1.forward(x)));
+        let f = self
+            .relu
+            .forward(batch_norm(&self.bn1, self.fc1.forward(x)));
         (self.fc2.forward(f.clone()), f)
     }
 }
@@ -206,6 +211,15 @@ pub enum Fused {
     /// Channel concatenation of equally sized maps, `[B, ΣC, H, W]`.
     Map(Tensor<4>),
     /// Concatenation of vectors, `[B, ΣE]`.
+    Vector(Tensor<2>),
+}
+
+/// One modality's encoder output, before masking.
+#[derive(Clone, Debug)]
+pub enum Encoded {
+    /// A feature map, `[B, C, H, W]`.
+    Map(Tensor<4>),
+    /// A vector, `[B, E]`.
     Vector(Tensor<2>),
 }
 
@@ -375,27 +389,45 @@ impl MultimodalNet {
     /// Encodes every modality, zeroes each encoder's output where `mask[b, m] = 0`, and fuses.
     /// `mask` is `[B, n_modalities]` of 0/1 floats.
     pub fn encode_fuse(&self, inputs: &[ModalityInput], mask: Tensor<2>) -> Fused {
+        self.fuse(&self.encode(inputs), mask)
+    }
+
+    /// Every modality's encoder output, before masking: what [`MultimodalNet::fuse`] masks and
+    /// fuses, so one encoding serves several combinations (evaluation).
+    pub fn encode(&self, inputs: &[ModalityInput]) -> Vec<Encoded> {
+        self.encoders
+            .iter()
+            .zip(inputs)
+            .map(|(enc, input)| match (enc, input) {
+                (Encoder::Conv(e), ModalityInput::Image(x)) => Encoded::Map(e.forward(x.clone())),
+                (Encoder::Mlp(e), ModalityInput::Vector(x)) => {
+                    Encoded::Vector(e.forward(x.clone()))
+                }
+                _ => unreachable!("inputs are checked against the modality kinds"),
+            })
+            .collect()
+    }
+
+    /// Zeroes each encoder's output where `mask[b, m] = 0` and fuses them (`mask` is
+    /// `[B, n_modalities]` of 0/1 floats).
+    pub fn fuse(&self, encoded: &[Encoded], mask: Tensor<2>) -> Fused {
         let [b, _] = mask.dims();
         let any_vector = self.encoders.iter().any(|e| matches!(e, Encoder::Mlp(_)))
             || matches!(self.trunk, Trunk::Mlp(_));
         let mut maps = Vec::new();
         let mut vecs = Vec::new();
-        for (m, (enc, input)) in self.encoders.iter().zip(inputs).enumerate() {
+        for (m, encoded) in encoded.iter().enumerate() {
             let keep = mask.clone().slice([0..b, m..m + 1]); // [B, 1]
-            match (enc, input) {
-                (Encoder::Conv(e), ModalityInput::Image(x)) => {
-                    let y = e.forward(x.clone());
-                    let y = y * keep.reshape([b, 1, 1, 1]);
+            match encoded {
+                Encoded::Map(y) => {
+                    let y = y.clone() * keep.reshape([b, 1, 1, 1]);
                     if any_vector {
                         vecs.push(self.gap.forward(y).flatten(1, 3));
                     } else {
                         maps.push(y);
                     }
                 }
-                (Encoder::Mlp(e), ModalityInput::Vector(x)) => {
-                    vecs.push(e.forward(x.clone()) * keep);
-                }
-                _ => unreachable!("inputs are checked against the modality kinds"),
+                Encoded::Vector(y) => vecs.push(y.clone() * keep),
             }
         }
         if any_vector {
@@ -405,7 +437,7 @@ impl MultimodalNet {
         }
     }
 
-    /// Full forward pass with a per-sample mask `[B, n_modalities]`.
+    /// Forward pass: deployment logits, trunk features, and the regularization head's logits.
     pub fn forward(&self, inputs: &[ModalityInput], mask: Tensor<2>) -> NetOutput {
         let fused = self.encode_fuse(inputs, mask);
         let (logits, features) = self.trunk.forward(&fused);
@@ -415,6 +447,11 @@ impl MultimodalNet {
             features,
             reg_logits,
         }
+    }
+
+    /// The deployment network's logits for fused encoder outputs (no regularization head).
+    pub fn deployment_logits(&self, fused: &Fused) -> Tensor<2> {
+        self.trunk.forward(fused).0
     }
 
     /// Moves a host batch to `device` as model inputs, checking shapes against the modalities.
