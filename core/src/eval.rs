@@ -44,10 +44,14 @@ pub async fn predict_labels(
     device: &Device,
 ) -> Result<Vec<Vec<usize>>> {
     let mut preds = vec![Vec::with_capacity(indices.len()); combinations.len()];
+    // the modalities some combination sees
+    let present: Vec<bool> = (0..model.num_modalities())
+        .map(|m| combinations.iter().any(|c| c.contains(m)))
+        .collect();
     for chunk in indices.chunks(batch_size.max(1)) {
         let host = make_batch(source, chunk, None)?;
         let inputs = model.inputs_from_batch(&host, device)?;
-        let encoded = model.encode(&inputs);
+        let encoded = model.encode(&inputs, &present);
         for (&combination, preds) in combinations.iter().zip(preds.iter_mut()) {
             let mask = mask_tensor(
                 &vec![combination; chunk.len()],

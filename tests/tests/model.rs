@@ -153,3 +153,113 @@ fn model_bytes_round_trip() {
         .logits;
     assert_eq!(a.into_data(), b.into_data());
 }
+
+/// `forward_present` skips the encoders of modalities no sample sees: the same logits and
+/// features as the full forward pass, for vector encoders and image encoders (fused as maps,
+/// and pooled to vectors next to a vector modality), and the same gradient for what is used.
+#[test]
+fn skipping_absent_encoders_changes_no_output() {
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let image = |name: &str, size| ModalitySpec {
+        name: name.into(),
+        kind: ModalityKind::Image {
+            channels: 3,
+            height: size,
+            width: size,
+        },
+    };
+    let vector = |name: &str, dim| ModalitySpec {
+        name: name.into(),
+        kind: ModalityKind::Vector { dim },
+    };
+    let nets = [
+        vec![vector("a", 5), vector("b", 3), vector("c", 4)],
+        vec![image("rgb", 20), image("depth", 20)],
+        vec![image("rgb", 18), vector("v", 6)],
+    ];
+    for mods in nets {
+        let n = mods.len();
+        let net = MultimodalNet::new(&mods, 3, &ModelConfig::default(), true, &device).unwrap();
+        let inputs: Vec<ModalityInput> = mods
+            .iter()
+            .map(|m| match m.kind {
+                ModalityKind::Vector { dim } => ModalityInput::Vector(Tensor::random(
+                    [4, dim],
+                    burn::tensor::Distribution::Normal(0.0, 1.0),
+                    &device,
+                )),
+                ModalityKind::Image {
+                    channels,
+                    height,
+                    width,
+                } => ModalityInput::Image(Tensor::random(
+                    [4, channels, height, width],
+                    burn::tensor::Distribution::Normal(0.0, 1.0),
+                    &device,
+                )),
+            })
+            .collect();
+        // the first call draws every parameter (an encoder not drawn yet always runs)
+        let full = vec![true; n];
+        let _ = net.forward_present(
+            &inputs,
+            mask_tensor(&[ModalitySet::full(n); 4], n, &device),
+            &full,
+        );
+        let only_first = [ModalitySet::single(0); 4];
+        let present: Vec<bool> = (0..n).map(|m| m == 0).collect();
+        let mask = mask_tensor(&only_first, n, &device);
+        let a = net.forward(&inputs, mask.clone());
+        let b = net.forward_present(&inputs, mask, &present);
+        let host = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap();
+        assert_eq!(
+            host(a.logits.clone()),
+            host(b.logits.clone()),
+            "{mods:?}: logits"
+        );
+        assert_eq!(host(a.features), host(b.features), "{mods:?}: features");
+        assert_eq!(
+            host(a.reg_logits.unwrap()),
+            host(b.reg_logits.unwrap()),
+            "{mods:?}: regularization head"
+        );
+        let ga = a.logits.sum().backward();
+        let gb = b.logits.sum().backward();
+        let mut grads_a = burn::optim::GradientsParams::from_grads(ga, &net);
+        let mut grads_b = burn::optim::GradientsParams::from_grads(gb, &net);
+        assert!(
+            grads_b.len() < grads_a.len(),
+            "{mods:?}: nothing was skipped"
+        );
+        // every gradient the skipping pass has is the full pass's, bit for bit
+        struct SameGrads<'a> {
+            a: &'a mut burn::optim::GradientsParams,
+            b: &'a mut burn::optim::GradientsParams,
+            compared: usize,
+        }
+        impl burn::module::ModuleVisitor for SameGrads<'_> {
+            fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+                if let Some(b) = self.b.remove::<D>(param.id) {
+                    let a = self
+                        .a
+                        .remove::<D>(param.id)
+                        .expect("the full pass has it too");
+                    assert_eq!(a.into_data(), b.into_data(), "gradient of {:?}", param.id);
+                    self.compared += 1;
+                }
+            }
+        }
+        let mut same = SameGrads {
+            a: &mut grads_a,
+            b: &mut grads_b,
+            compared: 0,
+        };
+        net.visit(&mut same);
+        assert!(same.compared > 0);
+        assert!(
+            grads_b.len() < grads_a.len(),
+            "{mods:?}: nothing was skipped"
+        );
+    }
+}

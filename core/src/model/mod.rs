@@ -138,6 +138,11 @@ impl MlpEncoder {
             .forward(batch_norm(&self.bn1, self.fc1.forward(x)));
         self.relu.forward(self.fc2.forward(h))
     }
+
+    /// The width of the output (the embedding).
+    fn output_dim(&self) -> usize {
+        self.fc2.weight.lazy_shape()[1]
+    }
 }
 
 /// One modality's encoder. (Built once per model, so the size difference between the
@@ -221,6 +226,9 @@ pub enum Encoded {
     Map(Tensor<4>),
     /// A vector, `[B, E]`.
     Vector(Tensor<2>),
+    /// Not computed (the modality is missing from every sample): the output's dimensions and
+    /// device.
+    Absent(Vec<usize>, Device),
 }
 
 /// One modality's input batch.
@@ -389,19 +397,36 @@ impl MultimodalNet {
     /// Encodes every modality, zeroes each encoder's output where `mask[b, m] = 0`, and fuses.
     /// `mask` is `[B, n_modalities]` of 0/1 floats.
     pub fn encode_fuse(&self, inputs: &[ModalityInput], mask: Tensor<2>) -> Fused {
-        self.fuse(&self.encode(inputs), mask)
+        let present = vec![true; self.encoders.len()];
+        self.fuse(&self.encode(inputs, &present), mask)
     }
 
-    /// Every modality's encoder output, before masking: what [`MultimodalNet::fuse`] masks and
-    /// fuses, so one encoding serves several combinations (evaluation).
-    pub fn encode(&self, inputs: &[ModalityInput]) -> Vec<Encoded> {
+    /// Every modality's encoder output before masking, for the modalities with `present[m]`;
+    /// the others (absent from every sample of the batch) are not computed: [`MultimodalNet::fuse`]
+    /// puts zeros in their place, the values masking would give. One encoding serves several
+    /// combinations (evaluation).
+    ///
+    /// An encoder whose parameters have not been drawn yet runs anyway: Burn draws a
+    /// parameter's initial value at its first use, so skipping it would move every later draw
+    /// (the trunk's initial weights) and the results with them.
+    pub fn encode(&self, inputs: &[ModalityInput], present: &[bool]) -> Vec<Encoded> {
         self.encoders
             .iter()
             .zip(inputs)
-            .map(|(enc, input)| match (enc, input) {
-                (Encoder::Conv(e), ModalityInput::Image(x)) => Encoded::Map(e.forward(x.clone())),
-                (Encoder::Mlp(e), ModalityInput::Vector(x)) => {
+            .zip(present)
+            .map(|((enc, input), &present)| (enc, input, present || !all_initialized(enc)))
+            .map(|(enc, input, present)| match (enc, input) {
+                (Encoder::Conv(e), ModalityInput::Image(x)) if present => {
+                    Encoded::Map(e.forward(x.clone()))
+                }
+                (Encoder::Conv(e), ModalityInput::Image(x)) => {
+                    Encoded::Absent(e.output_dims(x.dims()).to_vec(), x.device())
+                }
+                (Encoder::Mlp(e), ModalityInput::Vector(x)) if present => {
                     Encoded::Vector(e.forward(x.clone()))
+                }
+                (Encoder::Mlp(e), ModalityInput::Vector(x)) => {
+                    Encoded::Absent(vec![x.dims()[0], e.output_dim()], x.device())
                 }
                 _ => unreachable!("inputs are checked against the modality kinds"),
             })
@@ -428,12 +453,39 @@ impl MultimodalNet {
                     }
                 }
                 Encoded::Vector(y) => vecs.push(y.clone() * keep),
+                Encoded::Absent(dims, device) => match dims[..] {
+                    [b, c, _, _] if any_vector => vecs.push(Tensor::zeros([b, c], device)),
+                    [b, c, h, w] => maps.push(Tensor::zeros([b, c, h, w], device)),
+                    [b, e] => vecs.push(Tensor::zeros([b, e], device)),
+                    _ => unreachable!("encoder outputs are vectors or maps"),
+                },
             }
         }
         if any_vector {
             Fused::Vector(Tensor::cat(vecs, 1))
         } else {
             Fused::Map(Tensor::cat(maps, 1))
+        }
+    }
+
+    /// Forward pass where `present[m]` says whether any sample of the batch sees modality `m`
+    /// (`mask` has a 1 in its column): the encoders of the others are skipped, their outputs
+    /// zero, as masking makes them. The outputs are those of [`MultimodalNet::forward`]; the
+    /// skipped encoders get no gradient (training a customised SF model, whose other
+    /// modalities are always missing, computes only its own encoders).
+    pub fn forward_present(
+        &self,
+        inputs: &[ModalityInput],
+        mask: Tensor<2>,
+        present: &[bool],
+    ) -> NetOutput {
+        let fused = self.fuse(&self.encode(inputs, present), mask);
+        let (logits, features) = self.trunk.forward(&fused);
+        let reg_logits = self.reg_head.as_ref().map(|h| h.forward(&fused).0);
+        NetOutput {
+            logits,
+            features,
+            reg_logits,
         }
     }
 
@@ -510,6 +562,20 @@ pub fn mask_tensor(sets: &[ModalitySet], n_modalities: usize, device: &Device) -
 pub fn label_tensor(labels: &[usize], device: &Device) -> Tensor<1, Int> {
     let values: Vec<i64> = labels.iter().map(|&l| l as i64).collect();
     Tensor::from_data(TensorData::new(values, [labels.len()]), device)
+}
+
+/// Whether every float parameter of `module` holds its value (Burn draws a parameter's initial
+/// value when it is first used).
+fn all_initialized<M: Module>(module: &M) -> bool {
+    struct Initialized(bool);
+    impl burn::module::ModuleVisitor for Initialized {
+        fn visit_float<const D: usize>(&mut self, param: &burn::module::Param<Tensor<D>>) {
+            self.0 &= param.is_initialized();
+        }
+    }
+    let mut visitor = Initialized(true);
+    module.visit(&mut visitor);
+    visitor.0
 }
 
 /// Trainable parameters of any module: every float parameter except BatchNorm running

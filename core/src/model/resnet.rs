@@ -178,6 +178,14 @@ impl ConvEncoder {
         self.se.forward(self.layer2.forward(self.layer1.forward(x)))
     }
 
+    /// The shape of [`ConvEncoder::forward`]'s output for an input of shape `[B, C, H, W]`:
+    /// `[B, widths[1], H/8, W/8]` (each halving rounded up).
+    pub fn output_dims(&self, [b, _, h, w]: [usize; 4]) -> [usize; 4] {
+        let channels = self.se.fc2.weight.lazy_shape()[1];
+        let eighth = |size| conv_out(conv_out(conv_out(size, 2), 2), 2);
+        [b, channels, eighth(h), eighth(w)]
+    }
+
     /// BatchNorm running-statistic values.
     pub fn bn_buffers(&self) -> usize {
         2 * self.stem_bn.gamma.lazy_shape().num_elements()

@@ -119,7 +119,10 @@ impl Task for Classification {
             None => Device::default(),
         };
         let mask = mask_tensor(masks, net.num_modalities(), &device);
-        net.forward(inputs, mask)
+        let present: Vec<bool> = (0..net.num_modalities())
+            .map(|m| masks.iter().any(|set| set.contains(m)))
+            .collect();
+        net.forward_present(inputs, mask, &present)
     }
 
     fn task_loss(output: &NetOutput, targets: &Tensor<1, Int>) -> Tensor<1> {
