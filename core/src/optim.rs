@@ -12,6 +12,7 @@
 //! browser page or a GPU-less machine may not have).
 
 use crate::config::{OptimizerKind, StageConfig};
+use crate::kernels::SgdHyper;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::{
     AdamConfig, AdamState, LearningRate, ModuleOptimizer, Optimizer, RecordState, StateSink,
@@ -72,19 +73,6 @@ pub fn make_cycled_optimizer(cfg: &StageConfig, momentum: MomentumHandle) -> Mod
             momentum,
         }),
     }
-}
-
-/// The hyper-parameters of one SGD step in the precision Burn's `Sgd` applies them (f32).
-#[derive(Clone, Copy, Debug)]
-pub struct SgdHyper {
-    /// The L2 penalty λ (`None`: no weight decay).
-    pub weight_decay: Option<f32>,
-    /// The momentum μ (> 0).
-    pub momentum: f32,
-    /// Nesterov's update.
-    pub nesterov: bool,
-    /// The learning rate.
-    pub lr: f32,
 }
 
 /// Where [`Sgd`] takes its momentum from.

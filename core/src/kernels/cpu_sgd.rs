@@ -16,8 +16,8 @@ use burn::tensor::DType;
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
+use super::SgdHyper;
 use super::cpu_conv::runs_on_flex;
-use crate::optim::SgdHyper;
 
 /// Elements per parallel task: below this a parameter is updated on the calling thread.
 const TASK_ELEMENTS: usize = 1 << 15;

@@ -37,6 +37,19 @@ pub mod cpu_norm;
 #[cfg(not(target_family = "wasm"))]
 pub mod cpu_sgd;
 
+/// The hyper-parameters of one SGD step in the precision Burn's `Sgd` applies them (f32).
+#[derive(Clone, Copy, Debug)]
+pub struct SgdHyper {
+    /// The L2 penalty λ (`None`: no weight decay).
+    pub weight_decay: Option<f32>,
+    /// The momentum μ (> 0).
+    pub momentum: f32,
+    /// Nesterov's update.
+    pub nesterov: bool,
+    /// The learning rate.
+    pub lr: f32,
+}
+
 /// `bn` applied to `x`, as `BatchNorm::forward` computes it: on Burn's CPU backend (native) by
 /// [`cpu_norm`], in fewer passes over the activation; elsewhere by Burn's own op.
 pub fn batch_norm<const D: usize>(bn: &burn::nn::BatchNorm, x: Tensor<D>) -> Tensor<D> {
