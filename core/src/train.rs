@@ -238,6 +238,8 @@ pub struct StageTrainer<T: Task> {
     cfg: StageConfig,
     schedule: LrSchedule,
     dropout: ModalityDropout,
+    /// Every modality some combination of the stage's dropout has.
+    seen: ModalitySet,
     device: Device,
     model: T::Net,
     optim: ModuleOptimizer,
@@ -311,6 +313,10 @@ impl<T: Task> StageTrainer<T> {
             ));
         }
         let val_combinations = stage_combinations(&dropout, n);
+        let seen = val_combinations
+            .iter()
+            .flat_map(|c| c.indices())
+            .fold(ModalitySet::EMPTY, ModalitySet::with);
         let device = device.clone().autodiff();
         let model = model.fork(&device);
         let schedule = cfg.schedule();
@@ -322,6 +328,7 @@ impl<T: Task> StageTrainer<T> {
             rng: StdRng::seed_from_u64(0),
             cfg,
             dropout,
+            seen,
             device,
             model,
             source,
@@ -515,7 +522,7 @@ impl<T: Task> StageTrainer<T> {
             &self.device,
         )?;
         let sets = self.dropout.sample_batch(&mut self.rng, idx.len());
-        let output = T::forward(&self.model, &inputs, &sets);
+        let output = T::forward_in_stage(&self.model, &inputs, &sets, self.seen);
         let ce = T::task_loss(&output, &targets);
         let mut names = vec!["ce".to_string()];
         let mut terms = vec![ce.clone()];

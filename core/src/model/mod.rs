@@ -468,11 +468,11 @@ impl MultimodalNet {
         }
     }
 
-    /// Forward pass where `present[m]` says whether any sample of the batch sees modality `m`
-    /// (`mask` has a 1 in its column): the encoders of the others are skipped, their outputs
-    /// zero, as masking makes them. The outputs are those of [`MultimodalNet::forward`]; the
-    /// skipped encoders get no gradient (training a customised SF model, whose other
-    /// modalities are always missing, computes only its own encoders).
+    /// Forward pass where `present[m]` is false only for modalities no sample of the batch
+    /// sees (`mask` is 0 in their column): their encoders are skipped, their outputs zero, as
+    /// masking makes them. The outputs are those of [`MultimodalNet::forward`]; the skipped
+    /// encoders get no gradient and no batch-norm update (training a customised SF model,
+    /// whose other modalities are always missing, computes only its own encoders).
     pub fn forward_present(
         &self,
         inputs: &[ModalityInput],

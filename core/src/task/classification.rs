@@ -119,8 +119,27 @@ impl Task for Classification {
             None => Device::default(),
         };
         let mask = mask_tensor(masks, net.num_modalities(), &device);
+        net.forward(inputs, mask)
+    }
+
+    /// Skips the encoders of the modalities the stage never sees (their outputs are always
+    /// masked to zero; nothing evaluates them). Encoders of modalities a stage does see run
+    /// even when a batch happens to lack them: their batch-norm statistics, momentum and
+    /// weight decay still move, as in the official code.
+    fn forward_in_stage(
+        net: &MultimodalNet,
+        inputs: &Self::Inputs,
+        masks: &[ModalitySet],
+        seen: ModalitySet,
+    ) -> NetOutput {
+        let device = match inputs.first() {
+            Some(ModalityInput::Vector(t)) => t.device(),
+            Some(ModalityInput::Image(t)) => t.device(),
+            None => Device::default(),
+        };
+        let mask = mask_tensor(masks, net.num_modalities(), &device);
         let present: Vec<bool> = (0..net.num_modalities())
-            .map(|m| masks.iter().any(|set| set.contains(m)))
+            .map(|m| seen.contains(m) || masks.iter().any(|set| set.contains(m)))
             .collect();
         net.forward_present(inputs, mask, &present)
     }

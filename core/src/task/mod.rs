@@ -94,6 +94,19 @@ pub trait Task: Sized + Send + 'static {
     ) -> Result<(Self::Inputs, Self::Targets)>;
     /// A forward pass with one combination per sample.
     fn forward(net: &Self::Net, inputs: &Self::Inputs, masks: &[ModalitySet]) -> Self::Output;
+
+    /// [`Task::forward`] in a training stage whose samples only ever see the modalities in
+    /// `seen` (a customised SF model: one fixed combination): the rest of the network need not
+    /// run, as long as the outputs are [`Task::forward`]'s. By default the full pass.
+    fn forward_in_stage(
+        net: &Self::Net,
+        inputs: &Self::Inputs,
+        masks: &[ModalitySet],
+        seen: ModalitySet,
+    ) -> Self::Output {
+        let _ = seen;
+        Self::forward(net, inputs, masks)
+    }
     /// The task loss `[1]` (cross-entropy; for segmentation summed over four scales).
     fn task_loss(output: &Self::Output, targets: &Self::Targets) -> Tensor<1>;
     /// The batch score `[1]` shown while training (accuracy; pixel accuracy).
