@@ -89,7 +89,9 @@ struct Sgd {
     weight_decay: Option<f32>,
     nesterov: bool,
     momentum: SgdMomentum,
-    /// Use the one-pass CPU update where it applies (off only to test the op composition).
+    /// Use the one-pass CPU update where it applies (off only to test the op composition; the
+    /// page has no CPU kernels).
+    #[cfg_attr(target_family = "wasm", allow(dead_code))]
     host_update: bool,
 }
 
