@@ -491,14 +491,7 @@ impl MultimodalNet {
 
     /// Forward pass: deployment logits, trunk features, and the regularization head's logits.
     pub fn forward(&self, inputs: &[ModalityInput], mask: Tensor<2>) -> NetOutput {
-        let fused = self.encode_fuse(inputs, mask);
-        let (logits, features) = self.trunk.forward(&fused);
-        let reg_logits = self.reg_head.as_ref().map(|h| h.forward(&fused).0);
-        NetOutput {
-            logits,
-            features,
-            reg_logits,
-        }
+        self.forward_present(inputs, mask, &vec![true; self.encoders.len()])
     }
 
     /// The deployment network's logits for fused encoder outputs (no regularization head).

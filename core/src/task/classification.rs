@@ -113,13 +113,8 @@ impl Task for Classification {
     }
 
     fn forward(net: &MultimodalNet, inputs: &Self::Inputs, masks: &[ModalitySet]) -> NetOutput {
-        let device = match inputs.first() {
-            Some(ModalityInput::Vector(t)) => t.device(),
-            Some(ModalityInput::Image(t)) => t.device(),
-            None => Device::default(),
-        };
-        let mask = mask_tensor(masks, net.num_modalities(), &device);
-        net.forward(inputs, mask)
+        let every = ModalitySet::full(net.num_modalities());
+        Self::forward_in_stage(net, inputs, masks, every)
     }
 
     /// Skips the encoders of the modalities the stage never sees (their outputs are always
