@@ -13,9 +13,10 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// bindings name the stable options only.
 const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Keeps freed memory in the process instead of purging it to the OS: mimalloc by default
-/// returns a freed range 10 ms later, so the next step's tensors fault in and clear fresh pages
-/// again (a sixth of the `paper` training step on the CPU). The process keeps its peak memory
+/// Keeps freed memory in the process instead of purging it to the OS: mimalloc (v3) by default
+/// returns a freed range about a second later, and a training step on the CPU frees and
+/// reallocates its large buffers at longer intervals than that, so every step faulted in and
+/// cleared fresh pages again (a sixth of the `paper` training step on the CPU). The process keeps its peak memory
 /// until it exits, as it would reach that peak again on the next step anyway.
 fn keep_freed_memory() {
     // SAFETY: sets one integer option of the allocator; called before any thread is started.
@@ -862,12 +863,16 @@ fn seg_data_check(src: &dyn SegSource, split: &Split) -> Result<()> {
 mod tests {
     use super::*;
 
-    /// Option 15 is the purge delay: mimalloc's documented default (10 ms) before, none after.
+    /// Option 15 is the purge delay: mimalloc v3's default (1000 ms, `options.c`) before, none
+    /// after.
     #[test]
     fn the_allocator_keeps_freed_memory() {
         // SAFETY: reads and sets one integer option of the allocator.
         let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
-        assert_eq!(before, 10, "mimalloc's purge delay is no longer option 15");
+        assert_eq!(
+            before, 1000,
+            "mimalloc's purge delay is no longer option 15"
+        );
         keep_freed_memory();
         let after = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         assert_eq!(after, -1);

@@ -171,36 +171,85 @@ impl Geometry {
         (lo, hi, (lo * s + shift).saturating_sub(pad))
     }
 
+    /// The output rows `lo..hi` whose kernel row `ky` reads inside the input (a contiguous
+    /// range: the input row grows with the output row).
+    fn valid_rows(&self, ky: usize) -> (usize, usize) {
+        let (s, shift, pad) = (self.stride[0], ky * self.dilation[0], self.pad[0]);
+        let lo = pad.saturating_sub(shift).div_ceil(s);
+        let hi = if self.h + pad > shift {
+            ((self.h - 1 + pad - shift) / s + 1).min(self.ho)
+        } else {
+            0
+        };
+        (lo.min(hi), hi)
+    }
+
+    /// Whether one kernel tap's im2col row is the input plane shifted by a fixed offset (stride
+    /// 1 both ways and as many output columns as input columns, as in a "same" 3×3
+    /// convolution): then a tap's row is one contiguous copy, and only the columns that read
+    /// into the padding (wrapped around to the neighbouring input row) are fixed up after.
+    fn taps_are_shifts(&self) -> bool {
+        self.stride == [1, 1] && self.wo == self.w
+    }
+
+    /// For a tap `(ky, kx)` of a shift convolution ([`Geometry::taps_are_shifts`]): the flat
+    /// output range `j0..j1` of the rows that read inside the input, and the part `a..b` of it
+    /// whose source `j + offset` lies inside the input plane.
+    fn shift_range(&self, ky: usize, kx: usize) -> (usize, usize, usize, usize, isize) {
+        let (oy_lo, oy_hi) = self.valid_rows(ky);
+        let offset = (ky * self.dilation[0]) as isize * self.w as isize
+            + (kx * self.dilation[1]) as isize
+            - (self.pad[0] * self.w + self.pad[1]) as isize;
+        let (j0, j1) = (oy_lo * self.wo, oy_hi * self.wo);
+        let plane = (self.h * self.w) as isize;
+        let a = (j0 as isize).max(-offset).min(j1 as isize) as usize;
+        let b = (j1 as isize).min(plane - offset).max(a as isize) as usize;
+        (j0, j1, a, b, offset)
+    }
+
     /// `col[k, l]` (`[K, L]`, row-major) of one sample `x` (`[C_in, H, W]`).
     fn im2col(&self, x: &[f32], col: &mut [f32]) {
         let l = self.l();
-        let s = self.stride[1];
+        let (hw, wo) = (self.h * self.w, self.wo);
+        let shifts = self.taps_are_shifts();
         for c in 0..self.c_in {
-            let plane = &x[c * self.h * self.w..(c + 1) * self.h * self.w];
+            let plane = &x[c * hw..(c + 1) * hw];
             for ky in 0..self.kh {
+                let (oy_lo, oy_hi) = self.valid_rows(ky);
                 for kx in 0..self.kw {
                     let (lo, hi, ix0) = self.valid_cols(kx);
                     let row = ((c * self.kh + ky) * self.kw + kx) * l;
                     let out = &mut col[row..row + l];
-                    for oy in 0..self.ho {
-                        let dst = &mut out[oy * self.wo..(oy + 1) * self.wo];
-                        let Some(iy) = self.in_row(oy, ky) else {
-                            dst.fill(0.0);
-                            continue;
-                        };
-                        dst[..lo].fill(0.0);
-                        dst[hi..].fill(0.0);
-                        if lo == hi {
-                            continue;
-                        }
-                        let src = &plane[iy * self.w..(iy + 1) * self.w];
-                        if s == 1 {
-                            dst[lo..hi].copy_from_slice(&src[ix0..ix0 + (hi - lo)]);
-                        } else {
-                            for (d, v) in dst[lo..hi].iter_mut().zip(src[ix0..].iter().step_by(s)) {
-                                *d = *v;
+                    out[..oy_lo * wo].fill(0.0);
+                    out[oy_hi * wo..].fill(0.0);
+                    if lo == hi {
+                        out[oy_lo * wo..oy_hi * wo].fill(0.0);
+                        continue;
+                    }
+                    if shifts {
+                        let (j0, j1, a, b, offset) = self.shift_range(ky, kx);
+                        let from = (a as isize + offset) as usize;
+                        out[a..b].copy_from_slice(&plane[from..from + (b - a)]);
+                        out[j0..a].fill(0.0);
+                        out[b..j1].fill(0.0);
+                        // the columns that wrapped around to a neighbouring input row
+                        if lo > 0 || hi < wo {
+                            for oy in oy_lo..oy_hi {
+                                out[oy * wo..oy * wo + lo].fill(0.0);
+                                out[oy * wo + hi..(oy + 1) * wo].fill(0.0);
                             }
                         }
+                        continue;
+                    }
+                    let s = self.stride[1];
+                    let n = hi - lo;
+                    for oy in oy_lo..oy_hi {
+                        let iy = oy * self.stride[0] + ky * self.dilation[0] - self.pad[0];
+                        let dst = &mut out[oy * wo..(oy + 1) * wo];
+                        dst[..lo].fill(0.0);
+                        dst[hi..].fill(0.0);
+                        let src = &plane[iy * self.w + ix0..iy * self.w + ix0 + (n - 1) * s + 1];
+                        gather_strided(&mut dst[lo..hi], src, s);
                     }
                 }
             }
@@ -208,36 +257,96 @@ impl Geometry {
     }
 
     /// Adds `col` (`[K, L]`) back onto one sample's input gradient `dx` (`[C_in, H, W]`).
-    fn col2im(&self, col: &[f32], dx: &mut [f32]) {
+    /// `col` is scratch: a shift convolution's columns that read into the padding are zeroed
+    /// in it, so that each tap's row is added with one contiguous pass.
+    fn col2im(&self, col: &mut [f32], dx: &mut [f32]) {
         let l = self.l();
-        let s = self.stride[1];
+        let (hw, wo) = (self.h * self.w, self.wo);
+        let shifts = self.taps_are_shifts();
         for c in 0..self.c_in {
-            let plane = &mut dx[c * self.h * self.w..(c + 1) * self.h * self.w];
+            let plane = &mut dx[c * hw..(c + 1) * hw];
             for ky in 0..self.kh {
+                let (oy_lo, oy_hi) = self.valid_rows(ky);
                 for kx in 0..self.kw {
                     let (lo, hi, ix0) = self.valid_cols(kx);
-                    let row = ((c * self.kh + ky) * self.kw + kx) * l;
-                    let src_rows = &col[row..row + l];
                     if lo == hi {
                         continue;
                     }
-                    for oy in 0..self.ho {
-                        let Some(iy) = self.in_row(oy, ky) else {
-                            continue;
-                        };
-                        let src = &src_rows[oy * self.wo + lo..oy * self.wo + hi];
-                        let dst = &mut plane[iy * self.w + ix0..(iy + 1) * self.w];
-                        if s == 1 {
-                            for (d, v) in dst.iter_mut().zip(src) {
-                                *d += *v;
-                            }
-                        } else {
-                            for (d, v) in dst.iter_mut().step_by(s).zip(src) {
-                                *d += *v;
+                    let row = ((c * self.kh + ky) * self.kw + kx) * l;
+                    let src_rows = &mut col[row..row + l];
+                    if shifts {
+                        let (_, _, a, b, offset) = self.shift_range(ky, kx);
+                        if lo > 0 || hi < wo {
+                            for oy in oy_lo..oy_hi {
+                                src_rows[oy * wo..oy * wo + lo].fill(0.0);
+                                src_rows[oy * wo + hi..(oy + 1) * wo].fill(0.0);
                             }
                         }
+                        let from = (a as isize + offset) as usize;
+                        for (d, v) in plane[from..from + (b - a)].iter_mut().zip(&src_rows[a..b]) {
+                            *d += *v;
+                        }
+                        continue;
+                    }
+                    let s = self.stride[1];
+                    let n = hi - lo;
+                    for oy in oy_lo..oy_hi {
+                        let iy = oy * self.stride[0] + ky * self.dilation[0] - self.pad[0];
+                        let src = &src_rows[oy * wo + lo..oy * wo + hi];
+                        let dst =
+                            &mut plane[iy * self.w + ix0..iy * self.w + ix0 + (n - 1) * s + 1];
+                        scatter_add_strided(dst, src, s);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `dst[i] = src[i · stride]`; `src` holds exactly `(dst.len() − 1) · stride + 1` values.
+/// Strides 1 and 2 (every strided layer here) are written so that they vectorise.
+#[inline]
+fn gather_strided(dst: &mut [f32], src: &[f32], stride: usize) {
+    let Some(last) = dst.len().checked_sub(1) else {
+        return;
+    };
+    match stride {
+        1 => dst.copy_from_slice(src),
+        2 => {
+            for (d, pair) in dst[..last].iter_mut().zip(src.chunks_exact(2)) {
+                *d = pair[0];
+            }
+            dst[last] = src[last * 2];
+        }
+        _ => {
+            for (d, v) in dst.iter_mut().zip(src.iter().step_by(stride)) {
+                *d = *v;
+            }
+        }
+    }
+}
+
+/// `dst[i · stride] += src[i]`; `dst` holds exactly `(src.len() − 1) · stride + 1` values.
+#[inline]
+fn scatter_add_strided(dst: &mut [f32], src: &[f32], stride: usize) {
+    let Some(last) = src.len().checked_sub(1) else {
+        return;
+    };
+    match stride {
+        1 => {
+            for (d, v) in dst.iter_mut().zip(src) {
+                *d += *v;
+            }
+        }
+        2 => {
+            for (pair, v) in dst.chunks_exact_mut(2).zip(&src[..last]) {
+                pair[0] += *v;
+            }
+            dst[last * 2] += src[last];
+        }
+        _ => {
+            for (d, v) in dst.iter_mut().step_by(stride).zip(src) {
+                *d += *v;
             }
         }
     }
