@@ -498,3 +498,63 @@ fn cpu_mad_gives_the_same_bits_on_any_thread_count() {
         }
     }
 }
+
+/// Output and input gradient of `forward` on `x` with the upstream gradient `upstream`.
+fn run_pool(
+    x: &Tensor<4>,
+    upstream: &Tensor<4>,
+    forward: impl Fn(Tensor<4>) -> Tensor<4>,
+) -> [Vec<f32>; 2] {
+    let x = x.clone().require_grad();
+    let y = forward(x.clone());
+    assert_eq!(y.dims(), upstream.dims(), "output shape");
+    let grads = (y.clone() * upstream.clone()).sum().backward();
+    let host = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().expect("f32");
+    [
+        host(y.detach()),
+        host(x.grad(&grads).expect("input gradient")),
+    ]
+}
+
+#[test]
+fn cpu_max_pool_gives_burns_bits_forward_and_backward() {
+    use burn::nn::pool::MaxPool2dConfig;
+    use mmanet_core::kernels::max_pool2d;
+    let device = Device::flex().autodiff();
+    // (input [B, C, H, W], kernel, stride, padding)
+    let cases = [
+        ([2, 3, 12, 10], [3, 3], [2, 2], [1, 1]), // the ResNet stem's pool, even sizes
+        ([2, 2, 9, 7], [3, 3], [2, 2], [1, 1]),   // odd sizes
+        ([3, 2, 8, 8], [2, 2], [2, 2], [0, 0]),   // no padding
+        ([1, 4, 6, 9], [3, 2], [1, 2], [1, 0]),   // stride 1 one way, overlapping windows
+        ([2, 1, 5, 5], [5, 5], [1, 1], [2, 2]),   // windows larger than the stride
+    ];
+    for (i, (dims, kernel, stride, [py, px])) in cases.into_iter().enumerate() {
+        device.seed(i as u64);
+        let pool = MaxPool2dConfig::new(kernel)
+            .with_strides(stride)
+            .with_padding(PaddingConfig2d::Explicit(py, px, py, px))
+            .init();
+        // ties, as after a ReLU (many zeros and repeated values), and a NaN
+        let x = Tensor::<4>::random(dims, Distribution::Normal(0.0, 1.0), &device)
+            .clamp(-0.5, 0.5)
+            .mul_scalar(4.0)
+            .round()
+            .clamp_min(0.0);
+        let mut values = x.into_data().try_to_vec::<f32>().expect("f32");
+        values[5] = f32::NAN;
+        let x = Tensor::<4>::from_data(TensorData::new(values, dims), &device);
+        let out = pool.forward(x.clone()).dims();
+        let upstream = Tensor::<4>::random(out, Distribution::Normal(0.0, 1.0), &device);
+        let ours = run_pool(&x, &upstream, |x| max_pool2d(&pool, x));
+        let burn = run_pool(&x, &upstream, |x| pool.forward(x));
+        for (what, (a, b)) in ["output", "input gradient"]
+            .iter()
+            .zip(ours.iter().zip(burn.iter()))
+        {
+            let same =
+                a.len() == b.len() && a.iter().zip(b).all(|(p, q)| p.to_bits() == q.to_bits());
+            assert!(same, "case {i}: the {what} differs from Burn's");
+        }
+    }
+}

@@ -1,6 +1,7 @@
 //! Hand-written WGSL kernels for MAD (spec §1.6 and §2) on the wgpu backend, and CPU kernels
 //! for Burn's `flex` backend: the convolution ([`cpu_conv`], [`conv2d`]), batch norm
-//! ([`cpu_norm`], [`batch_norm`]) and MAD ([`cpu_mad`]).
+//! ([`cpu_norm`], [`batch_norm`]), max pooling ([`cpu_pool`], [`max_pool2d`]) and MAD
+//! ([`cpu_mad`]).
 //!
 //! The shaders live in the workspace's `shaders/` folder, the `mmanet-shaders` crate, which
 //! embeds them as strings. They are plugged into Burn as a
@@ -32,6 +33,10 @@ pub mod cpu_mad;
 /// Batch normalisation in two or three passes on the CPU (native targets).
 #[cfg(not(target_family = "wasm"))]
 pub mod cpu_norm;
+
+/// Max pooling without a division per output on the CPU (native targets).
+#[cfg(not(target_family = "wasm"))]
+pub mod cpu_pool;
 
 /// The SGD update in one pass over a parameter on the CPU (native targets).
 #[cfg(not(target_family = "wasm"))]
@@ -73,6 +78,19 @@ pub fn conv2d(conv: &burn::nn::conv::Conv2d, x: Tensor<4>) -> Tensor<4> {
     #[cfg(target_family = "wasm")]
     {
         conv.forward(x)
+    }
+}
+
+/// `pool` applied to `x`, as `MaxPool2d::forward` computes it: on Burn's CPU backend (native)
+/// by [`cpu_pool`], without a division per output; elsewhere by Burn's own op.
+pub fn max_pool2d(pool: &burn::nn::pool::MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    #[cfg(not(target_family = "wasm"))]
+    {
+        cpu_pool::max_pool2d(pool, x)
+    }
+    #[cfg(target_family = "wasm")]
+    {
+        pool.forward(x)
     }
 }
 

@@ -14,7 +14,7 @@
 //! `downsample.0`/`.1`) so ImageNet weights load by name ([`crate::model::imagenet`]).
 
 use crate::error::{CoreError, Result};
-use crate::kernels::{batch_norm, conv2d};
+use crate::kernels::{batch_norm, conv2d, max_pool2d};
 use burn::module::Param;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -389,7 +389,7 @@ fn max_pool(x: Tensor<4>) -> Tensor<4> {
         .with_strides([2, 2])
         .with_padding(PaddingConfig2d::Explicit(1, 1, 1, 1))
         .init();
-    pool.forward(x)
+    max_pool2d(&pool, x)
 }
 
 /// Squeeze-and-excitation with 1×1 convs (bias): x ⊙ σ(W₂·ReLU(W₁·GAP(x))).

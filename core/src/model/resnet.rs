@@ -2,7 +2,7 @@
 //! (conv3×3/s2 → BN → ReLU → maxpool → layer1 → layer2 → SE) and the shared trunk
 //! (layer3 → layer4 → GAP → linear).
 
-use crate::kernels::{batch_norm, conv2d};
+use crate::kernels::{batch_norm, conv2d, max_pool2d};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{
@@ -174,7 +174,7 @@ impl ConvEncoder {
         let x = self
             .relu
             .forward(batch_norm(&self.stem_bn, conv2d(&self.stem, x)));
-        let x = self.pool.forward(x);
+        let x = max_pool2d(&self.pool, x);
         self.se.forward(self.layer2.forward(self.layer1.forward(x)))
     }
 
