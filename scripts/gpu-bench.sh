@@ -18,7 +18,11 @@
 # With GOLDEN_TEST=path to the golden-case test binary built with the feature
 # (cargo test --release -p mmanet-tests --features cuda --test cuda_golden --no-run), the MAD and
 # MAR golden cases run on the GPU first.
-# Results go to $OUT (default bench-out/): <device>-<preset>-{burn,torch}.json, table.md.
+# ROUNDS=N (default 1) runs everything N times, alternating which side goes first, and the table
+# gives each row's median time per side, the median of the per-round ratios and each round's
+# ratio: on a shared machine one reading of a ratio moves by ± 0.2, so quote ROUNDS=3 numbers.
+# Results go to $OUT (default bench-out/): <device>-<preset>-{burn,torch}-r<round>.json,
+# <device>-burn-mad-r<round>.md, table.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-${CARGO_TARGET_DIR:-target}/release/mmanet}
@@ -32,6 +36,7 @@ THREADS=${THREADS:-$(nproc)}
 SEG_BATCH=${SEG_BATCH:-8}
 SEG_HEIGHT=${SEG_HEIGHT:-192}
 SEG_WIDTH=${SEG_WIDTH:-256}
+ROUNDS=${ROUNDS:-1}
 mkdir -p "$OUT"
 if [[ "$BIN" == *.gz ]]; then
     gunzip -c "$BIN" > "$OUT/mmanet" && chmod +x "$OUT/mmanet" && BIN="$OUT/mmanet"
@@ -63,34 +68,55 @@ if [ -n "${GOLDEN_TEST:-}" ]; then
     MMANET_GOLDEN_DIR=tests/golden "$GOLDEN_TEST" --nocapture
 fi
 
-for PRESET in $PRESETS; do
-    echo "== $PRESET: mmanet (Burn, $DEVICE)"
+burn_step() { # preset round
+    local PRESET=$1 R=$2
+    echo "== $PRESET: mmanet (Burn, $DEVICE), round $R"
     case "$PRESET" in
     seg-*)
         "$BIN" bench train --device "$DEVICE" --preset "$PRESET" --batch "$SEG_BATCH" \
             --height "$SEG_HEIGHT" --width "$SEG_WIDTH" --method sf-md,mmanet \
-            --warmup "$WARMUP" --iters "$ITERS" --json "$OUT/$DEVICE-$PRESET-burn.json" \
+            --warmup "$WARMUP" --iters "$ITERS" --json "$OUT/$DEVICE-$PRESET-burn-r$R.json" \
             "${BURN_ARGS[@]}"
-        echo "== $PRESET: PyTorch eager ($DEVICE)"
-        python3 bench/esanet_torch.py --device "$DEVICE" --preset "${PRESET#seg-}" \
-            --batch "$SEG_BATCH" --height "$SEG_HEIGHT" --width "$SEG_WIDTH" \
-            --method sf-md,mmanet --warmup "$WARMUP" --iters "$ITERS" \
-            --json "$OUT/$DEVICE-$PRESET-torch.json" "${TORCH_ARGS[@]}"
         ;;
     *)
         "$BIN" bench train --device "$DEVICE" --preset "$PRESET" --batch "$BATCH" --size 112 \
             --method sf-md,mmanet --warmup "$WARMUP" --iters "$ITERS" \
-            --json "$OUT/$DEVICE-$PRESET-burn.json" "${BURN_ARGS[@]}"
-        echo "== $PRESET: PyTorch eager ($DEVICE)"
-        python3 bench/mmanet_torch.py --device "$DEVICE" --preset "$PRESET" --batch "$BATCH" \
-            --size 112 --method sf-md,mmanet --mad --warmup "$WARMUP" --iters "$ITERS" \
-            --json "$OUT/$DEVICE-$PRESET-torch.json" "${TORCH_ARGS[@]}"
+            --json "$OUT/$DEVICE-$PRESET-burn-r$R.json" "${BURN_ARGS[@]}"
         ;;
     esac
+}
+torch_step() { # preset round
+    local PRESET=$1 R=$2
+    echo "== $PRESET: PyTorch eager ($DEVICE), round $R"
+    case "$PRESET" in
+    seg-*)
+        python3 bench/esanet_torch.py --device "$DEVICE" --preset "${PRESET#seg-}" \
+            --batch "$SEG_BATCH" --height "$SEG_HEIGHT" --width "$SEG_WIDTH" \
+            --method sf-md,mmanet --warmup "$WARMUP" --iters "$ITERS" \
+            --json "$OUT/$DEVICE-$PRESET-torch-r$R.json" "${TORCH_ARGS[@]}"
+        ;;
+    *)
+        python3 bench/mmanet_torch.py --device "$DEVICE" --preset "$PRESET" --batch "$BATCH" \
+            --size 112 --method sf-md,mmanet --mad --warmup "$WARMUP" --iters "$ITERS" \
+            --json "$OUT/$DEVICE-$PRESET-torch-r$R.json" "${TORCH_ARGS[@]}"
+        ;;
+    esac
+}
+for R in $(seq 1 "$ROUNDS"); do
+    for PRESET in $PRESETS; do
+        # odd rounds time mmanet first, even rounds PyTorch first
+        if (( R % 2 )); then
+            burn_step "$PRESET" "$R"
+            torch_step "$PRESET" "$R"
+        else
+            torch_step "$PRESET" "$R"
+            burn_step "$PRESET" "$R"
+        fi
+    done
+    echo "== MAD alone: mmanet (Burn, $DEVICE), round $R"
+    "$BIN" bench mad --device "$DEVICE" --shape cls --warmup "$WARMUP" --iters "$ITERS" \
+        "${BURN_ARGS[@]}" | tee "$OUT/$DEVICE-burn-mad-r$R.md"
 done
-echo "== MAD alone: mmanet (Burn, $DEVICE)"
-"$BIN" bench mad --device "$DEVICE" --shape cls --warmup "$WARMUP" --iters "$ITERS" \
-    "${BURN_ARGS[@]}" | tee "$OUT/$DEVICE-burn-mad.md"
 
 if [ "$DEVICE" = cuda ]; then
     # where the time goes: cubecl's kernel profile of a few MMANet steps (slower while logging)
@@ -101,38 +127,56 @@ if [ "$DEVICE" = cuda ]; then
 fi
 
 echo "== side by side"
-python3 - "$OUT" "$DEVICE" "$PRESETS" "$BATCH" "$THREADS" "$SEG_BATCH" <<'EOF' | tee "$OUT/table.md"
-import json, sys
-out, device, presets, batch = sys.argv[1], sys.argv[2], sys.argv[3].split(), int(sys.argv[4])
-threads, seg_batch = int(sys.argv[5]), int(sys.argv[6])
-mad_ms = None
-for line in open(f"{out}/{device}-burn-mad.md"):
-    cells = [c.strip() for c in line.strip().strip("|").split("|")]
-    # the path training uses (`--mad-impl auto`): the kernel where there is one
-    if len(cells) >= 5 and cells[0] == "classification" and cells[3] != "path":
-        try:
-            ms = float(cells[4])
-        except ValueError:
-            continue
-        if cells[3] != "tensor ops" or mad_ms is None:
-            mad_ms = ms
+python3 - "$OUT" "$DEVICE" "$PRESETS" "$THREADS" "$ROUNDS" <<'EOF' | tee "$OUT/table.md"
+import json, statistics, sys
+out, device, presets = sys.argv[1], sys.argv[2], sys.argv[3].split()
+threads, rounds = int(sys.argv[4]), int(sys.argv[5])
+
+def mad_ms_of(path):
+    """MAD's time on the path training uses (`--mad-impl auto`): the kernel where there is one."""
+    mad_ms = None
+    for line in open(path):
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) >= 5 and cells[0] == "classification" and cells[3] != "path":
+            try:
+                ms = float(cells[4])
+            except ValueError:
+                continue
+            if cells[3] != "tensor ops" or mad_ms is None:
+                mad_ms = ms
+    return mad_ms
+
+# (preset, step) -> [(PyTorch ms, mmanet ms) per round]
+pairs = {}
+for r in range(1, rounds + 1):
+    torch_mad = None
+    for preset in presets:
+        def rows(side):
+            path = f"{out}/{device}-{preset}-{side}-r{r}.json"
+            return {x["what"]: x for x in json.load(open(path))["rows"]}
+        burn, torch = rows("burn"), rows("torch")
+        torch_mad = torch_mad or torch.get("MAD forward + backward")
+        for what in ["SF-MD", "MMANet", "deployment forward"]:
+            if what in burn and what in torch:
+                key = (preset, f"{what}, batch {burn[what]['batch']}")
+                pairs.setdefault(key, []).append(
+                    (torch[what]["median_ms"], burn[what]["median_ms"]))
+    mad_ms = mad_ms_of(f"{out}/{device}-burn-mad-r{r}.md")
+    if mad_ms is not None and torch_mad is not None:
+        key = ("—", "MAD forward + backward (64 × 8192)")
+        pairs.setdefault(key, []).append((torch_mad["median_ms"], mad_ms))
+
 where = f"{device}, {threads} threads" if device == "cpu" else device
-print(f"| preset | step ({where}) | PyTorch ms | mmanet ms | PyTorch samples/s "
-      "| mmanet samples/s | mmanet speed vs PyTorch |")
-print("|---|---|---:|---:|---:|---:|---:|")
-def row(preset, what, t, b):
-    print(f"| {preset} | {what} | {t['median_ms']:.2f} | {b['median_ms']:.2f} | "
-          f"{t['samples_per_s']:.1f} | {b['samples_per_s']:.1f} | "
-          f"{t['median_ms'] / b['median_ms']:.2f}× |")
-torch_mad = None
-for preset in presets:
-    burn = {r["what"]: r for r in json.load(open(f"{out}/{device}-{preset}-burn.json"))["rows"]}
-    torch = {r["what"]: r for r in json.load(open(f"{out}/{device}-{preset}-torch.json"))["rows"]}
-    torch_mad = torch_mad or torch.get("MAD forward + backward")
-    for what in ["SF-MD", "MMANet", "deployment forward"]:
-        if what in burn and what in torch:
-            row(preset, f"{what}, batch {burn[what]['batch']}", torch[what], burn[what])
-if mad_ms is not None and torch_mad is not None:
-    row("—", "MAD forward + backward (64 × 8192)", torch_mad,
-        {"median_ms": mad_ms, "samples_per_s": 64e3 / mad_ms})
+if rounds > 1:
+    where += f", median of {rounds} rounds"
+print(f"| preset | step ({where}) | PyTorch ms | mmanet ms "
+      "| mmanet speed vs PyTorch | ratio per round |")
+print("|---|---|---:|---:|---:|---|")
+for (preset, what), readings in pairs.items():
+    t = statistics.median(p[0] for p in readings)
+    b = statistics.median(p[1] for p in readings)
+    ratios = [p[0] / p[1] for p in readings]
+    per_round = " / ".join(f"{x:.2f}×" for x in ratios)
+    print(f"| {preset} | {what} | {t:.2f} | {b:.2f} | {statistics.median(ratios):.2f}× "
+          f"| {per_round} |")
 EOF
