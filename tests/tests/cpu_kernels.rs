@@ -64,6 +64,26 @@ fn cases() -> Vec<Case> {
             PaddingConfig2d::Explicit(1, 1, 1, 1),
         ),
         case(5, 8, [8, 8], 16, [1, 1], [2, 2], PaddingConfig2d::Valid),
+        // planes smaller than the kernel (the deepest layers of a tiny image): whole kernel
+        // rows and columns fall in the padding
+        case(
+            2,
+            3,
+            [1, 2],
+            4,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+        ),
+        case(
+            2,
+            2,
+            [2, 1],
+            3,
+            [5, 5],
+            [1, 1],
+            PaddingConfig2d::Explicit(2, 2, 2, 2),
+        ),
         // pointwise (1×1, stride 1, no padding: no im2col), ungrouped and in two groups
         Case {
             bias: true,

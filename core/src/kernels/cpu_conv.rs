@@ -228,8 +228,10 @@ impl Geometry {
                     }
                     if shifts {
                         let (j0, j1, a, b, offset) = self.shift_range(ky, kx);
-                        let from = (a as isize + offset) as usize;
-                        out[a..b].copy_from_slice(&plane[from..from + (b - a)]);
+                        if a < b {
+                            let from = (a as isize + offset) as usize;
+                            out[a..b].copy_from_slice(&plane[from..from + (b - a)]);
+                        }
                         out[j0..a].fill(0.0);
                         out[b..j1].fill(0.0);
                         // the columns that wrapped around to a neighbouring input row
@@ -282,9 +284,12 @@ impl Geometry {
                                 src_rows[oy * wo + hi..(oy + 1) * wo].fill(0.0);
                             }
                         }
-                        let from = (a as isize + offset) as usize;
-                        for (d, v) in plane[from..from + (b - a)].iter_mut().zip(&src_rows[a..b]) {
-                            *d += *v;
+                        if a < b {
+                            let from = (a as isize + offset) as usize;
+                            let dst = &mut plane[from..from + (b - a)];
+                            for (d, v) in dst.iter_mut().zip(&src_rows[a..b]) {
+                                *d += *v;
+                            }
                         }
                         continue;
                     }
