@@ -9,7 +9,8 @@
 //! Burn's. The cycled optimisers read their momentum from a shared [`MomentumHandle`] at every
 //! step (Adam delegating to Burn's `Adam` built with it), so changing the momentum never moves
 //! the state through a serialised record (which Burn materialises on its default device, a GPU a
-//! browser page or a GPU-less machine may not have).
+//! browser page or a GPU-less machine may not have). A checkpoint's optimiser state is read back
+//! with [`optimizer_from_bytes`], onto the training device.
 
 use crate::config::{OptimizerKind, StageConfig};
 use crate::kernels::SgdHyper;
@@ -19,6 +20,9 @@ use burn::optim::{
     StateSource, join_path,
 };
 use burn::prelude::*;
+use burn::store::RecordError;
+use burn::tensor::Bytes;
+use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -60,7 +64,10 @@ pub fn make_optimizer(cfg: &StageConfig) -> ModuleOptimizer {
         OptimizerKind::Sgd => {
             ModuleOptimizer::from(Sgd::new(cfg, SgdMomentum::Fixed(cfg.momentum)))
         }
-        OptimizerKind::Adam => adam_config(cfg, 0.9).init(),
+        OptimizerKind::Adam => ModuleOptimizer::from(CycledAdam {
+            cfg: cfg.clone(),
+            momentum: MomentumHandle::new(0.9),
+        }),
     }
 }
 
@@ -73,6 +80,48 @@ pub fn make_cycled_optimizer(cfg: &StageConfig, momentum: MomentumHandle) -> Mod
             momentum,
         }),
     }
+}
+
+thread_local! {
+    /// The device [`optimizer_from_bytes`] restores states onto; set only while it runs.
+    static RESTORE_DEVICE: RefCell<Option<Device>> = const { RefCell::new(None) };
+}
+
+/// The device a state is restored onto: the one [`optimizer_from_bytes`] set, else `fallback`.
+fn restore_device(fallback: &Device) -> Device {
+    RESTORE_DEVICE.with(|d| d.borrow().clone().unwrap_or_else(|| fallback.clone()))
+}
+
+/// `optim` with the state recorded in `bytes` (by `ModuleOptimizer::into_bytes`), its tensors
+/// on `device`.
+///
+/// Burn's `ModuleOptimizer::from_bytes` alone materialises a record on Burn's default device —
+/// the first GPU backend compiled in — and moves each state to its parameter's device at the
+/// next step: resuming a CPU run would start the GPU runtime (slow, a panic on a machine
+/// without a GPU driver, and a wgpu runtime the app can no longer set up itself). The
+/// optimisers of this module read their states onto the device given here instead.
+pub fn optimizer_from_bytes(
+    optim: ModuleOptimizer,
+    bytes: Bytes,
+    device: &Device,
+) -> Result<ModuleOptimizer, RecordError> {
+    with_restore_device(device, || optim.from_bytes(bytes))
+}
+
+/// Runs `f` with the states of this module's optimisers restored onto `device` (its inner,
+/// non-autodiff device).
+fn with_restore_device<R>(device: &Device, f: impl FnOnce() -> R) -> R {
+    /// Puts the previous restore device back, also when `f` panics.
+    struct Reset(Option<Device>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            RESTORE_DEVICE.with(|d| *d.borrow_mut() = previous);
+        }
+    }
+    let inner = device.clone().without_autodiff();
+    let _reset = Reset(RESTORE_DEVICE.with(|d| d.replace(Some(inner))));
+    f()
 }
 
 /// Where [`Sgd`] takes its momentum from.
@@ -130,7 +179,7 @@ impl<const D: usize> RecordState for SgdVelocity<D> {
         let velocity = if src.has_under(&path) {
             Some(Tensor::from_data(
                 src.take_tensor(&path, "velocity")?,
-                device,
+                &restore_device(device),
             ))
         } else {
             None
@@ -199,15 +248,31 @@ impl Optimizer for Sgd {
     }
 }
 
-/// Adam whose β₁ comes from a [`MomentumHandle`].
+/// Adam whose β₁ comes from a [`MomentumHandle`] (a fixed one for [`make_optimizer`]): Burn's
+/// `Adam`, built with the handle's β₁ at every step.
 #[derive(Clone)]
 struct CycledAdam {
     cfg: StageConfig,
     momentum: MomentumHandle,
 }
 
+/// Burn's `AdamState`, recorded under the same names, restored onto the device
+/// [`optimizer_from_bytes`] gives.
+#[derive(Clone)]
+pub struct RestorableAdamState<const D: usize>(AdamState<D>);
+
+impl<const D: usize> RecordState for RestorableAdamState<D> {
+    fn state_flatten(&self, prefix: &str, out: &mut StateSink) {
+        self.0.state_flatten(prefix, out);
+    }
+
+    fn state_unflatten(prefix: &str, src: &mut StateSource, device: &Device) -> Option<Self> {
+        AdamState::state_unflatten(prefix, src, &restore_device(device)).map(Self)
+    }
+}
+
 impl Optimizer for CycledAdam {
-    type State<const D: usize> = AdamState<D>;
+    type State<const D: usize> = RestorableAdamState<D>;
 
     fn step<const D: usize>(
         &self,
@@ -216,13 +281,17 @@ impl Optimizer for CycledAdam {
         grad: Tensor<D>,
         state: Option<Self::State<D>>,
     ) -> (Tensor<D>, Option<Self::State<D>>) {
-        adam_config(&self.cfg, self.momentum.get())
-            .build()
-            .step(lr, tensor, grad, state)
+        let (tensor, state) = adam_config(&self.cfg, self.momentum.get()).build().step(
+            lr,
+            tensor,
+            grad,
+            state.map(|s| s.0),
+        );
+        (tensor, state.map(RestorableAdamState))
     }
 
     fn to_device<const D: usize>(state: Self::State<D>, device: &Device) -> Self::State<D> {
-        <burn::optim::Adam as Optimizer>::to_device(state, device)
+        RestorableAdamState(<burn::optim::Adam as Optimizer>::to_device(state.0, device))
     }
 }
 
@@ -267,6 +336,68 @@ mod tests {
         let device = crate::device::cpu_device().device.autodiff();
         Weights {
             w: Param::from_tensor(Tensor::<1>::zeros([3], &device)),
+        }
+    }
+
+    /// Flattens `state` and reads it back as a restore does, with Burn's default device (its
+    /// first GPU backend in this build: named here, never used) as the device Burn passes.
+    fn restore_on<T: RecordState>(state: &T, device: &Device) -> T {
+        let mut sink = StateSink::default();
+        state.state_flatten("p", &mut sink);
+        let mut source = StateSource::new(sink.scalars.into_iter().collect());
+        for (name, data) in sink.tensors {
+            source.insert_tensor(name, data);
+        }
+        with_restore_device(device, || {
+            T::state_unflatten("p", &mut source, &Device::default()).expect("a recorded state")
+        })
+    }
+
+    #[test]
+    fn restored_states_live_on_the_training_device() {
+        let cpu = crate::device::cpu_device().device;
+        let grad = Tensor::<1>::from_floats(C, &cpu);
+        let sgd = SgdVelocity {
+            velocity: Some(grad.clone()),
+        };
+        let velocity = restore_on(&sgd, &cpu.clone().autodiff()).velocity.unwrap();
+        assert_eq!(velocity.device(), cpu);
+        assert_eq!(velocity.into_data(), grad.clone().into_data());
+        let adam = CycledAdam {
+            cfg: stage(OptimizerKind::Adam),
+            momentum: MomentumHandle::new(0.9),
+        };
+        let (_, state) = adam.step(0.01, grad.clone(), grad.clone(), None);
+        let state = state.unwrap();
+        let restored = restore_on(&state, &cpu);
+        for (got, want) in [
+            (&restored.0.momentum.moment_1, &state.0.momentum.moment_1),
+            (&restored.0.momentum.moment_2, &state.0.momentum.moment_2),
+        ] {
+            assert_eq!(got.device(), cpu);
+            assert_eq!(got.clone().into_data(), want.clone().into_data());
+        }
+        assert_eq!(restored.0.momentum.time, state.0.momentum.time);
+        // the restore device is set only while a restore runs
+        assert!(RESTORE_DEVICE.with(|d| d.borrow().is_none()));
+    }
+
+    #[test]
+    fn a_restored_optimiser_continues_as_the_original() {
+        for kind in [OptimizerKind::Sgd, OptimizerKind::Adam] {
+            let cfg = StageConfig {
+                momentum: 0.9,
+                ..stage(kind)
+            };
+            let mut original = make_optimizer(&cfg);
+            let model = step(&mut original, start(), 0.05);
+            let bytes = original.into_bytes().unwrap();
+            let cpu = crate::device::cpu_device().device.autodiff();
+            let mut restored = optimizer_from_bytes(make_optimizer(&cfg), bytes, &cpu).unwrap();
+            let twin = model.clone();
+            let a = step(&mut original, model, 0.05);
+            let b = step(&mut restored, twin, 0.05);
+            assert_eq!(weights(&a), weights(&b), "{kind:?}");
         }
     }
 

@@ -438,9 +438,12 @@ impl<T: Task> StageTrainer<T> {
         best_model: Option<Vec<u8>>,
     ) -> Result<()> {
         self.model = module_from_bytes(self.model.clone(), model)?;
-        self.optim = stage_optimizer(&self.cfg, &self.momentum)
-            .from_bytes(Bytes::from_bytes_vec(optim))
-            .map_err(|e| CoreError::Backend(format!("cannot read the optimiser state: {e:?}")))?;
+        self.optim = crate::optim::optimizer_from_bytes(
+            stage_optimizer(&self.cfg, &self.momentum),
+            Bytes::from_bytes_vec(optim),
+            &self.device,
+        )
+        .map_err(|e| CoreError::Backend(format!("cannot read the optimiser state: {e:?}")))?;
         for (name, state) in &progress.term_states {
             if let Some(term) = self.extra.iter_mut().find(|t| t.name() == name) {
                 term.restore_state(state.clone())?;

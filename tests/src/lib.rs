@@ -12,6 +12,24 @@ pub fn golden_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("golden"))
 }
 
+/// The wgpu device (a software Vulkan adapter in CI). Its shaders are autotuned at CubeCL's
+/// minimal level (`tests/cubecl.toml`).
+pub fn wgpu_device() -> burn::prelude::Device {
+    use burn::cubecl::config::autotune::AutotuneLevel;
+    use burn::cubecl::config::{CubeClRuntimeConfig, RuntimeConfig};
+    let level = CubeClRuntimeConfig::get().autotune.level.clone();
+    assert!(
+        matches!(level, AutotuneLevel::Minimal)
+            || std::env::var_os("CUBECL_AUTOTUNE_LEVEL").is_some(),
+        "CubeCL autotunes at {level:?}: tests/cubecl.toml was not read (run the tests from tests/)"
+    );
+    mmanet_core::device::select_device(mmanet_core::device::DeviceChoice::Wgpu)
+        .expect(
+            "a wgpu adapter is required (install Debian's mesa-vulkan-drivers for a software one)",
+        )
+        .device
+}
+
 /// Parses one golden JSON file.
 pub fn golden(name: &str) -> Value {
     let path = golden_dir().join(name);

@@ -2,7 +2,6 @@
 //! over every pixel of a batch — against the tensor-op reference, with a block size small enough
 //! that a batch of 130 rows takes 19 blocks (a separate test binary: the block size is global).
 
-use mmanet_core::device::{DeviceChoice, select_device};
 use mmanet_core::kernels::{gram_block_rows, poison_outputs, set_max_gram_block_bytes};
 use mmanet_core::losses::mad::{MadImpl, MadReduction};
 use mmanet_tests::{MadCase, assert_close, assert_close_matrix};
@@ -11,15 +10,9 @@ use rand::{Rng, SeedableRng};
 
 #[test]
 fn blocked_kernels_match_tensor_ops() {
-    // SAFETY: set before the first wgpu call; the test reads no environment itself.
-    unsafe { std::env::set_var("CUBECL_AUTOTUNE_LEVEL", "minimal") };
     poison_outputs(true);
     set_max_gram_block_bytes(7 * 130 * 4);
-    let device = select_device(DeviceChoice::Wgpu)
-        .expect(
-            "a wgpu adapter is required (install Debian's mesa-vulkan-drivers for a software one)",
-        )
-        .device;
+    let device = mmanet_tests::wgpu_device();
     let (b, d, c) = (130, 24, 10);
     assert_eq!(gram_block_rows(b), 7);
     let mut rng = StdRng::seed_from_u64(11);

@@ -23,7 +23,7 @@ use std::path::Path;
 
 const DEMO: &str = mmanet_core::configs::MFEAT_DEMO;
 const SURF: &str = mmanet_core::configs::CASIA_SURF_MANIFEST;
-const BUNDLE: &[u8] = include_bytes!("../../app/assets/mfeat-mmanet.mmanet");
+const BUNDLE: &[u8] = include_bytes!("../../../app/assets/mfeat-mmanet.mmanet");
 
 fn cases() -> u32 {
     std::env::var("MMANET_FUZZ_CASES")

@@ -4,29 +4,18 @@
 //! every `mad_*` golden case.
 
 use burn::prelude::*;
-use mmanet_core::device::{DeviceChoice, select_device};
 use mmanet_core::losses::mad::{MadImpl, MadReduction, dense_mad_loss_with, mad_loss_with};
 use mmanet_tests::golden_checks::host;
 use mmanet_tests::{MadCase, assert_close};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use std::sync::OnceLock;
 
 const REL: f64 = 1e-5;
 
-/// The wgpu device, initialised once for the whole test binary.
+/// The wgpu device, with the kernels' outputs poisoned (NaN before they run).
 fn wgpu() -> Device {
-    static DEVICE: OnceLock<Device> = OnceLock::new();
-    DEVICE
-        .get_or_init(|| {
-            // SAFETY: set before the first wgpu call; the tests read no environment themselves.
-            unsafe { std::env::set_var("CUBECL_AUTOTUNE_LEVEL", "minimal") };
-            mmanet_core::kernels::poison_outputs(true);
-            select_device(DeviceChoice::Wgpu)
-                .expect("a wgpu adapter is required (install Debian's mesa-vulkan-drivers for a software one)")
-                .device
-        })
-        .clone()
+    mmanet_core::kernels::poison_outputs(true);
+    mmanet_tests::wgpu_device()
 }
 
 /// The devices with MAD kernels: the CPU, then wgpu.
