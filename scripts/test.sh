@@ -9,10 +9,12 @@
 # Every crate and target of the workspace is linted natively, and the browser-only code (in
 # app/ and web/) on wasm32, as before.
 #
-# The page's build runs beside the native build and tests, in a target folder of its own (the
-# two share no artifact: another target, another profile): on two cores each alone leaves a
-# core idle much of the time (one large crate compiling, links, the tests on the software GPU).
-# Its output is shown when it is done.
+# The page's build and its headless-Chromium test run beside the native build and tests, in a
+# target folder of their own (the two share no artifact: another target, another profile): on
+# two cores each alone leaves a core idle much of the time (one large crate compiling, links,
+# the tests on the software GPU, the page training on one thread). The page is built in about a
+# third of the native build's time, so its browser test runs while the native build still
+# compiles. Its output is shown when it is done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lint-build.sh
@@ -24,20 +26,20 @@ cargo fmt --all -- --check
 
 web_target="${CARGO_TARGET_DIR:-target}-web"
 web_log=$(mktemp)
-MMANET_LINT_BUILD=1 CARGO_TARGET_DIR="$web_target" ./scripts/web.sh build >"$web_log" 2>&1 &
-web_build=$!
-trap 'kill "$web_build" 2>/dev/null || true' EXIT
+# its own process group (setsid), so that a failure here stops its cargo, server and browser too
+MMANET_LINT_BUILD=1 CARGO_TARGET_DIR="$web_target" setsid ./scripts/web.sh test >"$web_log" 2>&1 &
+web_job=$!
+trap 'kill -- -"$web_job" 2>/dev/null || true' EXIT
 
 mapfile -t lint_config < <(lint_build_config release)
 RUSTC_WORKSPACE_WRAPPER="$LINT_WRAPPER" \
   cargo test --release --workspace --all-targets "${lint_config[@]}"
 
-if ! wait "$web_build"; then
+if ! wait "$web_job"; then
   cat "$web_log"
-  echo "test: the page's build failed" >&2
+  echo "test: the page's build or its browser test failed" >&2
   exit 1
 fi
 trap - EXIT
 cat "$web_log"
-CARGO_TARGET_DIR="$web_target" ./scripts/web.sh test --built
 echo "all tests passed"

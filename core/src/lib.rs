@@ -60,6 +60,7 @@ pub mod optim;
 pub mod predict;
 pub mod prepare;
 pub mod report;
+pub mod rng;
 pub mod runs;
 pub mod schedule;
 pub mod store;

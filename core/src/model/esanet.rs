@@ -846,6 +846,8 @@ impl EsaNet {
         with_reg_decoder: bool,
         device: &Device,
     ) -> Result<Self> {
+        // fresh weights are drawn from Burn's process-wide generator (crate::rng)
+        let _rng = crate::rng::burn_rng();
         if classes < 2 {
             return Err(CoreError::config(
                 "classes",

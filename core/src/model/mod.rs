@@ -284,6 +284,8 @@ impl MultimodalNet {
         with_reg_head: bool,
         device: &Device,
     ) -> Result<Self> {
+        // fresh weights are drawn from Burn's process-wide generator (crate::rng)
+        let _rng = crate::rng::burn_rng();
         config.validate()?;
         if modalities.is_empty() {
             return Err(CoreError::data("model", "no modalities"));

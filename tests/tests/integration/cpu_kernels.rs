@@ -218,6 +218,7 @@ fn relative_error(a: &[f32], b: &[f32]) -> f32 {
 
 #[test]
 fn cpu_convolution_matches_burns_conv2d_forward_and_gradients() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex().autodiff();
     assert!(runs_on_flex(&device), "the autodiff CPU device is flex");
     for (i, case) in cases().iter().enumerate() {
@@ -255,6 +256,7 @@ fn cpu_convolution_matches_burns_conv2d_forward_and_gradients() {
 
 #[test]
 fn cpu_convolution_gives_the_same_bits_on_any_thread_count() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex().autodiff();
     // the ResNet stem (im2col + GEMM) and the learned upsampling (depthwise, direct)
     let all = cases();
@@ -329,6 +331,7 @@ fn run_bn<const D: usize>(
 
 #[test]
 fn cpu_batch_norm_matches_burns_batch_norm() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex().autodiff();
     // a ResNet block's shape, a plane not a multiple of the 8 lanes, one sample, a 1×1 plane
     let shapes = [[4, 8, 6, 6], [3, 5, 7, 3], [1, 4, 5, 5], [16, 3, 1, 1]];
@@ -402,6 +405,7 @@ fn cpu_batch_norm_matches_burns_batch_norm() {
 /// on one and several row tasks.
 #[test]
 fn cpu_batch_norm_of_a_matrix_matches_burns_batch_norm() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex().autodiff();
     // an MLP batch, a width not a multiple of 8, one sample, and 2 row tasks (65,536 values
     // a task) with a short last one
@@ -454,6 +458,7 @@ fn cpu_batch_norm_of_a_matrix_matches_burns_batch_norm() {
 
 #[test]
 fn cpu_batch_norm_gives_the_same_bits_on_any_thread_count() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex().autodiff();
     device.seed(11);
     let bn = bn_layer(5, &device);
@@ -474,6 +479,7 @@ fn cpu_batch_norm_gives_the_same_bits_on_any_thread_count() {
 
 #[test]
 fn cpu_mad_gives_the_same_bits_on_any_thread_count() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     use mmanet_core::losses::mad::{MadImpl, MadReduction, dense_mad_loss_with, mad_loss_with};
     let device = Device::flex().autodiff();
     device.seed(5);
@@ -538,6 +544,7 @@ fn run_pool(
 
 #[test]
 fn cpu_max_pool_gives_burns_bits_forward_and_backward() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     use burn::nn::pool::MaxPool2dConfig;
     use mmanet_core::kernels::max_pool2d;
     let device = Device::flex().autodiff();

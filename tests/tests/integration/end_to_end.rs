@@ -79,6 +79,7 @@ fn short_sf_md_run_is_well_above_chance_on_every_combination() {
 
 #[test]
 fn interrupted_stage_resumes_to_the_same_model() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     use mmanet_core::checkpoint::StageCheckpoint;
     use mmanet_core::experiment::block_on;
     use mmanet_core::model::MultimodalNet;
@@ -220,6 +221,7 @@ fn a_diverging_run_stops_with_a_clear_error() {
 /// in the history), `accuracy` the highest mean accuracy; ACER on ten classes is refused.
 #[test]
 fn checkpoints_are_selected_by_validation_acer_on_two_class_data() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     use mmanet_core::config::SelectBy;
     use mmanet_core::data::{InMemoryDataset, MultimodalSource};
     use mmanet_core::experiment::block_on;
@@ -358,6 +360,7 @@ fn ablation_pairs_methods_by_seed() {
 /// names the loss.
 #[test]
 fn a_nan_term_is_dropped_only_where_the_official_loop_drops_it() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     use mmanet_core::experiment::block_on;
     use mmanet_core::model::MultimodalNet;
     use mmanet_core::task::{Classification, LossContext, LossTerm};

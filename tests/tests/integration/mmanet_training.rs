@@ -19,6 +19,7 @@ fn config(out: &std::path::Path) -> ExperimentConfig {
 
 #[test]
 fn mad_and_mar_switch_on_after_warmup_and_mar_mines_a_weak_set() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(dir.path());
     cfg.validate().unwrap();

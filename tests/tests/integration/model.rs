@@ -31,6 +31,7 @@ fn paper() -> ModelConfig {
 
 #[test]
 fn paper_preset_parameter_counts_match_the_official_networks() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let probe = golden("arch_probe_cls.json");
     let device = Device::flex();
     let teacher = MultimodalNet::new(&surf_modalities(112), 2, &paper(), false, &device).unwrap();
@@ -54,6 +55,7 @@ fn paper_preset_parameter_counts_match_the_official_networks() {
 
 #[test]
 fn paper_preset_output_shapes_match_the_spec() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let probe = golden("arch_probe_cls.json");
     let device = Device::flex();
     device.seed(0);
@@ -114,6 +116,7 @@ fn vector_inputs(device: &Device, scale_b: f32) -> Vec<ModalityInput> {
 
 #[test]
 fn masking_zeroes_encoder_outputs_not_inputs() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex();
     device.seed(1);
     let net = vector_net(&device).valid();
@@ -136,6 +139,7 @@ fn masking_zeroes_encoder_outputs_not_inputs() {
 
 #[test]
 fn model_bytes_round_trip() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex();
     device.seed(2);
     let net = vector_net(&device);
@@ -159,6 +163,7 @@ fn model_bytes_round_trip() {
 /// and pooled to vectors next to a vector modality), and the same gradient for what is used.
 #[test]
 fn skipping_absent_encoders_changes_no_output() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex().autodiff();
     device.seed(3);
     let image = |name: &str, size| ModalitySpec {

@@ -34,6 +34,7 @@ fn paper(context: ContextKind) -> SegModelConfig {
 
 #[test]
 fn paper_preset_has_the_official_parameter_counts() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let probe = golden("arch_probe_seg.json");
     let device = Device::flex();
     let teacher = EsaNet::new(&paper(ContextKind::Ppm), 40, [480, 640], false, &device).unwrap();
@@ -56,6 +57,7 @@ fn paper_preset_has_the_official_parameter_counts() {
 
 #[test]
 fn paper_preset_output_shapes_match_the_official_network_at_480x640() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let probe = golden("arch_probe_seg.json");
     let dims = |v: &serde_json::Value| -> Vec<Vec<usize>> {
         v.as_array()
@@ -126,6 +128,7 @@ fn max_diff(a: Tensor<4>, b: Tensor<4>) -> f32 {
 /// encoder still runs on its own unmasked features).
 #[test]
 fn the_mask_removes_a_modality_at_every_fusion() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex();
     let net = tiny(&device, false).valid();
     let (rgb_a, rgb_b) = (
@@ -199,6 +202,7 @@ fn weighted_cross_entropy_matches_a_hand_computation() {
 
 #[test]
 fn the_task_loss_sums_four_scales() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex();
     let net = tiny(&device, false);
     let out = net.forward(
@@ -592,6 +596,7 @@ impl SegSource for Unlabelled {
 /// a table of 0.00.
 #[test]
 fn a_split_without_labelled_pixels_has_no_miou() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     use mmanet_core::task::Task;
     use mmanet_core::task::segmentation::SegData;
     let scenes = SyntheticScenes::generate(&ScenesConfig {
@@ -658,6 +663,7 @@ fn a_split_without_labelled_pixels_has_no_miou() {
 /// keeps the default. Told apart by each weight tensor's standard deviation.
 #[test]
 fn he_init_draws_the_layers_outside_the_encoders_as_esanet_does() {
+    let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     use burn::store::ModuleSnapshot;
     let device = Device::flex();
     let build = |he_init| {

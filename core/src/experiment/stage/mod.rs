@@ -101,11 +101,15 @@ pub async fn run_stage<T: Task>(
         mode,
     } = *ctx;
     let files = StageFiles::new(&spec.id.name);
-    device.seed(spec.stage.seed);
     // Built on the autodiff device: parameters must be tracked from the start.
     let build =
         |reg_head: bool| T::build_net(cfg, &data.source, reg_head, &device.clone().autodiff());
-    let fresh = build(spec.with_reg_head)?;
+    // seeded and built with no other thread's draw in between (crate::rng)
+    let fresh = {
+        let _rng = crate::rng::burn_rng();
+        device.seed(spec.stage.seed);
+        build(spec.with_reg_head)?
+    };
     if let Some(done) = reuse::finished_stage(&spec.id, &files, store, sink, || build(false))? {
         return Ok(done);
     }
