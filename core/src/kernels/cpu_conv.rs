@@ -650,59 +650,10 @@ fn weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
     total
 }
 
-/// For a stride-1 convolution (not grouped, not pointwise): the input gradient as a forward
-/// convolution of the output gradient — `dx = conv(G, W′)` with `W′[ci, co] = W[co, ci]`
-/// flipped in both spatial axes, padded by `(k − 1)·d − p` — whose GEMM sums over
-/// `C_out·kh·kw` instead of the `C_out` of `Wᵀ · G` and needs no col2im. `None` when the
-/// padding is wider than the kernel's reach (the transposed padding would be negative).
-fn x_grad_as_forward(g: &Geometry) -> Option<(Geometry, impl Fn(&[f32]) -> Vec<f32>)> {
-    if g.groups != 1 || g.stride != [1, 1] || g.is_pointwise() {
-        return None;
-    }
-    let pad_t = [
-        ((g.kh - 1) * g.dilation[0]).checked_sub(g.pad[0])?,
-        ((g.kw - 1) * g.dilation[1]).checked_sub(g.pad[1])?,
-    ];
-    let t = Geometry {
-        batch: g.batch,
-        c_in: g.c_out,
-        h: g.ho,
-        w: g.wo,
-        c_out: g.c_in,
-        kh: g.kh,
-        kw: g.kw,
-        ho: g.h,
-        wo: g.w,
-        stride: [1, 1],
-        pad: pad_t,
-        dilation: g.dilation,
-        groups: 1,
-    };
-    let (c_in, c_out, kh, kw) = (g.c_in, g.c_out, g.kh, g.kw);
-    let flip = move |weight: &[f32]| {
-        let mut flipped = vec![0f32; c_in * c_out * kh * kw];
-        for co in 0..c_out {
-            for ci in 0..c_in {
-                let src = &weight[(co * c_in + ci) * kh * kw..][..kh * kw];
-                let dst = &mut flipped[(ci * c_out + co) * kh * kw..][..kh * kw];
-                for (d, v) in dst.iter_mut().zip(src.iter().rev()) {
-                    *d = *v;
-                }
-            }
-        }
-        flipped
-    };
-    Some((t, flip))
-}
-
-/// `dx_b = col2im(Wᵀ · G_b)`, `[B, C_in, H, W]` (a forward convolution of `G` for stride 1:
-/// [`x_grad_as_forward`]).
+/// `dx_b = col2im(Wᵀ · G_b)`, `[B, C_in, H, W]`.
 fn x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     if g.is_depthwise() {
         return depthwise_x_grad(g, weight, grad);
-    }
-    if let Some((t, flip)) = x_grad_as_forward(&g) {
-        return forward(t, grad, &flip(weight));
     }
     let (k, l) = (g.k(), g.l());
     let x_len = g.c_in * g.h * g.w;
