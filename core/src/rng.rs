@@ -5,7 +5,15 @@
 //! weights only if no other thread draws in between: a run started while the app loads another
 //! run's model (whose fresh weights are drawn and then replaced), or two experiments in the
 //! threads of one test process, would otherwise start from weights that depend on timing.
-//! Everything here that seeds or draws holds [`burn_rng`] while it does.
+//! Seeding and building a network hold [`burn_rng`] (the stage runner, `MultimodalNet::new`,
+//! `EsaNet::new`).
+//!
+//! That covers the draws only partly: Burn initialises a parameter lazily, at its first use, so
+//! a training run draws most of its weights at its first forward pass, after the guard is gone.
+//! Drawing them inside the guard would change their order (module order instead of the order
+//! of first use) and with it every documented result, so it is not done; instead, code that
+//! runs two trainings at once in one process holds the guard for each whole training (the
+//! integration tests do, test by test). The app and the CLI train one run at a time.
 
 use std::sync::{Condvar, Mutex, PoisonError};
 use std::thread::ThreadId;

@@ -28,6 +28,7 @@ fn train(
 /// the label is refused, naming the file, line and column.
 #[test]
 fn a_huge_label_is_refused_before_anything_is_sized_by_it() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let text = "1,2,99999999999\n3,4,99999999999\n";
     let view = CsvView {
         name: "a".into(),
@@ -49,6 +50,7 @@ fn a_huge_label_is_refused_before_anything_is_sized_by_it() {
 /// A run name that would leave the output folder is refused, as any name that is not one folder.
 #[test]
 fn a_run_name_cannot_leave_the_output_folder() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     for name in ["../../escape", "a/b", "..", "a\\\\b", "", "tab\\there"] {
         let overrides = [format!("name=\"{name}\"")];
         let e = ExperimentConfig::from_toml_with_overrides(DEMO, "c.toml", &overrides)
@@ -64,6 +66,7 @@ fn a_run_name_cannot_leave_the_output_folder() {
 /// The bona-fide class must be a class of the data: refused before anything trains.
 #[test]
 fn a_bona_fide_label_outside_the_classes_is_refused() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = quick_demo_config(dir.path(), 1);
     cfg.eval.bona_fide_label = 10;
@@ -82,6 +85,7 @@ fn a_bona_fide_label_outside_the_classes_is_refused() {
 /// A missing file's OS message appears once, not once per level of the error chain.
 #[test]
 fn a_missing_file_says_so_once() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let e = mmanet_core::data::manifest::read_manifest(std::path::Path::new("/nonexistent/m.toml"))
         .unwrap_err();
     assert!(
@@ -96,6 +100,7 @@ fn a_missing_file_says_so_once() {
 /// Too many modalities or classes in a manifest are refused with the limit.
 #[test]
 fn manifests_beyond_the_limits_are_refused() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let mut text = String::from("name = \"wide\"\nformat = \"csv\"\n");
     for m in 0..17 {
         text += &format!("[[modality]]\nname = \"m{m}\"\nfile = \"m{m}.csv\"\n");
@@ -118,6 +123,7 @@ fn manifests_beyond_the_limits_are_refused() {
 /// process that is gone is taken over, and the lock goes when the run ends.
 #[test]
 fn a_run_folder_in_use_is_not_overwritten() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = quick_demo_config(dir.path(), 1);
     cfg.methods = vec![mmanet_core::config::Method::SfMd];
@@ -147,6 +153,7 @@ fn a_run_folder_in_use_is_not_overwritten() {
 /// Generators and image lists refuse sizes that would not fit, before allocating anything.
 #[test]
 fn generated_data_beyond_the_limits_is_refused_at_once() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     use mmanet_core::data::scenes::ScenesConfig;
     use mmanet_core::data::synthetic::{SyntheticConfig, generate};
     let started = std::time::Instant::now();
@@ -194,6 +201,7 @@ fn generated_data_beyond_the_limits_is_refused_at_once() {
 /// README's "Robustness" section lists the ranges.
 #[test]
 fn every_numeric_config_field_is_range_checked() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     const SYNTHETIC: &str = mmanet_core::configs::SYNTHETIC_ANTISPOOF;
     const SCENES: &str = mmanet_core::configs::SCENES_DEMO;
     let cases: &[(&str, &str, &str)] = &[
@@ -363,6 +371,7 @@ fn every_numeric_config_field_is_range_checked() {
 /// its pixels are allocated.
 #[test]
 fn an_oversized_scene_image_is_refused() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let wide = dir.path().join("wide.png");
     image::GrayImage::new(5000, 1).save(&wide).unwrap();
@@ -379,6 +388,7 @@ fn an_oversized_scene_image_is_refused() {
 /// and sources that are not generated in memory pass.
 #[test]
 fn generated_data_beyond_a_browser_tab_is_refused() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     use mmanet_core::config::{DataConfig, DataSource, ExperimentConfig};
     use mmanet_core::limits::{BrowserLimits, check_data_fits};
     let limits = BrowserLimits::default();

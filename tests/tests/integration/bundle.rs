@@ -20,6 +20,7 @@ use mmanet_tests::{quick_demo_config, train_on_cpu};
 
 #[test]
 fn an_exported_bundle_predicts_as_the_run_and_scores_its_table() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = quick_demo_config(dir.path(), 3);
     cfg.methods = vec![Method::SfMd, Method::Mmanet];
@@ -223,6 +224,7 @@ fn an_exported_bundle_predicts_as_the_run_and_scores_its_table() {
 /// combination by combination.
 #[test]
 fn the_shipped_pretrained_bundle_reproduces_its_table() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../app/assets/mfeat-mmanet.mmanet"
@@ -258,6 +260,7 @@ fn the_shipped_pretrained_bundle_reproduces_its_table() {
 /// first batch is refused with a clear message, not turned into arbitrary classes.
 #[test]
 fn a_bundle_with_non_finite_weights_is_refused_at_prediction() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../app/assets/mfeat-mmanet.mmanet"

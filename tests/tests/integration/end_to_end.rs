@@ -11,6 +11,7 @@ use mmanet_tests::{quick_demo_config as quick_config, train_on_cpu};
 
 #[test]
 fn short_sf_md_run_is_well_above_chance_on_every_combination() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let cfg = quick_config(dir.path(), 6);
     let (data, out) = train_on_cpu(&cfg);
@@ -175,6 +176,7 @@ fn interrupted_stage_resumes_to_the_same_model() {
 
 #[test]
 fn config_errors_name_the_field() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let bad = DEMO.replace("epochs = 30", "epochs = 0");
     let err = ExperimentConfig::from_toml(&bad, "c.toml")
         .unwrap_err()
@@ -194,6 +196,7 @@ fn config_errors_name_the_field() {
 
 #[test]
 fn a_diverging_run_stops_with_a_clear_error() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = quick_config(dir.path(), 3);
     cfg.teacher.lr = 1e30; // guaranteed to blow up
@@ -302,6 +305,7 @@ fn checkpoints_are_selected_by_validation_acer_on_two_class_data() {
 /// difference, not the sum of both methods' spreads.
 #[test]
 fn ablation_pairs_methods_by_seed() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     use mmanet_core::config::Method;
     use mmanet_core::experiment::run_ablation;
     use mmanet_core::report::TableMetric;

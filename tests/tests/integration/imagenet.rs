@@ -64,6 +64,7 @@ fn encoder_keys(enc: &ResNetEncoder) -> Vec<(String, Vec<usize>)> {
 
 #[test]
 fn encoders_have_torchvision_keys_and_shapes() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let device = Device::flex();
     let r50 = ResNetEncoder::new(
         3,
@@ -102,6 +103,7 @@ fn host(t: Tensor<4>) -> Vec<f64> {
 
 #[test]
 fn imported_resnet50_gives_pytorchs_features() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let g = golden("torchvision/resnet50_w8.json");
     let device = Device::flex();
     let enc = load_resnet_encoder(ResNetEncoder::new(3, &w8(), &device), &pth()).unwrap();
@@ -131,6 +133,7 @@ fn imported_resnet50_gives_pytorchs_features() {
 
 #[test]
 fn files_that_do_not_fit_are_errors_naming_the_key() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let device = Device::flex();
     // a ResNet-50 file into a BasicBlock encoder
     let basic = ResNetEncoder::new(
@@ -175,6 +178,7 @@ fn files_that_do_not_fit_are_errors_naming_the_key() {
 /// code does; `--set seg_model.imagenet=""` trains from scratch on purpose.
 #[test]
 fn real_data_configs_ship_imagenet_initialisation() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     use mmanet_core::config::ExperimentConfig;
     let configs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../configs");
     for name in ["nyuv2.toml", "cityscapes.toml"] {
@@ -200,6 +204,7 @@ fn real_data_configs_ship_imagenet_initialisation() {
 /// the way to train without them.
 #[test]
 fn imagenet_weights_are_looked_for_in_the_documented_places() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     use mmanet_core::model::imagenet::WeightsSearch;
     let dir = tempfile::tempdir().unwrap();
     let (cfg_dir, weights, hub) = (
@@ -255,6 +260,7 @@ fn imagenet_weights_are_looked_for_in_the_documented_places() {
 /// with the error that says where they were looked for.
 #[test]
 fn missing_imagenet_weights_stop_the_experiment_before_training() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     use mmanet_core::experiment::{RunMode, SilentProgress, prepare_seg_data, run_experiment};
     let dir = tempfile::tempdir().unwrap();
     let cfg = mmanet_tests::scenes_demo_config(

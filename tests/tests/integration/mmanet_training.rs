@@ -104,6 +104,7 @@ fn mad_and_mar_switch_on_after_warmup_and_mar_mines_a_weak_set() {
 
 #[test]
 fn inconsistent_mmanet_settings_are_rejected() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let mut cfg = ExperimentConfig::from_toml(DEMO, "mfeat-demo.toml").unwrap();
     cfg.mmanet.mining_epochs = vec![2, 9];
     let err = cfg.validate().unwrap_err().to_string();
@@ -121,6 +122,7 @@ fn inconsistent_mmanet_settings_are_rejected() {
 
 #[test]
 fn mar_mining_state_survives_a_checkpoint() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     use mmanet_core::mmanet::MarTerm;
     use mmanet_core::mmanet_settings::MmanetConfig;
     use mmanet_core::task::Classification;

@@ -24,6 +24,7 @@ fn mmanet_config(out: &std::path::Path) -> ExperimentConfig {
 
 #[test]
 fn a_run_folder_reads_back_whole() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let cfg = mmanet_config(dir.path());
     let (data, out) = train_on_cpu(&cfg);
@@ -127,6 +128,7 @@ impl ProgressSink for StopAfter {
 
 #[test]
 fn a_cancelled_run_stops_and_resumes() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let mut cfg = quick_demo_config(dir.path(), 2);
     cfg.methods = vec![Method::SfMd];
@@ -183,6 +185,7 @@ impl ProgressSink for CountingSink {
 
 #[test]
 fn a_run_kept_in_memory_matches_the_run_folder_and_yields_before_every_step() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     use mmanet_core::experiment::run_experiment_in;
     use mmanet_core::runs::load_stage_model_from;
     use mmanet_core::store::{MemoryStore, RunStore};

@@ -178,6 +178,7 @@ fn the_mask_removes_a_modality_at_every_fusion() {
 /// four pixels, one of them void.
 #[test]
 fn weighted_cross_entropy_matches_a_hand_computation() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let device = Device::flex();
     // logits [1, 2, 1, 4]: pixel p has logits (a_p, b_p)
     let a = [2.0f32, 0.0, 1.0, 3.0];
@@ -238,6 +239,7 @@ fn the_task_loss_sums_four_scales() {
 
 #[test]
 fn scenes_have_depth_only_and_colour_only_classes() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let cfg = ScenesConfig {
         scenes: 24,
         ..ScenesConfig::default()
@@ -302,6 +304,7 @@ fn scenes_have_depth_only_and_colour_only_classes() {
 /// label, every augmented pixel still has the depth of its label.
 #[test]
 fn augmentation_keeps_rgb_depth_and_labels_aligned() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let (h, w) = (32, 48);
     let mut scene = RgbdScene {
         height: h,
@@ -349,6 +352,7 @@ fn augmentation_keeps_rgb_depth_and_labels_aligned() {
 
 #[test]
 fn normalisation_uses_imagenet_statistics_and_keeps_missing_depth_at_zero() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let scene = RgbdScene {
         height: 1,
         width: 2,
@@ -370,6 +374,7 @@ fn normalisation_uses_imagenet_statistics_and_keeps_missing_depth_at_zero() {
 
 #[test]
 fn median_frequency_weights_follow_esanet() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     // void, then 3 classes; class 3 only appears in a quarter of the pixels' scenes
     let counts = ClassPixelCounts {
         pixels: vec![10, 60, 30, 5],
@@ -387,6 +392,7 @@ fn median_frequency_weights_follow_esanet() {
 /// per-combination mIoU tables; MAR mines by mIoU and picks one weak combination.
 #[test]
 fn short_segmentation_experiment_mines_by_miou() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     let dir = tempfile::tempdir().unwrap();
     let cfg = scenes_demo_config(
         dir.path(),
@@ -546,6 +552,7 @@ fn short_segmentation_experiment_mines_by_miou() {
 
 #[test]
 fn scene_scores_count_the_classes_present() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains or builds: see mmanet_core::rng
     // truth: classes 0 and 1 (labels 1, 2), one void pixel; class 2 never appears
     let truth: [u16; 5] = [1, 1, 2, 2, 0];
     let map = LabelMap {

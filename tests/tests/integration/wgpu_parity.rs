@@ -33,9 +33,14 @@ fn inputs(specs: &[ModalitySpec], b: usize, device: &Device) -> Vec<ModalityInpu
 
 fn compare(specs: Vec<ModalitySpec>, cfg: ModelConfig, wgpu: &Device) {
     let cpu = Device::flex();
-    cpu.seed(11);
-    let net_cpu = MultimodalNet::new(&specs, 3, &cfg, false, &cpu).unwrap();
-    let bytes = module_to_bytes(&net_cpu).unwrap();
+    // seeded, built and its weights drawn (serialising draws them) under the generator's lock
+    let (net_cpu, bytes) = {
+        let _rng = mmanet_core::rng::burn_rng();
+        cpu.seed(11);
+        let net = MultimodalNet::new(&specs, 3, &cfg, false, &cpu).unwrap();
+        let bytes = module_to_bytes(&net).unwrap();
+        (net, bytes)
+    };
     let net_gpu = module_from_bytes(
         MultimodalNet::new(&specs, 3, &cfg, false, wgpu).unwrap(),
         bytes,
