@@ -72,7 +72,7 @@ build() {
   mkdir -p "$DIST"
   wasm-bindgen --target web --no-typescript --out-dir "$DIST" "$wasm"
   local out="$DIST/mmanet_web_bg.wasm"
-  cp web/static/index.html "$DIST/"
+  cp web/static/index.html web/static/worker.js "$DIST/"
   # the data is inside the module; its files and attribution (CC BY 4.0) travel with the page
   mkdir -p "$DIST/data"
   cp -r core/data/mfeat "$DIST/data/"

@@ -8,6 +8,9 @@
 //! `?preset=mfeat-demo&methods=sf-md,mmanet&epochs=4&device=wgpu&train=1`. A visit with no preset
 //! and no run opens the pretrained mfeat model in the explorer (`pretrained=0`: not).
 //! [`WebHandle::status`] returns the app's state as JSON for scripts and tests.
+//!
+//! Training runs in the page's compute worker: `worker.js` (in `static/`) gets the module from
+//! the page, instantiates it and calls [`worker_main`].
 
 #![cfg(target_family = "wasm")]
 
@@ -17,6 +20,9 @@ use mmanet_app::gui::{MmanetApp, Tab};
 use mmanet_core::config::Method;
 use mmanet_core::device::DeviceChoice;
 use std::sync::Arc;
+
+/// How soon the page shows what its compute worker reported.
+const WORKER_EVENT_REPAINT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// What the URL asked for.
 #[derive(Default)]
@@ -137,7 +143,13 @@ impl WebHandle {
                 web_options,
                 Box::new(move |cc| {
                     let ctx = cc.egui_ctx.clone();
-                    let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || ctx.request_repaint());
+                    // The worker's events arrive up to a hundred times a second; the page
+                    // shows them at most ten times a second, so that drawing (on a software
+                    // renderer, a large part of a core) leaves the page's thread free between
+                    // frames. Input still repaints at once.
+                    let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(move || {
+                        ctx.request_repaint_after(WORKER_EVENT_REPAINT);
+                    });
                     let (mut settings, mut tab) = cc
                         .storage
                         .and_then(mmanet_app::gui::remembered)
@@ -187,4 +199,13 @@ impl WebHandle {
     pub fn panic_message(&self) -> Option<String> {
         self.runner.panic_summary().map(|s| s.message())
     }
+}
+
+/// The compute worker's entry point: `worker.js` calls it once it has instantiated the module
+/// the page sent; from then on the worker trains what the page asks (see
+/// `mmanet_app::gui::serve_compute_worker`).
+#[wasm_bindgen]
+pub fn worker_main() {
+    eframe::WebLogger::init(log::LevelFilter::Info).ok();
+    mmanet_app::gui::serve_compute_worker();
 }

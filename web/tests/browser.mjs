@@ -142,17 +142,44 @@ async function screenshot(page, name) {
   check(stats.colours > 50 && stats.nonBackground > 0.02, "the screenshot is blank");
 }
 
+/** Records every animation frame's time in `window.frameTimes` (the page's UI thread). */
+async function recordFrames(page) {
+  await page.addInitScript(() => {
+    window.frameTimes = [];
+    const tick = (t) => { window.frameTimes.push(t); requestAnimationFrame(tick); };
+    requestAnimationFrame(tick);
+  });
+}
+
+/** The gaps between the frames recorded since frame `from`: median, 99th percentile, longest. */
+async function frameGaps(page, from) {
+  return page.evaluate((from) => {
+    const t = window.frameTimes.slice(from ?? 0);
+    const g = t.slice(1).map((x, i) => x - t[i]).sort((a, b) => a - b);
+    const q = (p) => g[Math.min(g.length - 1, Math.floor(p * g.length))] ?? NaN;
+    // the three longest gaps, each with when it began (ms after the first frame counted)
+    const worst = t.slice(1).map((x, i) => ({ at: t[i] - t[0], gap: x - t[i] }))
+      .sort((a, b) => b.gap - a.gap).slice(0, 3)
+      .map(({ at, gap }) => ({ at: Math.round(at), gap: Math.round(gap) }));
+    return { frames: t.length, median: q(0.5), p99: q(0.99), longest: g[g.length - 1] ?? NaN,
+             worst, span: Math.round(t[t.length - 1] - t[0]) };
+  }, from);
+}
+
+function describeGaps(gaps) {
+  return `${gaps.frames} frames in ${(gaps.span / 1000).toFixed(1)} s; gap median ` +
+    `${gaps.median.toFixed(0)} ms, 99th percentile ${gaps.p99.toFixed(0)} ms, longest ` +
+    `${gaps.longest.toFixed(0)} ms (longest three: ` +
+    `${gaps.worst.map((w) => `${w.gap} ms at ${(w.at / 1000).toFixed(1)} s`).join(", ")})`;
+}
+
 async function scenario(name, { flags, params, expectAdapter, expectDevice, explorer,
                                  mustBeatChance = /./ }) {
   const { page, log, close } = await launch(flags);
   try {
     const started = Date.now();
     // every animation frame's time, to see whether training ever holds the page up
-    await page.addInitScript(() => {
-      window.frameTimes = [];
-      const tick = (t) => { window.frameTimes.push(t); requestAnimationFrame(tick); };
-      requestAnimationFrame(tick);
-    });
+    await recordFrames(page);
     await page.goto(`${url}/?${params}`);
 
     const adapter = await page.evaluate(async () => {
@@ -190,16 +217,24 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
     check(!crash, `the page crashed: ${crash}`);
     const status = JSON.parse(await page.evaluate(() => window.mmanetApp.status()));
     console.log(`${name}: ${status.status} in ${seconds} s; device: ${status.device}`);
-    const gaps = await page.evaluate(() => {
-      const t = window.frameTimes.slice(window.trainingFrom ?? 0);
-      const g = t.slice(1).map((x, i) => x - t[i]).sort((a, b) => a - b);
-      const q = (p) => g[Math.min(g.length - 1, Math.floor(p * g.length))];
-      return { frames: t.length, median: q(0.5), p99: q(0.99), longest: g[g.length - 1] };
-    });
-    console.log(`${name}: frames while training: ${gaps.frames}; gap median ` +
-      `${gaps.median.toFixed(0)} ms, 99th percentile ${gaps.p99.toFixed(0)} ms, ` +
-      `longest ${gaps.longest.toFixed(0)} ms`);
+    const gaps = await frameGaps(page, await page.evaluate(() => window.trainingFrom));
+    console.log(`${name}: frames while training: ${describeGaps(gaps)}`);
+    console.log(`${name}: trained in: ${status.runs_on}`);
+    const t = status.timing;
+    if (t) {
+      console.log(`${name}: where the time went: ` +
+        t.phases.map((p) => `${p.phase} ${p.seconds.toFixed(1)} s (${p.count}×)`).join(", ") +
+        `; ${t.steps} steps, median ${t.step_median_ms.toFixed(1)} ms, ` +
+        `stalls beyond 3× the median ${t.slow_step_excess_s.toFixed(1)} s`);
+    }
+    const ui = status.ui_frame_ms;
+    if (ui) {
+      console.log(`${name}: the app's own work per frame while training (${ui.frames} frames): ` +
+        `median ${ui.median.toFixed(1)} ms, longest ${ui.longest.toFixed(1)} ms`);
+    }
     check(status.state === "finished", `the run did not finish: ${status.status}`);
+    // the run trained in the page's compute worker, not on the page's thread
+    check(/web worker/.test(status.runs_on ?? ""), `the run trained in: ${status.runs_on}`);
     check(expectDevice.test(status.device ?? ""), `unexpected device: ${status.device}`);
 
     // the students serve every combination above chance (those `mustBeatChance` matches); the
@@ -259,8 +294,14 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
       }
     }
 
+    // the same page idle for two seconds after the run: what the browser's drawing alone allows
+    const idleFrom = await page.evaluate(() => window.frameTimes.length);
+    await page.waitForTimeout(2000);
+    const idle = await frameGaps(page, idleFrom);
+    console.log(`${name}: idle after the run: ${describeGaps(idle)}`);
     await screenshot(page, name);
-    writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, adapter, gaps, status }, null, 2));
+    writeFileSync(join(outDir, `${name}.json`),
+      JSON.stringify({ seconds, adapter, gaps, idle, status }, null, 2));
   } catch (e) {
     console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-(Number(process.env.MMANET_WEB_LOG_LINES ?? 40))).join("\n")}`);
     throw e;
@@ -275,6 +316,7 @@ async function pretrainedScenario(name) {
   const { page, log, close } = await launch([]);
   try {
     const started = Date.now();
+    await recordFrames(page);
     await page.goto(`${url}/`);
     await page.waitForFunction(() => {
       const h = window.mmanetApp;
@@ -302,8 +344,10 @@ async function pretrainedScenario(name) {
     console.log(`${name}: explorer answered ${seconds} s after the visit: test sample ${p.sample} ` +
       `through ${p.modalities} → class ${probs.indexOf(Math.max(...probs))} ` +
       `(p = ${Math.max(...probs).toFixed(3)})`);
+    const gaps = await frameGaps(page, 0);
+    console.log(`${name}: frames from the visit to the first prediction: ${describeGaps(gaps)}`);
     await screenshot(page, name);
-    writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, status }, null, 2));
+    writeFileSync(join(outDir, `${name}.json`), JSON.stringify({ seconds, gaps, status }, null, 2));
 
     // a bundle dropped on the page opens in the explorer (read through the browser's File API)
     const bundle = readFileSync(new URL("../../app/assets/mfeat-mmanet.mmanet", import.meta.url));

@@ -1,7 +1,8 @@
 //! The app (eframe): `mmanet gui` on the desktop, and the page `web/` builds. Five panels —
 //! Data, Training, Mining, Explorer, Runs — over one [`MmanetApp`]; training and inference run
 //! as workers ([`training_job`], [`predictor`]) that report through channels, so the window
-//! never waits. What differs in the browser is in [`platform`].
+//! never waits; in the browser, training runs in a Web Worker ([`worker_protocol`], the
+//! `web_worker` module). What else differs in the browser is in [`platform`].
 
 mod data_panel;
 mod draw;
@@ -12,6 +13,7 @@ mod native;
 mod panel;
 pub mod platform;
 mod predictor;
+mod run_timing;
 mod runs_panel;
 #[cfg(not(target_family = "wasm"))]
 mod script;
@@ -21,6 +23,11 @@ pub mod settings;
 pub mod status;
 mod training_job;
 mod training_panel;
+#[cfg(target_family = "wasm")]
+mod web_worker;
+// the page's messages; natively only their tests use them
+#[cfg_attr(not(target_family = "wasm"), allow(dead_code))]
+mod worker_protocol;
 
 #[cfg(test)]
 mod tests;
@@ -45,6 +52,8 @@ use training_job::TrainingJob;
 pub use native::{GpuSharing, run};
 #[cfg(not(target_family = "wasm"))]
 pub use script::ScriptOptions;
+#[cfg(target_family = "wasm")]
+pub use web_worker::serve as serve_compute_worker;
 
 /// The pretrained demo model the page opens on: MMANet on mfeat, exported from `mmanet demo`
 /// (see `app/assets/README.md` for how it was made).
@@ -416,6 +425,9 @@ impl MmanetApp {
             tab: self.tab,
             status: self.session.status.describe(),
             device: self.session.device.as_deref(),
+            runs_on: self.session.runs_on.as_deref(),
+            timing: self.session.timing.clone(),
+            ui_frame_ms: status::FrameCost::of(&self.session.ui_frame_ms),
             data: summary.map(|d| d.name.as_str()),
             data_error: self.session.data_error.as_deref(),
             notice: self.notice.as_deref(),
@@ -907,7 +919,14 @@ impl MmanetApp {
 }
 
 impl eframe::App for MmanetApp {
-    fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
+    fn ui(&mut self, ui: &mut egui::Ui, frame: &mut eframe::Frame) {
+        // the previous frame's work on this thread, while a run trains (the page's test hook
+        // reports it beside the gaps between frames)
+        if self.session.status.is_active()
+            && let Some(seconds) = frame.info().cpu_usage
+        {
+            self.session.ui_frame_ms.push(seconds * 1e3);
+        }
         self.frame(ui);
     }
 

@@ -2,7 +2,8 @@
 //! * where runs live — run folders on disk, or in memory for the page's lifetime;
 //! * how the compute device is found — synchronously natively, asynchronously in the browser
 //!   (WebGPU, else Burn's CPU backend in wasm);
-//! * how long work yields — a worker thread natively, the page's event loop in the browser.
+//! * where training runs — a worker thread natively, the page's compute worker (a Web Worker,
+//!   [`super::web_worker`]) in the browser, which also looks for the WebGPU adapter.
 
 use mmanet_core::store::RunStore;
 use std::path::{Path, PathBuf};
@@ -72,6 +73,7 @@ mod imp {
     use mmanet_core::device::{BackendKind, DeviceChoice, SelectedDevice, cpu_device};
     use mmanet_core::store::MemoryStore;
     use std::cell::RefCell;
+    use wasm_bindgen::JsCast;
 
     thread_local! {
         /// The page's runs, oldest first.
@@ -128,6 +130,11 @@ mod imp {
         })
     }
 
+    /// A copy of the kept run called `name`.
+    pub fn run_store(name: &str) -> Option<MemoryStore> {
+        RUNS.with_borrow(|runs| runs.iter().find(|r| r.name() == name).cloned())
+    }
+
     /// The files of the run shown as `dir` (`memory:<name>`).
     pub fn open_run_store(dir: &Path) -> Result<Box<dyn RunStore + Send>, String> {
         RUNS.with_borrow(|runs| {
@@ -148,27 +155,10 @@ mod imp {
         RUNS.with_borrow(|runs| runs.iter().any(|r| r.name() == name))
     }
 
-    /// Describes the device `choice` resolves to once the WebGPU adapter was looked for
-    /// (starting the search on first use).
+    /// Describes the device `choice` resolves to once the page's compute worker has looked for
+    /// the WebGPU adapter (asking it on first use).
     pub fn probe_device(choice: DeviceChoice) -> Option<String> {
-        let ready = WEBGPU.with_borrow(|w| match w {
-            WebGpu::Ready(r) => Some(describe(choice, r)),
-            _ => None,
-        });
-        if ready.is_none() {
-            start_webgpu();
-        }
-        ready
-    }
-
-    fn describe(
-        choice: DeviceChoice,
-        webgpu: &Result<(burn::prelude::Device, String, bool), String>,
-    ) -> String {
-        match pick(choice, webgpu) {
-            Ok(d) => d.description,
-            Err(e) => format!("unavailable: {e}"),
-        }
+        super::super::web_worker::probe(choice)
     }
 
     fn pick(
@@ -216,8 +206,8 @@ mod imp {
 
     async fn init_webgpu() -> Result<(burn::prelude::Device, String, bool), String> {
         use burn::tensor::wgpu::wgpu::DeviceType;
-        let has_webgpu = web_sys::window()
-            .map(|w| js_sys::Reflect::has(&w.navigator(), &"gpu".into()).unwrap_or(false))
+        let has_webgpu = navigator()
+            .map(|n| js_sys::Reflect::has(&n, &"gpu".into()).unwrap_or(false))
             .unwrap_or(false);
         if !has_webgpu {
             return Err("this browser has no WebGPU".into());
@@ -240,10 +230,17 @@ mod imp {
         Ok((device, format!("wgpu (WebGPU): {name} ({kind})"), software))
     }
 
-    /// `vendor architecture` (or the description) of the page's WebGPU adapter.
+    /// The page's or the worker's `navigator`.
+    fn navigator() -> Option<wasm_bindgen::JsValue> {
+        js_sys::Reflect::get(&js_sys::global(), &"navigator".into())
+            .ok()
+            .filter(|n| !n.is_undefined())
+    }
+
+    /// `vendor architecture` (or the description) of the WebGPU adapter.
     async fn adapter_info_from_page() -> Option<String> {
         use js_sys::Reflect;
-        let gpu = Reflect::get(&web_sys::window()?.navigator(), &"gpu".into()).ok()?;
+        let gpu = Reflect::get(&navigator()?, &"gpu".into()).ok()?;
         let request: js_sys::Function = Reflect::get(&gpu, &"requestAdapter".into()).ok()?.into();
         let promise: js_sys::Promise = request.call0(&gpu).ok()?.into();
         let adapter = wasm_bindgen_futures::JsFuture::from(promise).await.ok()?;
@@ -278,11 +275,21 @@ mod imp {
         }
     }
 
-    /// Waits `ms` milliseconds on the page's event loop (rendering and input go on).
+    /// Waits `ms` milliseconds on this thread's event loop (the page's, or its worker's:
+    /// messages, rendering and input go on).
     pub async fn sleep_ms(ms: i32) {
         let promise = js_sys::Promise::new(&mut |resolve, _| {
-            if let Some(w) = web_sys::window() {
-                let _ = w.set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, ms);
+            let global = js_sys::global();
+            let set_timeout = js_sys::Reflect::get(&global, &"setTimeout".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+            match set_timeout {
+                Some(f) => {
+                    let _ = f.call2(&global, &resolve, &ms.into());
+                }
+                None => {
+                    let _ = resolve.call0(&wasm_bindgen::JsValue::UNDEFINED);
+                }
             }
         });
         let _ = wasm_bindgen_futures::JsFuture::from(promise).await;

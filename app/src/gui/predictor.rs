@@ -16,12 +16,13 @@ use mmanet_core::runs::load_task_stage_model;
 use mmanet_core::store::RunStore;
 use mmanet_core::task::segmentation::{LabelMap, SceneScores, predict_scene, scene_scores};
 use mmanet_core::task::{Classification, Segmentation, Task};
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 #[cfg(not(target_family = "wasm"))]
 use std::sync::mpsc::{Receiver, Sender, channel};
 
 /// A model the explorer shows.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ExplorerModel {
     /// Display name (`MMANet`, `Teacher (full)`, `SF-MD`).
     pub label: String,
@@ -115,7 +116,7 @@ pub enum PredictorRequest {
 pub const LOADED_SAMPLE: usize = usize::MAX;
 
 /// One model's answer.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct ModelPrediction {
     /// Model label.
     pub label: String,
@@ -144,7 +145,7 @@ impl ModelPrediction {
 }
 
 /// What a model predicted, per task.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum ModelOutput {
     /// Class probabilities of the sample.
     Probabilities(Vec<f32>),
@@ -153,7 +154,7 @@ pub enum ModelOutput {
 }
 
 /// One model's segmentation of a scene.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SegPrediction {
     /// The label map through the requested combination.
     pub map: LabelMap,
@@ -167,7 +168,7 @@ pub struct SegPrediction {
 }
 
 /// What the worker answers.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum PredictorReply {
     /// Models loaded (their labels), or why not.
     Loaded(Result<Vec<String>, String>),
@@ -182,15 +183,44 @@ pub enum PredictorReply {
     },
 }
 
-/// Handle to the worker (a thread natively; in the browser, requests are answered in place:
-/// the models are small and run on the CPU backend, which answers at once).
+/// The explorer's questions as they travel to the page's compute worker, which holds the
+/// models there (the worker has its own copy of the page's runs, and loads the data a config
+/// names itself).
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ExplorerRequest {
+    /// Load these models of the page's run `run`.
+    LoadRun {
+        /// The run's name.
+        run: String,
+        /// Its config.
+        cfg: Box<ExperimentConfig>,
+        /// What to load.
+        models: Vec<ExplorerModel>,
+    },
+    /// Load the deployment bundle whose bytes travel beside the request.
+    LoadBundle {
+        /// Its name, for messages.
+        name: String,
+    },
+    /// Predict one sample of the loaded data through one combination.
+    Predict {
+        /// Sample index in the dataset.
+        sample: usize,
+        /// Modalities present.
+        set: ModalitySet,
+    },
+}
+
+/// Handle to the worker: a thread natively; in the browser, the page's compute worker
+/// ([`super::web_worker`]), which answers while the page keeps drawing.
 pub struct Predictor {
     #[cfg(not(target_family = "wasm"))]
     requests: Sender<PredictorRequest>,
     #[cfg(not(target_family = "wasm"))]
     replies: Receiver<PredictorReply>,
+    /// Answers given in the page (requests the compute worker cannot take).
     #[cfg(target_family = "wasm")]
-    state: std::cell::RefCell<(Models, Vec<PredictorReply>)>,
+    local: std::cell::RefCell<Vec<PredictorReply>>,
 }
 
 impl Predictor {
@@ -205,23 +235,54 @@ impl Predictor {
         Ok(Predictor { requests, replies })
     }
 
-    /// The in-place predictor of the browser.
+    /// The explorer's side of the page's compute worker; `wake` is called after every reply.
     #[cfg(target_family = "wasm")]
-    pub fn start(_wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+    pub fn start(wake: impl Fn() + Send + 'static) -> std::io::Result<Self> {
+        super::web_worker::set_explorer_wake(Box::new(wake));
         Ok(Predictor {
-            state: Default::default(),
+            local: Default::default(),
         })
     }
 
     /// Queues a request.
+    #[cfg(not(target_family = "wasm"))]
     pub fn send(&self, request: PredictorRequest) {
-        #[cfg(not(target_family = "wasm"))]
         let _ = self.requests.send(request);
-        #[cfg(target_family = "wasm")]
-        {
-            let mut state = self.state.borrow_mut();
-            let (models, replies) = &mut *state;
-            replies.push(models.answer(request));
+    }
+
+    /// Sends a request to the page's compute worker.
+    #[cfg(target_family = "wasm")]
+    pub fn send(&self, request: PredictorRequest) {
+        let wire = match request {
+            PredictorRequest::Load { cfg, models, .. } => Ok((
+                ExplorerRequest::LoadRun {
+                    run: cfg.name.clone(),
+                    cfg,
+                    models,
+                },
+                None,
+            )),
+            PredictorRequest::LoadBundle { bundle, .. } => bundle
+                .to_bytes()
+                .map(|bytes| {
+                    let name = bundle_label(&bundle);
+                    (ExplorerRequest::LoadBundle { name }, Some(bytes))
+                })
+                .map_err(|e| PredictorReply::Loaded(Err(e.to_string()))),
+            PredictorRequest::Predict { sample, set } => {
+                Ok((ExplorerRequest::Predict { sample, set }, None))
+            }
+            // a page cannot read sample files (no file dialogs there)
+            PredictorRequest::PredictLoaded { set, .. }
+            | PredictorRequest::PredictScene { set, .. } => Err(PredictorReply::Prediction {
+                sample: LOADED_SAMPLE,
+                set,
+                result: Err("a page cannot read sample files".into()),
+            }),
+        };
+        match wire {
+            Ok((request, bytes)) => super::web_worker::send_explorer(request, bytes),
+            Err(reply) => self.local.borrow_mut().push(reply),
         }
     }
 
@@ -230,7 +291,83 @@ impl Predictor {
         #[cfg(not(target_family = "wasm"))]
         return self.replies.try_iter().collect();
         #[cfg(target_family = "wasm")]
-        return std::mem::take(&mut self.state.borrow_mut().1);
+        {
+            let mut replies = std::mem::take(&mut *self.local.borrow_mut());
+            replies.extend(super::web_worker::explorer_replies());
+            replies
+        }
+    }
+}
+
+/// The explorer's models in the page's compute worker, and the data they answer on.
+#[cfg(target_family = "wasm")]
+#[derive(Default)]
+pub(crate) struct ExplorerInWorker {
+    models: Models,
+    /// The last data loaded, by its data config (as JSON).
+    data: Option<(String, LoadedData)>,
+}
+
+#[cfg(target_family = "wasm")]
+impl ExplorerInWorker {
+    /// The data `cfg` names, loaded once for a run of requests on the same data.
+    fn data_of(&mut self, cfg: &ExperimentConfig) -> Result<LoadedData, String> {
+        let key = serde_json::to_string(&cfg.data).unwrap_or_default();
+        if let Some((k, data)) = &self.data
+            && *k == key
+        {
+            return Ok(data.clone());
+        }
+        let data = LoadedData::load(cfg).map_err(|e| format!("cannot load the data: {e}"))?;
+        self.data = Some((key, data.clone()));
+        Ok(data)
+    }
+
+    /// Answers `request` (`bytes`: a bundle's, beside a [`ExplorerRequest::LoadBundle`]).
+    pub(crate) fn answer(
+        &mut self,
+        request: ExplorerRequest,
+        bytes: Option<Vec<u8>>,
+    ) -> PredictorReply {
+        let request = match request {
+            ExplorerRequest::LoadRun { run, cfg, models } => {
+                let store = match super::platform::run_store(&run) {
+                    Some(s) => s,
+                    None => {
+                        return PredictorReply::Loaded(Err(format!(
+                            "run {run} is not in the compute worker"
+                        )));
+                    }
+                };
+                match self.data_of(&cfg) {
+                    Ok(data) => PredictorRequest::Load {
+                        store: Box::new(store),
+                        cfg,
+                        data,
+                        models,
+                    },
+                    Err(e) => return PredictorReply::Loaded(Err(e)),
+                }
+            }
+            ExplorerRequest::LoadBundle { name } => {
+                let bundle = bytes
+                    .ok_or_else(|| format!("{name}: no bytes came with the model"))
+                    .and_then(|b| Bundle::from_bytes(&b, &name).map_err(|e| e.to_string()));
+                let bundle = match bundle {
+                    Ok(b) => b,
+                    Err(e) => return PredictorReply::Loaded(Err(e)),
+                };
+                match self.data_of(&bundle.header.config) {
+                    Ok(data) => PredictorRequest::LoadBundle {
+                        bundle: Arc::new(bundle),
+                        data,
+                    },
+                    Err(e) => return PredictorReply::Loaded(Err(e)),
+                }
+            }
+            ExplorerRequest::Predict { sample, set } => PredictorRequest::Predict { sample, set },
+        };
+        self.models.answer(request)
     }
 }
 

@@ -1,6 +1,7 @@
 //! What the app knows in this launch (not persisted): the loaded data, the progress of the
 //! current run stage by stage, and the run shown in the mining, explorer and runs panels.
 
+use super::run_timing::TimingReport;
 use super::training_job::JobEvent;
 use mmanet_core::config::TaskKind;
 use mmanet_core::data::MultimodalSource;
@@ -182,6 +183,12 @@ pub struct Session {
     pub status: RunStatus,
     /// The compute device of the current run.
     pub device: Option<String>,
+    /// Where the current run trains (the desktop's training thread, the page's web worker).
+    pub runs_on: Option<String>,
+    /// Where the current run's time went, as its worker last reported.
+    pub timing: Option<TimingReport>,
+    /// The app's own work on its thread per frame while the run trains, in milliseconds.
+    pub ui_frame_ms: Vec<f32>,
     /// Messages of the current run, oldest first.
     pub messages: Vec<String>,
     /// Stages of the current (or shown) run, in training order.
@@ -198,6 +205,9 @@ impl Default for Session {
             data_error: None,
             status: RunStatus::Idle,
             device: None,
+            runs_on: None,
+            timing: None,
+            ui_frame_ms: Vec::new(),
             messages: Vec::new(),
             stages: Vec::new(),
             run: None,
@@ -225,6 +235,9 @@ impl Session {
     pub fn begin_run(&mut self) {
         self.status = RunStatus::Running;
         self.device = None;
+        self.runs_on = None;
+        self.timing = None;
+        self.ui_frame_ms.clear();
         self.messages.clear();
         self.stages.clear();
     }
@@ -233,6 +246,8 @@ impl Session {
     pub fn apply(&mut self, event: JobEvent) -> Option<PathBuf> {
         match event {
             JobEvent::Device(d) => self.device = Some(d),
+            JobEvent::RunsOn(r) => self.runs_on = Some(r),
+            JobEvent::Timing(t) => self.timing = Some(t),
             JobEvent::Message(m) => self.messages.push(m),
             JobEvent::StageStarted {
                 stage,

@@ -9,6 +9,31 @@ use mmanet_core::data::rgbd::Label;
 use mmanet_core::report::ComparisonTable;
 use serde::Serialize;
 
+/// The app's work per frame (eframe's `cpu_usage`: the update and the tessellation, not the
+/// browser's drawing).
+#[derive(Debug, Serialize)]
+pub struct FrameCost {
+    /// Frames measured.
+    pub frames: usize,
+    /// Median, in milliseconds.
+    pub median: f32,
+    /// Longest, in milliseconds.
+    pub longest: f32,
+}
+
+impl FrameCost {
+    /// The summary of `ms` (none when empty).
+    pub fn of(ms: &[f32]) -> Option<Self> {
+        let mut sorted = ms.to_vec();
+        sorted.sort_by(f32::total_cmp);
+        Some(FrameCost {
+            frames: sorted.len(),
+            median: *sorted.get(sorted.len() / 2)?,
+            longest: *sorted.last()?,
+        })
+    }
+}
+
 /// The app's state ([`super::MmanetApp::status_report`]).
 #[derive(Debug, Serialize)]
 pub struct StatusReport<'a> {
@@ -20,6 +45,13 @@ pub struct StatusReport<'a> {
     pub status: String,
     /// The current run's compute device.
     pub device: Option<&'a str>,
+    /// Where the current run trains: `thread mmanet-training` on the desktop, `web worker
+    /// mmanet-compute` in the page.
+    pub runs_on: Option<&'a str>,
+    /// Where the current run's time went, phase by phase.
+    pub timing: Option<super::run_timing::TimingReport>,
+    /// The app's own work per frame on its thread while the current run trained.
+    pub ui_frame_ms: Option<FrameCost>,
     /// The loaded dataset's name.
     pub data: Option<&'a str>,
     /// Why the last data load failed.

@@ -118,6 +118,17 @@ fn start_pause_and_stop_drive_the_training_worker() {
         other => panic!("expected a stopped run, got {other:?}"),
     }
     assert!(h.state().can_resume());
+    // the desktop trains on its own thread, and says so (the page: its web worker)
+    let status = serde_json::to_value(h.state().status_report()).expect("a JSON status");
+    assert_eq!(status["runs_on"], "thread mmanet-training");
+    let phases = status["timing"]["phases"]
+        .as_array()
+        .expect("the run's timing");
+    assert!(
+        phases.iter().any(|p| p["phase"] == "device")
+            && phases.iter().any(|p| p["phase"] == "run_end"),
+        "the device's choice and the run's end are not timed: {phases:?}"
+    );
     let _ = std::fs::remove_dir_all(temp_output("start"));
 }
 

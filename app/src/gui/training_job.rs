@@ -2,23 +2,33 @@
 //! (`experiment::run_experiment_in`, either task), reporting through a channel, paused and stopped between
 //! steps.
 //! * Natively it runs on a worker thread and writes the same run folder as the CLI.
-//! * In the browser it is a task on the page's event loop that hands the page back a frame
-//!   every few milliseconds of work, and keeps the run in memory.
+//! * In the browser it runs in the page's compute worker (a Web Worker running the same module,
+//!   [`super::web_worker`]), which keeps the run in memory and sends the page a copy of its files
+//!   when it ends; the page's thread only applies the events and draws.
+//!
+//! Both report through a [`JobSink`] and the same [`JobEvent`]s.
 
+use super::run_timing::{RunTiming, TimingReport};
 use mmanet_core::config::ExperimentConfig;
 use mmanet_core::device::DeviceChoice;
 use mmanet_core::experiment::{LoadedData, ProgressSink};
 use mmanet_core::train::TrainEvent;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, channel};
 
-/// What the worker reports.
-#[derive(Debug)]
+/// What the worker reports (the page's compute worker sends them as JSON).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum JobEvent {
     /// The compute device was chosen.
     Device(String),
+    /// Where the run trains: the desktop's training thread or the page's web worker.
+    RunsOn(String),
+    /// Where the run's time went so far, phase by phase (sent at each stage's end and before
+    /// [`JobEvent::Finished`]).
+    Timing(TimingReport),
     /// A line of information (reused teacher, resumed stage, …).
     Message(String),
     /// A stage starts.
@@ -50,12 +60,42 @@ pub struct JobControl {
     stop: AtomicBool,
 }
 
+impl JobControl {
+    /// Pauses (`true`) or continues before the next step.
+    pub(crate) fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::SeqCst);
+    }
+
+    /// Whether the run is paused.
+    pub(crate) fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::SeqCst)
+    }
+
+    /// Stops before the next step.
+    pub(crate) fn stop(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether a stop was asked for.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// Paused and not stopping: the run waits.
+    fn holds(&self) -> bool {
+        self.is_paused() && !self.is_stopping()
+    }
+}
+
 /// A running (or finished) training job.
 pub struct TrainingJob {
     control: Arc<JobControl>,
     events: Receiver<JobEvent>,
     #[cfg(not(target_family = "wasm"))]
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The page's number for the run in its compute worker.
+    #[cfg(target_family = "wasm")]
+    job: u64,
 }
 
 impl TrainingJob {
@@ -69,10 +109,17 @@ impl TrainingJob {
         resume: bool,
         wake: impl Fn() + Send + 'static,
     ) -> std::io::Result<Self> {
-        let (mut sink, control, events) = ChannelSink::new(wake);
+        let control = Arc::new(JobControl::default());
+        let (tx, events) = channel();
+        let mut sink = JobSink::new(control.clone(), move |event| {
+            let delivered = tx.send(event).is_ok();
+            wake();
+            delivered
+        });
         let thread = std::thread::Builder::new()
             .name("mmanet-training".into())
             .spawn(move || {
+                sink.send(JobEvent::RunsOn("thread mmanet-training".into()));
                 let result = native::run(&cfg, &data, device, resume, &mut sink);
                 sink.send(JobEvent::Finished(result));
             })?;
@@ -83,22 +130,26 @@ impl TrainingJob {
         })
     }
 
-    /// Starts `cfg` on `data` as a task on the page's event loop; the run is kept in memory
-    /// (see [`super::platform::keep_run`]). `wake` is called after every event.
+    /// Starts `cfg` in the page's compute worker, which loads the data the config names (the
+    /// page's copy, `data`, stays for the panels); the run is kept in memory there and, when it
+    /// ends, in the page (see [`super::platform::keep_run`]). `wake` is called after every event.
     #[cfg(target_family = "wasm")]
     pub fn start(
         cfg: ExperimentConfig,
         data: LoadedData,
         device: DeviceChoice,
         resume: bool,
-        wake: impl Fn() + Send + 'static,
+        wake: impl Fn() + 'static,
     ) -> std::io::Result<Self> {
-        let (mut sink, control, events) = ChannelSink::new(wake);
-        wasm_bindgen_futures::spawn_local(async move {
-            let result = web::run(&cfg, &data, device, resume, &mut sink).await;
-            sink.send(JobEvent::Finished(result));
-        });
-        Ok(TrainingJob { control, events })
+        drop(data);
+        let (tx, events) = channel();
+        let job = super::web_worker::start_training(cfg, device, resume, tx, Box::new(wake))
+            .map_err(std::io::Error::other)?;
+        Ok(TrainingJob {
+            control: Arc::new(JobControl::default()),
+            events,
+            job,
+        })
     }
 
     /// Every event since the last call.
@@ -108,22 +159,32 @@ impl TrainingJob {
 
     /// Pauses (`true`) or resumes the run before its next step.
     pub fn set_paused(&self, paused: bool) {
-        self.control.paused.store(paused, Ordering::SeqCst);
+        self.control.set_paused(paused);
+        #[cfg(target_family = "wasm")]
+        super::web_worker::send(super::worker_protocol::WorkerRequest::Pause {
+            job: self.job,
+            paused,
+        });
     }
 
     /// Whether the run is paused.
     pub fn is_paused(&self) -> bool {
-        self.control.paused.load(Ordering::SeqCst)
+        self.control.is_paused()
     }
 
     /// Stops the run before its next step (the last epoch's checkpoint stays for resuming).
     pub fn stop(&self) {
-        self.control.stop.store(true, Ordering::SeqCst);
+        if self.control.is_stopping() {
+            return;
+        }
+        self.control.stop();
+        #[cfg(target_family = "wasm")]
+        super::web_worker::send(super::worker_protocol::WorkerRequest::Stop { job: self.job });
     }
 
     /// Whether a stop was asked for.
     pub fn is_stopping(&self) -> bool {
-        self.control.stop.load(Ordering::SeqCst)
+        self.control.is_stopping()
     }
 }
 
@@ -148,7 +209,7 @@ mod native {
         data: &LoadedData,
         device: DeviceChoice,
         resume: bool,
-        sink: &mut ChannelSink,
+        sink: &mut JobSink,
     ) -> Result<PathBuf, String> {
         let selected = select_device(device).map_err(|e| e.to_string())?;
         sink.send(JobEvent::Device(selected.description.clone()));
@@ -158,82 +219,76 @@ mod native {
     }
 }
 
-#[cfg(target_family = "wasm")]
-mod web {
-    use super::*;
-    use crate::gui::platform;
-    use mmanet_core::experiment::{RunMode, run_experiment_in};
-    use mmanet_core::store::{MemoryStore, RunStore};
-
-    pub async fn run(
-        cfg: &ExperimentConfig,
-        data: &LoadedData,
-        device: DeviceChoice,
-        resume: bool,
-        sink: &mut ChannelSink,
-    ) -> Result<PathBuf, String> {
-        let selected = platform::select_device(device).await?;
-        sink.send(JobEvent::Device(selected.description.clone()));
-        // a stopped run continues in the same store
-        let mut store = resume
-            .then(|| platform::take_run(&cfg.name))
-            .flatten()
-            .unwrap_or_else(|| MemoryStore::new(cfg.name.clone()));
-        let result = run_experiment_in(
-            cfg,
-            data,
-            &selected.device,
-            &mut store,
-            resume,
-            RunMode::Train,
-            sink,
-        )
-        .await;
-        let dir = store.location("");
-        platform::keep_run(store);
-        result.map(|_| dir).map_err(|e| e.to_string())
-    }
-}
-
-/// Forwards progress to the UI; holds the worker while paused.
-struct ChannelSink {
-    tx: Sender<JobEvent>,
+/// Forwards progress to the page or window and obeys its pause and stop: on the desktop's
+/// training thread and in the page's compute worker alike.
+pub(crate) struct JobSink {
+    /// Delivers one event; `false` when nobody listens any more (the run then stops).
+    deliver: Box<dyn FnMut(JobEvent) -> bool + Send>,
     control: Arc<JobControl>,
-    wake: Box<dyn Fn() + Send>,
-    /// When the page last got a frame (browser).
+    /// The phases' times, taken as the events are sent.
+    timing: RunTiming,
+    /// When the worker last looked at its messages (browser).
     #[cfg(target_family = "wasm")]
     last_yield: web_time::Instant,
 }
 
-/// In the browser, the page gets the event loop back after this much training work.
+/// In the page's compute worker, the run hands the worker's event loop back after this much
+/// training work, so that a pause or stop request is read (the page draws on its own thread).
 #[cfg(target_family = "wasm")]
-const WORK_BETWEEN_FRAMES: std::time::Duration = std::time::Duration::from_millis(12);
+const WORK_BETWEEN_YIELDS: std::time::Duration = std::time::Duration::from_millis(50);
 
-impl ChannelSink {
-    /// A sink, the control it obeys, and the receiving end of its events.
-    fn new(wake: impl Fn() + Send + 'static) -> (Self, Arc<JobControl>, Receiver<JobEvent>) {
-        let control = Arc::new(JobControl::default());
-        let (tx, events) = channel();
-        let sink = ChannelSink {
-            tx,
-            control: control.clone(),
-            wake: Box::new(wake),
+impl JobSink {
+    /// A sink obeying `control` that hands events to `deliver`.
+    pub(crate) fn new(
+        control: Arc<JobControl>,
+        deliver: impl FnMut(JobEvent) -> bool + Send + 'static,
+    ) -> Self {
+        JobSink {
+            deliver: Box::new(deliver),
+            control,
+            timing: RunTiming::start(),
             #[cfg(target_family = "wasm")]
             last_yield: web_time::Instant::now(),
-        };
-        (sink, control, events)
+        }
     }
 
-    fn send(&self, event: JobEvent) {
-        // The app may have gone away (window closed); the run then ends at its next step.
-        if self.tx.send(event).is_err() {
-            self.control.stop.store(true, Ordering::SeqCst);
+    /// Delivers `event`; the run stops at its next step when nobody listens any more (the
+    /// window was closed).
+    pub(crate) fn send(&mut self, event: JobEvent) {
+        self.timing.observe(&event);
+        let ends_a_phase_report = matches!(
+            event,
+            JobEvent::Finished(_)
+                | JobEvent::Train {
+                    event: TrainEvent::Finished { .. },
+                    ..
+                }
+        );
+        let finished = matches!(event, JobEvent::Finished(_));
+        // the totals go before the run's end, after a stage's end
+        if finished {
+            self.send_timing();
         }
-        (self.wake)();
+        self.deliver_or_stop(event);
+        if ends_a_phase_report && !finished {
+            self.send_timing();
+        }
+    }
+
+    fn send_timing(&mut self) {
+        if let Some(report) = self.timing.report() {
+            self.deliver_or_stop(JobEvent::Timing(report));
+        }
+    }
+
+    fn deliver_or_stop(&mut self, event: JobEvent) {
+        if !(self.deliver)(event) {
+            self.control.stop();
+        }
     }
 }
 
-impl ProgressSink for ChannelSink {
+impl ProgressSink for JobSink {
     fn stage_started(&mut self, stage: &str, epochs: usize, batches: usize, resumed: usize) {
         self.send(JobEvent::StageStarted {
             stage: stage.to_string(),
@@ -256,24 +311,18 @@ impl ProgressSink for ChannelSink {
 
     fn cancelled(&mut self) -> bool {
         #[cfg(not(target_family = "wasm"))]
-        while self.control.paused.load(Ordering::SeqCst)
-            && !self.control.stop.load(Ordering::SeqCst)
-        {
+        while self.control.holds() {
             std::thread::sleep(std::time::Duration::from_millis(30));
         }
-        self.control.stop.load(Ordering::SeqCst)
+        self.control.is_stopping()
     }
 
     #[cfg(target_family = "wasm")]
     fn between_steps(&mut self) -> mmanet_core::experiment::StepYield<'_> {
         Box::pin(async move {
-            let paused = || {
-                self.control.paused.load(Ordering::SeqCst)
-                    && !self.control.stop.load(Ordering::SeqCst)
-            };
-            if self.last_yield.elapsed() >= WORK_BETWEEN_FRAMES || paused() {
+            if self.last_yield.elapsed() >= WORK_BETWEEN_YIELDS || self.control.holds() {
                 crate::gui::platform::sleep_ms(0).await;
-                while paused() {
+                while self.control.holds() {
                     crate::gui::platform::sleep_ms(50).await;
                 }
                 self.last_yield = web_time::Instant::now();

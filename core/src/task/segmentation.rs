@@ -535,7 +535,7 @@ pub fn seg_modality_names() -> Vec<String> {
 }
 
 /// A predicted label map: the class index (label − 1, never void) of every pixel, row-major.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LabelMap {
     /// Height in pixels.
     pub height: usize,
@@ -599,7 +599,7 @@ pub async fn predict_scene(
 }
 
 /// One scene's scores against its ground truth (void pixels ignored).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SceneScores {
     /// Mean IoU over the classes present in the truth or the prediction (on one scene a class
     /// absent from both says nothing; the dataset mIoU counts it as 0).
