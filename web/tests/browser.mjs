@@ -226,6 +226,8 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
         t.phases.map((p) => `${p.phase} ${p.seconds.toFixed(1)} s (${p.count}×)`).join(", ") +
         `; ${t.steps} steps, median ${t.step_median_ms.toFixed(1)} ms, ` +
         `stalls beyond 3× the median ${t.slow_step_excess_s.toFixed(1)} s`);
+      console.log(`${name}: WebAssembly memory: the compute worker ` +
+        `${t.memory_mb?.toFixed(0)} MB, the page ${status.page_memory_mb?.toFixed(0)} MB`);
     }
     const ui = status.ui_frame_ms;
     if (ui) {

@@ -428,6 +428,7 @@ impl MmanetApp {
             runs_on: self.session.runs_on.as_deref(),
             timing: self.session.timing.clone(),
             ui_frame_ms: status::FrameCost::of(&self.session.ui_frame_ms),
+            page_memory_mb: run_timing::wasm_memory_mb(),
             data: summary.map(|d| d.name.as_str()),
             data_error: self.session.data_error.as_deref(),
             notice: self.notice.as_deref(),

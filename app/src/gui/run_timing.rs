@@ -80,6 +80,10 @@ pub struct TimingReport {
     /// Time the steps slower than three times the median took beyond it: stalls such as a
     /// kernel's compilation on WebGPU.
     pub slow_step_excess_s: f64,
+    /// In a browser, the WebAssembly memory of the module instance that trains (the page's
+    /// compute worker), in MB; none natively.
+    #[serde(default)]
+    pub memory_mb: Option<f64>,
 }
 
 /// One phase's total.
@@ -162,8 +166,22 @@ impl RunTiming {
             steps: sorted.len(),
             step_median_ms: median,
             slow_step_excess_s: excess_ms / 1e3,
+            memory_mb: wasm_memory_mb(),
         })
     }
+}
+
+/// This module instance's WebAssembly memory, in MB (browser only).
+pub fn wasm_memory_mb() -> Option<f64> {
+    #[cfg(target_family = "wasm")]
+    {
+        use wasm_bindgen::JsCast;
+        let memory: js_sys::WebAssembly::Memory = wasm_bindgen::memory().dyn_into().ok()?;
+        let buffer: js_sys::ArrayBuffer = memory.buffer().dyn_into().ok()?;
+        Some(buffer.byte_length() as f64 / 1e6)
+    }
+    #[cfg(not(target_family = "wasm"))]
+    None
 }
 
 #[cfg(test)]

@@ -52,6 +52,9 @@ pub struct StatusReport<'a> {
     pub timing: Option<super::run_timing::TimingReport>,
     /// The app's own work per frame on its thread while the current run trained.
     pub ui_frame_ms: Option<FrameCost>,
+    /// In a browser, the page's own WebAssembly memory in MB (the compute worker's is in
+    /// `timing`); none natively.
+    pub page_memory_mb: Option<f64>,
     /// The loaded dataset's name.
     pub data: Option<&'a str>,
     /// Why the last data load failed.
