@@ -205,6 +205,16 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
       }
       return false;
     }, null, { timeout: RUN_TIMEOUT_MS, polling: 100 });
+    // and from the first training step on (the page's own start-up frames left out)
+    await page.evaluate(() => {
+      const watch = setInterval(() => {
+        const s = JSON.parse(window.mmanetApp.status());
+        if (s.stages?.some((st) => st.steps > 0) || s.state !== "running") {
+          window.stepsFrom = window.frameTimes.length;
+          clearInterval(watch);
+        }
+      }, 20);
+    });
     await page.waitForFunction(() => {
       const h = window.mmanetApp;
       if (!h) return document.getElementById("crash")?.style.display === "block";
@@ -219,6 +229,8 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
     console.log(`${name}: ${status.status} in ${seconds} s; device: ${status.device}`);
     const gaps = await frameGaps(page, await page.evaluate(() => window.trainingFrom));
     console.log(`${name}: frames while training: ${describeGaps(gaps)}`);
+    const stepGaps = await frameGaps(page, await page.evaluate(() => window.stepsFrom));
+    console.log(`${name}: frames from the first training step on: ${describeGaps(stepGaps)}`);
     console.log(`${name}: trained in: ${status.runs_on}`);
     const t = status.timing;
     if (t) {
@@ -301,9 +313,21 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
     await page.waitForTimeout(2000);
     const idle = await frameGaps(page, idleFrom);
     console.log(`${name}: idle after the run: ${describeGaps(idle)}`);
+    // then two seconds of the mouse moving over the page, which repaints it at every frame with
+    // no training beside it: what drawing the page costs here
+    const hoverFrom = await page.evaluate(() => window.frameTimes.length);
+    const hoverUntil = Date.now() + 2000;
+    for (let k = 0; Date.now() < hoverUntil; k++) {
+      await page.mouse.move(300 + (k % 40) * 10, 300 + (k % 7) * 20);
+      await page.waitForTimeout(15);
+    }
+    const hover = await frameGaps(page, hoverFrom);
+    const drawn = JSON.parse(await page.evaluate(() => window.mmanetApp.status())).recent_frame_ms;
+    console.log(`${name}: repainting with no run: ${describeGaps(hover)}; the app's own work per ` +
+      `frame median ${drawn?.median.toFixed(1)} ms, longest ${drawn?.longest.toFixed(1)} ms`);
     await screenshot(page, name);
     writeFileSync(join(outDir, `${name}.json`),
-      JSON.stringify({ seconds, adapter, gaps, idle, status }, null, 2));
+      JSON.stringify({ seconds, adapter, gaps, stepGaps, idle, hover, status }, null, 2));
   } catch (e) {
     console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-(Number(process.env.MMANET_WEB_LOG_LINES ?? 40))).join("\n")}`);
     throw e;

@@ -189,6 +189,8 @@ pub struct Session {
     pub timing: Option<TimingReport>,
     /// The app's own work on its thread per frame while the run trains, in milliseconds.
     pub ui_frame_ms: Vec<f32>,
+    /// The same for the last frames drawn, training or not.
+    pub recent_frame_ms: std::collections::VecDeque<f32>,
     /// Messages of the current run, oldest first.
     pub messages: Vec<String>,
     /// Stages of the current (or shown) run, in training order.
@@ -208,6 +210,7 @@ impl Default for Session {
             runs_on: None,
             timing: None,
             ui_frame_ms: Vec::new(),
+            recent_frame_ms: Default::default(),
             messages: Vec::new(),
             stages: Vec::new(),
             run: None,

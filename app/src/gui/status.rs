@@ -52,6 +52,8 @@ pub struct StatusReport<'a> {
     pub timing: Option<super::run_timing::TimingReport>,
     /// The app's own work per frame on its thread while the current run trained.
     pub ui_frame_ms: Option<FrameCost>,
+    /// The same over the last frames drawn (up to 120), training or not.
+    pub recent_frame_ms: Option<FrameCost>,
     /// In a browser, the page's own WebAssembly memory in MB (the compute worker's is in
     /// `timing`); none natively.
     pub page_memory_mb: Option<f64>,
@@ -86,6 +88,8 @@ pub struct StageStatus<'a> {
     pub epochs: usize,
     /// Epochs finished.
     pub epochs_done: usize,
+    /// Training steps seen live (none for a loaded record).
+    pub steps: usize,
     /// Selected epoch and its validation score, once finished.
     pub best: Option<(usize, f64)>,
     /// The weak set MAR mined (combination labels), once chosen.
