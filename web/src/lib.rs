@@ -190,6 +190,31 @@ impl WebHandle {
         }
     }
 
+    /// Pauses the run, or continues a paused one (the Pause button, for scripts and tests).
+    pub fn toggle_pause(&self) {
+        if let Some(mut app) = self.runner.app_mut::<MmanetApp>() {
+            app.toggle_pause();
+        }
+    }
+
+    /// Stops the run after its current step (the Stop button).
+    pub fn stop(&self) {
+        if let Some(mut app) = self.runner.app_mut::<MmanetApp>() {
+            app.stop_training();
+        }
+    }
+
+    /// Continues the stopped run (the Continue button); `false` when there is none.
+    pub fn continue_run(&self) -> bool {
+        match self.runner.app_mut::<MmanetApp>() {
+            Some(mut app) if app.can_resume() => {
+                app.start_training(true);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the app crashed.
     pub fn has_panicked(&self) -> bool {
         self.runner.has_panicked()

@@ -402,6 +402,56 @@ async function pretrainedScenario(name) {
   }
 }
 
+// Pause, continue, stop and continue a stopped run in the page, as its buttons do (through the
+// page's hook): the compute worker holds while paused, stops at its next step, and a stopped
+// run continues to its end.
+async function controlsScenario(name) {
+  const { page, log, close } = await launch([]);
+  const status = async () => JSON.parse(await page.evaluate(() => window.mmanetApp.status()));
+  const steps = (s) => s.stages.reduce((n, st) => n + st.steps, 0);
+  const waitFor = (what, timeout = 120_000) => page.waitForFunction(what, null,
+    { timeout, polling: 50 });
+  try {
+    await page.goto(`${url}/?preset=mfeat-demo&methods=sf-md,mmanet&epochs=12&device=cpu&train=1`);
+    await waitFor(() => {
+      const s = window.mmanetApp && JSON.parse(window.mmanetApp.status());
+      return s && s.stages.reduce((n, st) => n + st.steps, 0) >= 20;
+    });
+    await page.evaluate(() => window.mmanetApp.toggle_pause());
+    check((await status()).state === "paused", "the run did not pause");
+    // the step under way may still report; after that nothing may arrive
+    await page.waitForTimeout(500);
+    const held = steps(await status());
+    await page.waitForTimeout(1500);
+    const after = steps(await status());
+    check(after === held, `steps arrived while paused: ${held} → ${after}`);
+    console.log(`${name}: paused at ${held} steps; none arrived in 1.5 s`);
+    await page.evaluate(() => window.mmanetApp.toggle_pause());
+    await page.waitForFunction((n) => JSON.parse(window.mmanetApp.status()).stages
+      .reduce((m, st) => m + st.steps, 0) > n, held, { timeout: 60_000, polling: 50 });
+    console.log(`${name}: continued`);
+    await page.evaluate(() => window.mmanetApp.stop());
+    await waitFor(() => JSON.parse(window.mmanetApp.status()).state === "stopped");
+    const stopped = await status();
+    check(/stopped by the user/.test(stopped.status), `stopped: ${stopped.status}`);
+    console.log(`${name}: ${stopped.status}`);
+    check(await page.evaluate(() => window.mmanetApp.continue_run()), "no run to continue");
+    await waitFor(() => ["finished", "failed"].includes(
+      JSON.parse(window.mmanetApp.status()).state), RUN_TIMEOUT_MS);
+    const done = await status();
+    check(done.state === "finished", `the continued run did not finish: ${done.status}`);
+    check(/web worker/.test(done.runs_on ?? ""), `the run trained in: ${done.runs_on}`);
+    const table = done.tables.find((t) => t.metric === "accuracy");
+    check(table?.methods.includes("MMANet"), `no MMANet column: ${JSON.stringify(table?.methods)}`);
+    console.log(`${name}: the continued run finished: ${done.status}`);
+  } catch (e) {
+    console.error(`${name}: FAILED: ${e.message}\n--- page console ---\n${log.slice(-40).join("\n")}`);
+    throw e;
+  } finally {
+    await close();
+  }
+}
+
 const only = process.env.MMANET_WEB_SCENARIO;
 const scenarios = [
   ["pretrained", { pretrained: true }],
@@ -415,6 +465,7 @@ const scenarios = [
                                // a short run: the weak cues (rgb 0.25, ir 0.4) can still be
                                // near chance alone; depth and the average may not
                                mustBeatChance: /depth|Average/ }],
+  ["controls", { controls: true }],
   ["seg-cpu-fallback", { flags: [], params: `${SEG_RUN}&device=auto&tab=explorer`,
                          expectAdapter: false, expectDevice: /^cpu .*no WebGPU adapter/,
                          explorer: true }],
@@ -430,7 +481,8 @@ let failed = 0;
 for (const [name, opts] of scenarios) {
   if (only && only !== name) continue;
   try {
-    await (opts.pretrained ? pretrainedScenario(name) : scenario(name, opts));
+    await (opts.pretrained ? pretrainedScenario(name)
+      : opts.controls ? controlsScenario(name) : scenario(name, opts));
     console.log(`${name}: ok`);
   } catch {
     failed++;
