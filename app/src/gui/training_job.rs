@@ -256,21 +256,20 @@ impl JobSink {
     /// window was closed).
     pub(crate) fn send(&mut self, event: JobEvent) {
         self.timing.observe(&event);
-        let ends_a_phase_report = matches!(
+        let run_done = matches!(event, JobEvent::Finished(_));
+        let stage_done = matches!(
             event,
-            JobEvent::Finished(_)
-                | JobEvent::Train {
-                    event: TrainEvent::Finished { .. },
-                    ..
-                }
+            JobEvent::Train {
+                event: TrainEvent::Finished { .. },
+                ..
+            }
         );
-        let finished = matches!(event, JobEvent::Finished(_));
         // the totals go before the run's end, after a stage's end
-        if finished {
+        if run_done {
             self.send_timing();
         }
         self.deliver_or_stop(event);
-        if ends_a_phase_report && !finished {
+        if stage_done {
             self.send_timing();
         }
     }
