@@ -199,6 +199,16 @@ pub struct StageConfig {
     /// Seed of initialisation, shuffling and dropout.
     #[serde(default)]
     pub seed: u64,
+    /// Measure, on the first batch of every epoch, what each loss term does to the deployment
+    /// network (its gradient's norm and direction against the task loss's) and each term's
+    /// value per modality combination, into the epoch history ([`crate::diagnostics`]). The
+    /// trained model is the same with or without; it costs a few extra passes per epoch.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub gradient_diagnostics: bool,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 fn default_batch() -> usize {

@@ -10,6 +10,7 @@
 //! * [`model`] — encoders, masked fusion, trunks ([`model::MultimodalNet`]); ESANet for
 //!   segmentation ([`model::esanet::EsaNet`]);
 //! * [`train`] — the step-wise training loop; the loss terms plug in through [`task::terms`];
+//!   [`diagnostics`] — what each loss term does to the deployment network (`gradient_diagnostics`);
 //! * [`losses`] — MAD, MAR and the cross-entropy in tensor ops; [`mmanet`] — MAD and MAR as
 //!   training terms (and SP, SR); [`mmanet_settings`] — their settings (the `[mmanet]` table);
 //! * [`kernels`] — MAD's WGSL kernels, and the CPU convolution, batch norm and MAD;
@@ -42,6 +43,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod diagnostics;
 pub mod dropout;
 pub mod error;
 pub mod eval;

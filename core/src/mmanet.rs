@@ -175,6 +175,16 @@ impl<T: Task> LossTerm<T> for MarTerm<T> {
         let weak = self.weak.as_ref()?;
         T::regularization_loss(ctx, weak, self.cfg.mar_loss)
     }
+    fn regularized_samples(&self, ctx: &LossContext<'_, T>) -> usize {
+        match &self.weak {
+            Some(weak)
+                if ctx.epoch > self.cfg.warmup_epochs && T::regularization_head_ran(ctx.output) =>
+            {
+                ctx.masks.iter().filter(|m| weak.contains(m)).count()
+            }
+            _ => 0,
+        }
+    }
     fn mining_request(&self, epoch: usize) -> Vec<ModalitySet> {
         match &self.source {
             WeakSource::Mined(bank) if self.cfg.mining_epochs.contains(&epoch) => {

@@ -8,6 +8,7 @@
 //! [`LossTerm`](crate::task::LossTerm).
 
 use crate::config::{SelectBy, StageConfig};
+use crate::diagnostics::{BatchDiagnostics, ProbeBatch, fully_initialized, probe_batch};
 use crate::dropout::{DropoutMode, ModalityDropout};
 use crate::error::{CoreError, Result};
 use crate::eval::read_f32;
@@ -99,6 +100,14 @@ pub struct EpochSummary {
     /// What the loss terms reported this epoch (MAR mining rounds, the weak set), by term name.
     #[serde(default)]
     pub reports: Vec<(String, MiningEvent)>,
+    /// Per regularizing term (MAR, SR), how many of the epoch's training samples the
+    /// regularization network trained on as members of the weak set.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub regularized_samples: Vec<(String, usize)>,
+    /// What `gradient_diagnostics` measured on the epoch's first batch (in the first epoch:
+    /// its first batch after every parameter was initialised; none if that did not happen).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub diagnostics: Option<BatchDiagnostics>,
 }
 
 impl EpochSummary {
@@ -263,6 +272,8 @@ pub struct StageTrainer<T: Task> {
     sums: Vec<(String, f64)>,
     acc_sum: f64,
     steps: usize,
+    regularized: Vec<(String, usize)>,
+    diagnostics: Option<BatchDiagnostics>,
 }
 
 impl<T: Task> StageTrainer<T> {
@@ -346,6 +357,8 @@ impl<T: Task> StageTrainer<T> {
             sums: Vec::new(),
             acc_sum: 0.0,
             steps: 0,
+            regularized: Vec::new(),
+            diagnostics: None,
         })
     }
 
@@ -474,6 +487,8 @@ impl<T: Task> StageTrainer<T> {
         self.sums.clear();
         self.acc_sum = 0.0;
         self.steps = 0;
+        self.regularized.clear();
+        self.diagnostics = None;
         Ok(())
     }
 
@@ -525,6 +540,23 @@ impl<T: Task> StageTrainer<T> {
             &self.device,
         )?;
         let sets = self.dropout.sample_batch(&mut self.rng, idx.len());
+        // the epoch's first batch on which every parameter is initialised (the first batches
+        // of a run draw them)
+        if self.cfg.gradient_diagnostics
+            && self.diagnostics.is_none()
+            && fully_initialized(&self.model)
+        {
+            let batch = ProbeBatch::<T> {
+                inputs: &inputs,
+                targets: &targets,
+                masks: &sets,
+                seen: self.seen,
+                epoch,
+            };
+            self.diagnostics = Some(
+                probe_batch(&self.model, &batch, &mut self.extra, &self.val_combinations).await?,
+            );
+        }
         let output = T::forward_in_stage(&self.model, &inputs, &sets, self.seen);
         let ce = T::task_loss(&output, &targets);
         let mut names = vec!["ce".to_string()];
@@ -545,6 +577,13 @@ impl<T: Task> StageTrainer<T> {
                 names.push(term.name().to_string());
                 weighted.push((term.weight(), term.dropped_when_nan()));
                 terms.push(v);
+                let n = term.regularized_samples(&ctx);
+                if n > 0 {
+                    match self.regularized.iter_mut().find(|(t, _)| t == term.name()) {
+                        Some((_, count)) => *count += n,
+                        None => self.regularized.push((term.name().to_string(), n)),
+                    }
+                }
             }
         }
         let correct = T::batch_score(&output, &targets);
@@ -690,6 +729,8 @@ impl<T: Task> StageTrainer<T> {
             val_acer,
             is_best,
             reports,
+            regularized_samples: std::mem::take(&mut self.regularized),
+            diagnostics: self.diagnostics.take(),
         };
         self.progress.history.push(summary.clone());
         self.progress.epochs_done += 1;

@@ -146,6 +146,7 @@ pub(super) fn bench_stage(batch: usize) -> StageConfig {
         select_by: Default::default(),
         dropout: DropoutMode::Uniform,
         seed: 0,
+        gradient_diagnostics: false,
     }
 }
 

@@ -260,6 +260,8 @@ fn validation_series_are_per_combination() {
         val_acer: None,
         is_best: false,
         reports: vec![],
+        regularized_samples: vec![],
+        diagnostics: None,
     };
     let log = StageLog {
         name: "sf-md".into(),

@@ -243,4 +243,8 @@ impl Task for Classification {
         let ce = cross_entropy_per_sample(reg, ctx.targets.clone());
         Some(mar_loss(ce, ctx.masks, weak, mode))
     }
+
+    fn regularization_head_ran(output: &Self::Output) -> bool {
+        output.reg_logits.is_some()
+    }
 }

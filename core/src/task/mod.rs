@@ -150,6 +150,9 @@ pub trait Task: Sized + Send + 'static {
         weak: &[ModalitySet],
         mode: MarLossMode,
     ) -> Option<Tensor<1>>;
+    /// Whether `output` came through the regularization network (segmentation runs it only
+    /// when the batch holds a depth-only sample, as the official forward does).
+    fn regularization_head_ran(output: &Self::Output) -> bool;
 }
 
 /// The frozen teacher as MAD runs it.

@@ -527,6 +527,10 @@ impl Task for Segmentation {
         }
         total
     }
+
+    fn regularization_head_ran(output: &Self::Output) -> bool {
+        output.reg.is_some()
+    }
 }
 
 /// [`SEG_MODALITIES`] as owned strings.

@@ -38,6 +38,12 @@ pub trait LossTerm<T: Task>: Send {
     }
     /// The term's value for this step, or `None` when it is off (e.g. during warm-up).
     fn compute(&mut self, ctx: &LossContext<'_, T>) -> Option<Tensor<1>>;
+    /// How many of the step's samples (the batch of `ctx`) the regularization network trained
+    /// on as members of the weak set: MAR's and SR's count, 0 for any other term. The trainer
+    /// sums it per epoch into the history.
+    fn regularized_samples(&self, _ctx: &LossContext<'_, T>) -> usize {
+        0
+    }
     /// Combinations whose predictions on the mining split the term needs after `epoch`
     /// (MAR's contrastive ranking); empty for none.
     fn mining_request(&self, _epoch: usize) -> Vec<ModalitySet> {

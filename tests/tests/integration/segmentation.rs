@@ -740,3 +740,124 @@ fn he_init_draws_the_layers_outside_the_encoders_as_esanet_does() {
         }
     }
 }
+
+#[test]
+fn gradient_diagnostics_measure_the_terms_without_changing_the_training() {
+    let _rng = mmanet_core::rng::burn_rng(); // trains: see mmanet_core::rng
+    let dir = tempfile::tempdir().unwrap();
+    let settings = [
+        "data.scenes.scenes=40",
+        "data.scenes.height=32",
+        "data.scenes.width=64",
+        "seg_model.preset=\"tiny\"",
+        "methods=[\"mmanet\"]",
+        "teacher.epochs=2",
+        "student.epochs=3",
+        "teacher.select_after_epoch=0",
+        "student.select_after_epoch=0",
+        "mmanet.warmup_epochs=1",
+        "mmanet.mining_epochs=[0, 1]",
+    ];
+    let meta = |cfg: &mmanet_core::config::ExperimentConfig| {
+        let text = std::fs::read_to_string(cfg.output_dir.join(&cfg.name).join("mmanet/meta.json"))
+            .unwrap();
+        serde_json::from_str::<mmanet_core::experiment::StageMeta>(&text).unwrap()
+    };
+    let run = |cfg: &mmanet_core::config::ExperimentConfig| {
+        let data = prepare_seg_data(cfg).unwrap();
+        run_experiment(
+            cfg,
+            &data,
+            &Device::flex(),
+            false,
+            RunMode::Train,
+            &mut SilentProgress,
+        )
+        .unwrap()
+    };
+    // the same run folder: the teacher is trained once, MMANet twice
+    let plain_cfg = scenes_demo_config(dir.path(), &settings);
+    let plain = run(&plain_cfg);
+    let plain_meta = meta(&plain_cfg);
+    let mut with = settings.to_vec();
+    with.push("student.gradient_diagnostics=true");
+    let diag_cfg = scenes_demo_config(dir.path(), &with);
+    let diag = run(&diag_cfg);
+    let diag_meta = meta(&diag_cfg);
+
+    // the measurement leaves the training as it was: same losses, same selected model, same
+    // test scores
+    assert_eq!(diag.reports, plain.reports);
+    assert_eq!(diag_meta.best_epoch, plain_meta.best_epoch);
+    for (d, p) in diag_meta.history.iter().zip(&plain_meta.history) {
+        assert_eq!(d.losses, p.losses);
+        assert_eq!(d.val_accuracy, p.val_accuracy);
+        assert_eq!(d.regularized_samples, p.regularized_samples);
+        assert!(p.diagnostics.is_none());
+    }
+    let combos = [
+        ModalitySet::single(0),
+        ModalitySet::single(1),
+        ModalitySet::from_indices([0, 1]),
+    ];
+    // from the second epoch on (the first batches draw the parameters' initial values)
+    assert_eq!(diag_meta.history.len(), 3);
+    for epoch in &diag_meta.history[1..] {
+        let d = epoch.diagnostics.as_ref().expect("diagnostics every epoch");
+        let terms: Vec<&str> = d.gradients.iter().map(|g| g.term.as_str()).collect();
+        let on = epoch.epoch > 1; // MAD and MAR after the warm-up
+        assert_eq!(
+            terms,
+            if on {
+                vec!["ce", "mad", "mar"]
+            } else {
+                vec!["ce"]
+            },
+            "epoch {}",
+            epoch.epoch
+        );
+        let ce = &d.gradients[0];
+        assert!(ce.norm > 0.0 && ce.norm.is_finite());
+        assert!((ce.ratio_to_task - 1.0).abs() < 1e-12);
+        assert!(
+            (ce.cosine_to_task - 1.0).abs() < 1e-4,
+            "{}",
+            ce.cosine_to_task
+        );
+        for g in &d.gradients[1..] {
+            assert!(g.norm.is_finite() && g.norm >= 0.0, "{g:?}");
+            assert!(
+                (-1.0 - 1e-4..=1.0 + 1e-4).contains(&g.cosine_to_task),
+                "{g:?}"
+            );
+        }
+        if on {
+            assert!(d.gradients[1].norm > 0.0, "MAD pulls on the encoders");
+            // one value per combination and active term; the task loss of every combination
+            for c in combos {
+                let of = |t: &str| -> Vec<f64> {
+                    d.values
+                        .iter()
+                        .filter(|v| v.term == t && v.combination == c)
+                        .map(|v| v.value)
+                        .collect()
+                };
+                let (ce, mad) = (of("ce"), of("mad"));
+                assert_eq!((ce.len(), mad.len()), (1, 1), "{c:?}");
+                assert!(ce[0] > 0.0 && ce[0].is_finite(), "{ce:?}");
+                assert!(mad[0] >= 0.0 && mad[0].is_finite(), "{mad:?}");
+            }
+            // MAR trained the regularization decoder on the weak combination's samples only
+            let weak = diag.mining[0].trace.weak_set.clone().unwrap();
+            let (_, n) = epoch
+                .regularized_samples
+                .iter()
+                .find(|(t, _)| t == "mar")
+                .expect("a count of regularized samples");
+            assert!(*n > 0 && *n <= 24, "{n} of 24 training scenes");
+            assert_eq!(weak.len(), 1);
+        } else {
+            assert!(epoch.regularized_samples.is_empty());
+        }
+    }
+}

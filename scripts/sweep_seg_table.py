@@ -1,0 +1,95 @@
+#!/usr/bin/env python3
+"""The table of scripts/sweep-seg.sh: for each data and schedule setting (a run folder
+`e<epochs>-n<scenes>-c<rgb>_<depth>`) and each MMANet weighting (alpha, beta, warm-up), the weak
+combination MMANet mined in each seed, SF-MD's average test mIoU and MMANet - SF-MD in mIoU,
+paired by seed (mean +- std over the seeds), on average and on the weak combination most seeds
+mined; a difference larger than two standard deviations is marked. Also the epoch each model
+was selected at (mean over seeds; near the last epoch means validation mIoU was still rising)
+and what the weighting's run cost (the first weighting of a setting also trains its teacher
+and SF-MD).
+
+    python3 scripts/sweep_seg_table.py OUT
+
+reads OUT/<setting>/sweep-a<alpha>-b<beta>-w<warm-up>-{ablation-paired-miou,ablation-miou,
+ablation-mining}.json, -seed-<k>-mmanet-meta.json and -seconds.txt, and OUT/<setting>/seed-<k>/
+sf-md/meta.json, and prints Markdown.
+"""
+import glob
+import json
+import os
+import re
+import sys
+from collections import Counter
+
+
+def cell(table, row, col, signed):
+    mean, std = table["cells"][row][col]
+    text = f"{mean:+.2f} ± {std:.2f}" if signed else f"{mean:.2f} ± {std:.2f}"
+    if signed and abs(mean) > 2 * std and std > 0:
+        text = f"**{text}**"
+    return text.replace("-", "−")
+
+
+def best_epoch(meta_files):
+    """Mean selected epoch (1-based) over the given stages' meta.json, and their epoch count."""
+    picked, total = [], None
+    for path in meta_files:
+        with open(path) as f:
+            meta = json.load(f)
+        picked.append(meta["best_epoch"] + 1)
+        total = len(meta["history"])
+    if not picked:
+        return "—"
+    return f"{sum(picked) / len(picked):.0f} of {total}"
+
+
+def main(out):
+    print("| epochs | scenes (train) | cues rgb/depth % | α | β | warm-up | weak mined | "
+          "SF-MD mIoU, average | MMANet − SF-MD, average | MMANet − SF-MD, weak | "
+          "selected epoch SF-MD / MMANet | run time |")
+    print("|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|---:|")
+    settings = sorted(
+        (d for d in os.listdir(out) if re.fullmatch(r"e\d+-n\d+-c\d+_\d+", d)),
+        key=lambda d: tuple(int(x) for x in re.findall(r"\d+", d)),
+    )
+    for setting in settings:
+        e, n, rgb, depth = re.findall(r"\d+", setting)
+        held = 48
+        sf_md = best_epoch(sorted(glob.glob(f"{out}/{setting}/seed-*/sf-md/meta.json")))
+        stems = sorted(
+            glob.glob(f"{out}/{setting}/sweep-a*-settings.txt"),
+            key=lambda p: tuple(float(x) for x in re.findall(r"[abw]([\d.]+)", os.path.basename(p))),
+        )
+        for done in stems:
+            stem = done[: -len("settings.txt")]
+            a, b, w = re.match(r".*sweep-a([\d.]+)-b([\d.]+)-w(\d+)-$", stem).groups()
+            with open(stem + "ablation-paired-miou.json") as f:
+                paired = json.load(f)
+            with open(stem + "ablation-miou.json") as f:
+                plain = json.load(f)
+            with open(stem + "ablation-mining.json") as f:
+                mined = json.load(f)["weak_sets_per_seed"]
+            with open(stem + "seconds.txt") as f:
+                seconds = int(f.read())
+            col = paired["methods"].index("MMANet")
+            base = plain["methods"].index("SF-MD")
+            sets = [", ".join(seed[0][1]) if seed and seed[0][1] else "—" for seed in mined]
+            ranked = Counter(sets).most_common()
+            top, count = ranked[0]
+            weak = f"{top} ({count} of {len(sets)})"
+            weak_cells = []
+            for member in top.split(", "):
+                if member in paired["rows"]:
+                    weak_cells.append(cell(paired, paired["rows"].index(member), col, True))
+            avg = len(plain["rows"]) - 1
+            mmanet = best_epoch(sorted(glob.glob(stem + "seed-*-mmanet-meta.json")))
+            print(f"| {e} | {n} ({int(n) - 2 * held}) | {rgb}/{depth} | {a} | {b} | {w} | {weak} | "
+                  f"{cell(plain, avg, base, False)} | {cell(paired, avg, col, True)} | "
+                  f"{'; '.join(weak_cells) or '—'} | {sf_md} / {mmanet} | "
+                  f"{seconds // 60} min {seconds % 60:02d} s |")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
