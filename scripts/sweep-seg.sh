@@ -17,7 +17,11 @@
 #           (240 → 144 training scenes, 96 → 0: use ≥ 104)
 #   CUES    colour-only and depth-only cue strengths in percent, "rgb,depth" ("100,100")
 #   AWB     MMANet weightings "α,β,warm-up" ("4,0.2,7": NYUv2's α and β, the demo's warm-up);
-#           MAR mines in the three epochs before the warm-up ends, as the config does
+#           MAR mines in the three epochs before the warm-up ends, as the config does, and
+#           both stages select their model from the first epoch with MAD and MAR on
+#   DIAGNOSTICS  1: the students train with `gradient_diagnostics` (each term's gradient on the
+#           deployment network, per epoch; scripts/diagnostics_table.py); the same models, about
+#           a fifth slower (default 0)
 #   DEVICE  auto; OUT runs/sweep-seg; MMANET the binary (default: built with cargo, release)
 # Per data and schedule setting one run folder `e<epochs>-n<scenes>-c<rgb>_<depth>`: the teacher
 # and SF-MD are trained once there and reused for every weighting, whose tables are kept as
@@ -32,6 +36,10 @@ CUES=${CUES:-100,100}
 AWB=${AWB:-4,0.2,7}
 DEVICE=${DEVICE:-auto}
 OUT=${OUT:-runs/sweep-seg}
+EXTRA=()
+if [ "${DIAGNOSTICS:-0}" = 1 ]; then
+    EXTRA=(--set student.gradient_diagnostics=true)
+fi
 if [ -z "${MMANET:-}" ]; then
     cargo build --release -p mmanet-app --quiet
     MMANET=${CARGO_TARGET_DIR:-target}/release/mmanet
@@ -52,8 +60,8 @@ for e in $EPOCHS; do
             group="e$e-n$n-c${rgb}_$depth"
             for awb in $AWB; do
                 IFS=, read -r a b w <<<"$awb"
-                if [ "$w" -lt 3 ] || [ "$w" -ge "$e" ]; then
-                    echo "sweep-seg: warm-up $w must be ≥ 3 and below the $e epochs" >&2
+                if [ "$w" -lt 3 ] || [ "$w" -ge $((e - 1)) ]; then
+                    echo "sweep-seg: warm-up $w must be ≥ 3 and leave an epoch of the $e with MAD and MAR on" >&2
                     exit 1
                 fi
                 mining="[$((w - 3)),$((w - 2)),$((w - 1))]"
@@ -64,18 +72,21 @@ for e in $EPOCHS; do
                     continue
                 fi
                 echo "== $group, α $a, β $b, warm-up $w, $SEEDS seeds"
+                mkdir -p "$OUT/$group"
                 started=$SECONDS
                 "$MMANET" experiment ablation --config configs/scenes-ablation.toml \
                     --seeds "$SEEDS" --device "$DEVICE" --output "$OUT" \
                     --set "name=\"$group\"" --set 'methods=["sf-md","mmanet"]' \
                     --set "teacher.epochs=$e" --set "student.epochs=$e" \
+                    --set "teacher.select_after_epoch=$((w + 1))" \
+                    --set "student.select_after_epoch=$((w + 1))" \
                     --set "data.scenes.scenes=$n" --set "data.split.train=$train" \
                     --set "data.split.val=$held" --set "data.split.test=$held" \
                     --set "data.scenes.rgb_cue_percent=$rgb" \
                     --set "data.scenes.depth_cue_percent=$depth" \
                     --set "mmanet.alpha=$a" --set "mmanet.beta=$b" \
                     --set "mmanet.warmup_epochs=$w" --set "mmanet.mining_epochs=$mining" \
-                    >"${stem}log.txt" 2>&1 || {
+                    "${EXTRA[@]}" >"${stem}log.txt" 2>&1 || {
                     tail -n 20 "${stem}log.txt" >&2
                     exit 1
                 }
