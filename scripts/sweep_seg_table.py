@@ -5,7 +5,9 @@ combination MMANet mined in each seed, SF-MD's average test mIoU and MMANet - SF
 paired by seed (mean +- std over the seeds), on average and on the weak combination most seeds
 mined; a difference larger than two standard deviations is marked. Also the epoch each model
 was selected at (mean over seeds; near the last epoch means validation mIoU was still rising)
-and what the weighting's run cost (the first weighting of a setting also trains its teacher
+what the students' gradient diagnostics say (DIAGNOSTICS=1: how hard MAD and MAR pull on the
+deployment network relative to the task loss, and MAD's discrepancy on the weak combination at
+the end), and what the weighting's run cost (the first weighting of a setting also trains its teacher
 and SF-MD).
 
     python3 scripts/sweep_seg_table.py OUT
@@ -43,11 +45,45 @@ def best_epoch(meta_files):
     return f"{sum(picked) / len(picked):.0f} of {total}"
 
 
+def pulls(meta_files, weak_label, names=("rgb", "depth")):
+    """From the students' gradient diagnostics (when the sweep ran with DIAGNOSTICS=1): MAD's
+    and MAR's gradient norm relative to the task loss's and their cosine to it, each the mean
+    over the epochs with the term on and over the seeds, and MAD's relation discrepancy on the
+    weak combination at the last epoch (mean over seeds)."""
+    terms = {}
+    last_mad = []
+    for path in meta_files:
+        with open(path) as f:
+            history = json.load(f)["history"]
+        for e in history:
+            d = e.get("diagnostics")
+            if not d:
+                continue
+            for g in d["gradients"][1:]:
+                terms.setdefault(g["term"], []).append((g["ratio_to_task"], g["cosine_to_task"]))
+        d = history[-1].get("diagnostics") if history else None
+        if d:
+            for v in d["values"]:
+                label = "+".join(n for i, n in enumerate(names) if v["combination"] >> i & 1)
+                if v["term"] == "mad" and label == weak_label:
+                    last_mad.append(v["value"])
+    if not terms:
+        return "—", "—"
+    parts = []
+    for term, pairs in terms.items():
+        ratio = sum(p[0] for p in pairs) / len(pairs)
+        cos = sum(p[1] for p in pairs) / len(pairs)
+        parts.append(f"{term} {ratio:.2f}, {cos:+.2f}")
+    mad = f"{sum(last_mad) / len(last_mad):.3f}" if last_mad else "—"
+    return "; ".join(parts).replace("-", "−"), mad
+
+
 def main(out):
     print("| epochs | scenes (train) | cues rgb/depth % | α | β | warm-up | weak mined | "
           "SF-MD mIoU, average | MMANet − SF-MD, average | MMANet − SF-MD, weak | "
-          "selected epoch SF-MD / MMANet | run time |")
-    print("|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|---:|")
+          "selected epoch SF-MD / MMANet | gradient on the deployment network, ‖∇‖/‖∇ce‖ and cos | "
+          "MAD on the weak combination, last epoch | run time |")
+    print("|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|")
     settings = sorted(
         (d for d in os.listdir(out) if re.fullmatch(r"e\d+-n\d+-c\d+_\d+", d)),
         key=lambda d: tuple(int(x) for x in re.findall(r"\d+", d)),
@@ -82,10 +118,12 @@ def main(out):
                 if member in paired["rows"]:
                     weak_cells.append(cell(paired, paired["rows"].index(member), col, True))
             avg = len(plain["rows"]) - 1
-            mmanet = best_epoch(sorted(glob.glob(stem + "seed-*-mmanet-meta.json")))
+            metas = sorted(glob.glob(stem + "seed-*-mmanet-meta.json"))
+            mmanet = best_epoch(metas)
+            pull, mad = pulls(metas, top)
             print(f"| {e} | {n} ({int(n) - 2 * held}) | {rgb}/{depth} | {a} | {b} | {w} | {weak} | "
                   f"{cell(plain, avg, base, False)} | {cell(paired, avg, col, True)} | "
-                  f"{'; '.join(weak_cells) or '—'} | {sf_md} / {mmanet} | "
+                  f"{'; '.join(weak_cells) or '—'} | {sf_md} / {mmanet} | {pull} | {mad} | "
                   f"{seconds // 60} min {seconds % 60:02d} s |")
 
 
