@@ -5,6 +5,8 @@ combination MMANet mined in each seed, SF-MD's average test mIoU and MMANet - SF
 paired by seed (mean +- std over the seeds), on average and on the weak combination most seeds
 mined; a difference larger than two standard deviations is marked. Also the epoch each model
 was selected at (mean over seeds; near the last epoch means validation mIoU was still rising)
+and SF-MD's mean validation mIoU over the last 8 epochs against the 8 before them (flat once
+the schedule is long enough)
 what the students' gradient diagnostics say (DIAGNOSTICS=1: how hard MAD and MAR pull on the
 deployment network relative to the task loss, and MAD's discrepancy on the weak combination at
 the end), and what the weighting's run cost (the first weighting of a setting also trains its teacher
@@ -45,6 +47,22 @@ def best_epoch(meta_files):
     return f"{sum(picked) / len(picked):.0f} of {total}"
 
 
+def flattening(meta_files):
+    """Mean validation mIoU (%) over the last 8 epochs and over the 8 before them, averaged over
+    the given stages (seeds): near equal once the schedule is long enough."""
+    last, before = [], []
+    for path in meta_files:
+        with open(path) as f:
+            scores = [e["val_score"] for e in json.load(f)["history"]]
+        if len(scores) >= 16:
+            last.append(sum(scores[-8:]) / 8)
+            before.append(sum(scores[-16:-8]) / 8)
+    if not last:
+        return "—"
+    a, b = 100 * sum(last) / len(last), 100 * sum(before) / len(before)
+    return f"{b:.1f} → {a:.1f}"
+
+
 def pulls(meta_files, weak_label, names=("rgb", "depth")):
     """From the students' gradient diagnostics (when the sweep ran with DIAGNOSTICS=1): MAD's
     and MAR's gradient norm relative to the task loss's and their cosine to it, each the mean
@@ -81,9 +99,9 @@ def pulls(meta_files, weak_label, names=("rgb", "depth")):
 def main(out):
     print("| epochs | scenes (train) | cues rgb/depth % | α | β | warm-up | weak mined | "
           "SF-MD mIoU, average | MMANet − SF-MD, average | MMANet − SF-MD, weak | "
-          "selected epoch SF-MD / MMANet | gradient on the deployment network, ‖∇‖/‖∇ce‖ and cos | "
+          "selected epoch SF-MD / MMANet | SF-MD val mIoU, epochs −16…−9 → last 8 | gradient on the deployment network, ‖∇‖/‖∇ce‖ and cos | "
           "MAD on the weak combination, last epoch | run time |")
-    print("|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|---|---:|---:|")
+    print("|---:|---:|---|---:|---:|---:|---|---:|---:|---:|---|---|---|---:|---:|")
     settings = sorted(
         (d for d in os.listdir(out) if re.fullmatch(r"e\d+-n\d+-c\d+_\d+", d)),
         key=lambda d: tuple(int(x) for x in re.findall(r"\d+", d)),
@@ -91,7 +109,9 @@ def main(out):
     for setting in settings:
         e, n, rgb, depth = re.findall(r"\d+", setting)
         held = 48
-        sf_md = best_epoch(sorted(glob.glob(f"{out}/{setting}/seed-*/sf-md/meta.json")))
+        sf_md_metas = sorted(glob.glob(f"{out}/{setting}/seed-*/sf-md/meta.json"))
+        sf_md = best_epoch(sf_md_metas)
+        flat = flattening(sf_md_metas)
         stems = sorted(
             glob.glob(f"{out}/{setting}/sweep-a*-settings.txt"),
             key=lambda p: tuple(float(x) for x in re.findall(r"[abw]([\d.]+)", os.path.basename(p))),
@@ -123,7 +143,7 @@ def main(out):
             pull, mad = pulls(metas, top)
             print(f"| {e} | {n} ({int(n) - 2 * held}) | {rgb}/{depth} | {a} | {b} | {w} | {weak} | "
                   f"{cell(plain, avg, base, False)} | {cell(paired, avg, col, True)} | "
-                  f"{'; '.join(weak_cells) or '—'} | {sf_md} / {mmanet} | {pull} | {mad} | "
+                  f"{'; '.join(weak_cells) or '—'} | {sf_md} / {mmanet} | {flat} | {pull} | {mad} | "
                   f"{seconds // 60} min {seconds % 60:02d} s |")
 
 
