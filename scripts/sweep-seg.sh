@@ -93,9 +93,10 @@ for e in $EPOCHS; do
                 for f in ablation-paired-miou.json ablation-miou.json ablation-mining.json; do
                     cp "$OUT/$group/$f" "$stem$f"
                 done
-                # every seed's MMANet history (the folder is the next weighting's)
+                # every seed's MMANet history and reports (the folder is the next weighting's)
                 for seed_dir in "$OUT/$group"/seed-*; do
                     cp "$seed_dir/mmanet/meta.json" "$stem$(basename "$seed_dir")-mmanet-meta.json"
+                    cp "$seed_dir/reports.json" "$stem$(basename "$seed_dir")-reports.json"
                 done
                 echo "$((SECONDS - started))" >"${stem}seconds.txt"
                 echo "$settings" >"${stem}settings.txt"

@@ -47,6 +47,20 @@ def best_epoch(meta_files):
     return f"{sum(picked) / len(picked):.0f} of {total}"
 
 
+def seeds_up(report_files, label):
+    """", up in k of n seeds": in how many seeds MMANet beat SF-MD on the combination `label`
+    (from the per-seed reports the sweep keeps; empty when there are none)."""
+    up = n = 0
+    for path in report_files:
+        with open(path) as f:
+            reports = {r["method"]: r for r in json.load(f)}
+        rows = {m: {row["label"]: row["seg"]["miou"] for row in reports[m]["rows"]}
+                for m in ("MMANet", "SF-MD")}
+        n += 1
+        up += rows["MMANet"][label] > rows["SF-MD"][label]
+    return f", up in {up} of {n}" if n else ""
+
+
 def flattening(meta_files):
     """Mean validation mIoU (%) over the last 8 epochs and over the 8 before them, averaged over
     the given stages (seeds): near equal once the schedule is long enough."""
@@ -136,7 +150,8 @@ def main(out):
             weak_cells = []
             for member in top.split(", "):
                 if member in paired["rows"]:
-                    weak_cells.append(cell(paired, paired["rows"].index(member), col, True))
+                    text = cell(paired, paired["rows"].index(member), col, True)
+                    weak_cells.append(text + seeds_up(sorted(glob.glob(stem + "seed-*-reports.json")), member))
             avg = len(plain["rows"]) - 1
             metas = sorted(glob.glob(stem + "seed-*-mmanet-meta.json"))
             mmanet = best_epoch(metas)
