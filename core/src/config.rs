@@ -203,12 +203,8 @@ pub struct StageConfig {
     /// network (its gradient's norm and direction against the task loss's) and each term's
     /// value per modality combination, into the epoch history ([`crate::diagnostics`]). The
     /// trained model is the same with or without; it costs a few extra passes per epoch.
-    #[serde(default, skip_serializing_if = "is_false")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub gradient_diagnostics: bool,
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
 }
 
 fn default_batch() -> usize {
