@@ -1037,3 +1037,29 @@ fn a_bundle_dropped_on_the_window_opens_in_the_explorer() {
         "{notice}"
     );
 }
+
+#[test]
+fn the_scenes_preset_says_what_was_measured_and_leads_to_the_anti_spoofing_one() {
+    use super::settings::{DataChoice, Preset};
+    let mut settings = Settings {
+        data: DataChoice::Scenes,
+        ..Settings::default()
+    };
+    settings.use_preset(Preset::ScenesDemo);
+    settings.scenes.scenes = 30;
+    let mut h = harness(app(Tab::Training, settings));
+    h.run_steps(2);
+    // the measured verdict is beside the preset, before anyone trains
+    h.get_by_label_contains("within noise of SF-MD");
+    h.get_by_label("Switch to configs/synthetic-antispoof.toml")
+        .click();
+    h.run_steps(3);
+    let s = &h.state().settings;
+    assert_eq!(s.preset, Preset::SyntheticAntispoof);
+    // the other task's preset brought its data and the app's classification recipe
+    assert_eq!(s.data, DataChoice::Synthetic);
+    assert_eq!(s.alpha, Settings::default().alpha);
+    assert_eq!(s.beta, Settings::default().beta);
+    h.get_by_label_contains("lowers the average ACER");
+    assert!(h.query_by_label_contains("Switch to").is_none());
+}

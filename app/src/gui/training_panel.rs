@@ -51,6 +51,17 @@ fn training_settings(ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
                     ui.selectable_value(&mut preset, p, p.file());
                 }
             });
+        if let Some((finding, better)) = ctx.settings.preset.finding() {
+            ui.label(egui::RichText::new(finding).small().weak());
+            if let Some(better) = better
+                && ui
+                    .small_button(format!("Switch to {}", better.file()))
+                    .on_hover_text("the preset where MMANet was measured to beat SF-MD")
+                    .clicked()
+            {
+                preset = better;
+            }
+        }
         if preset != ctx.settings.preset {
             let other_task = preset.task() != ctx.settings.data_task();
             ctx.settings.use_preset(preset);
