@@ -120,11 +120,11 @@ impl Preset {
                 None,
             )),
             Preset::ScenesDemo => Some((
-                "Measured (README, the segmentation sweep, 3 seeds, paired): on these scenes \
-                 MMANet does not beat SF-MD: with this 16-epoch recipe it trails on average, \
-                 and trained 4× longer it is within noise of SF-MD for every α tried; only its regularization head alone (α = 0) lifts the weak combination \
-                 (depth) by more than two standard deviations. The anti-spoofing preset is \
-                 where the whole method helps.",
+                "Measured (README, the segmentation sweep, paired by seed): on these scenes \
+                 MMANet does not beat SF-MD. With this 16-epoch recipe it trails on average; \
+                 trained 4× longer it is within noise of SF-MD, and no weighting tried has \
+                 held a gain on the weak combination beyond two standard deviations over \
+                 five seeds. The anti-spoofing preset is where its gain holds.",
                 Some(Preset::SyntheticAntispoof),
             )),
             Preset::MfeatDemo | Preset::MfeatPixImage => None,
