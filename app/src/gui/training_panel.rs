@@ -52,7 +52,7 @@ fn training_settings(ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
                 }
             });
         if let Some((finding, better)) = ctx.settings.preset.finding() {
-            ui.label(egui::RichText::new(finding).small().weak());
+            ui.label(egui::RichText::new(finding).small());
             if let Some(better) = better
                 && ui
                     .small_button(format!("Switch to {}", better.file()))
