@@ -681,15 +681,23 @@ fn seg_answer(app: &MmanetApp) -> Option<(ModalitySet, Vec<super::predictor::Mod
     }
 }
 
-#[test]
-fn segmentation_data_shows_pixel_counts_and_the_palette_legend() {
+/// Settings on `scenes` synthetic RGB-D scenes with the segmentation preset's recipe, as
+/// choosing the scenes in the Data panel gives them.
+fn scenes_settings(scenes: usize) -> Settings {
     use super::settings::{DataChoice, Preset};
     let mut settings = Settings {
         data: DataChoice::Scenes,
         ..Settings::default()
     };
     settings.use_preset(Preset::ScenesDemo);
-    settings.scenes.scenes = 30;
+    settings.scenes.scenes = scenes;
+    settings
+}
+
+#[test]
+fn segmentation_data_shows_pixel_counts_and_the_palette_legend() {
+    use super::settings::{DataChoice, Preset};
+    let settings = scenes_settings(30);
     // choosing the scenes brought the segmentation preset's recipe
     assert_eq!(settings.alpha, 4.0);
     assert_eq!(settings.epochs, 16);
@@ -1041,12 +1049,7 @@ fn a_bundle_dropped_on_the_window_opens_in_the_explorer() {
 #[test]
 fn the_scenes_preset_says_what_was_measured_and_leads_to_the_anti_spoofing_one() {
     use super::settings::{DataChoice, Preset};
-    let mut settings = Settings {
-        data: DataChoice::Scenes,
-        ..Settings::default()
-    };
-    settings.use_preset(Preset::ScenesDemo);
-    settings.scenes.scenes = 30;
+    let settings = scenes_settings(30);
     let mut h = harness(app(Tab::Training, settings));
     h.run_steps(2);
     // the measured verdict is beside the preset, before anyone trains
