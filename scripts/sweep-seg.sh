@@ -93,10 +93,13 @@ for e in $EPOCHS; do
                 for f in ablation-paired-miou.json ablation-miou.json ablation-mining.json; do
                     cp "$OUT/$group/$f" "$stem$f"
                 done
-                # every seed's MMANet history and reports (the folder is the next weighting's)
-                for seed_dir in "$OUT/$group"/seed-*; do
-                    cp "$seed_dir/mmanet/meta.json" "$stem$(basename "$seed_dir")-mmanet-meta.json"
-                    cp "$seed_dir/reports.json" "$stem$(basename "$seed_dir")-reports.json"
+                # each seed's MMANet and SF-MD histories and reports (the folder is the next
+                # weighting's, and may hold more seeds, from an earlier sweep with more)
+                for ((k = 0; k < SEEDS; k++)); do
+                    seed_dir="$OUT/$group/seed-$k"
+                    cp "$seed_dir/mmanet/meta.json" "${stem}seed-$k-mmanet-meta.json"
+                    cp "$seed_dir/sf-md/meta.json" "${stem}seed-$k-sf-md-meta.json"
+                    cp "$seed_dir/reports.json" "${stem}seed-$k-reports.json"
                 done
                 echo "$((SECONDS - started))" >"${stem}seconds.txt"
                 echo "$settings" >"${stem}settings.txt"

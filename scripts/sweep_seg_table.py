@@ -15,8 +15,9 @@ and SF-MD).
     python3 scripts/sweep_seg_table.py OUT
 
 reads OUT/<setting>/sweep-a<alpha>-b<beta>-w<warm-up>-{ablation-paired-miou,ablation-miou,
-ablation-mining}.json, -seed-<k>-mmanet-meta.json and -seconds.txt, and OUT/<setting>/seed-<k>/
-sf-md/meta.json, and prints Markdown.
+ablation-mining}.json, -seed-<k>-{mmanet-meta,sf-md-meta,reports}.json and -seconds.txt (for
+the seeds the weighting ran; sweeps before the SF-MD copies: OUT/<setting>/seed-<k>/sf-md/
+meta.json), and prints Markdown.
 """
 import glob
 import json
@@ -32,6 +33,18 @@ def cell(table, row, col, signed):
     if signed and abs(mean) > 2 * std and std > 0:
         text = f"**{text}**"
     return text.replace("-", "−")
+
+
+def seed_files(pattern, seeds):
+    """The files of seeds 0 … seeds−1 matching `pattern` (one `*` for the seed's folder name,
+    `seed-<k>`), in seed order: a folder can hold more seeds than the weighting ran with, left
+    by an earlier sweep with more seeds."""
+    found = {}
+    for path in glob.glob(pattern):
+        k = re.search(r"seed-(\d+)-[^/]*$", path)
+        if k and int(k.group(1)) < seeds:
+            found[int(k.group(1))] = path
+    return [found[k] for k in sorted(found)]
 
 
 def best_epoch(meta_files):
@@ -123,9 +136,6 @@ def main(out):
     for setting in settings:
         e, n, rgb, depth = re.findall(r"\d+", setting)
         held = 48
-        sf_md_metas = sorted(glob.glob(f"{out}/{setting}/seed-*/sf-md/meta.json"))
-        sf_md = best_epoch(sf_md_metas)
-        flat = flattening(sf_md_metas)
         stems = sorted(
             glob.glob(f"{out}/{setting}/sweep-a*-settings.txt"),
             key=lambda p: tuple(float(x) for x in re.findall(r"[abw]([\d.]+)", os.path.basename(p))),
@@ -142,6 +152,15 @@ def main(out):
             with open(stem + "seconds.txt") as f:
                 seconds = int(f.read())
             col = paired["methods"].index("MMANet")
+            seeds = paired["runs"][col]
+            # SF-MD's stages as this weighting's run left them (the sweep keeps a copy per
+            # weighting; older sweeps only have the setting's folder, shared by its weightings)
+            sf_md_metas = seed_files(stem + "seed-*-sf-md-meta.json", seeds) or [
+                f"{out}/{setting}/seed-{k}/sf-md/meta.json" for k in range(seeds)
+                if os.path.exists(f"{out}/{setting}/seed-{k}/sf-md/meta.json")
+            ]
+            sf_md = best_epoch(sf_md_metas)
+            flat = flattening(sf_md_metas)
             base = plain["methods"].index("SF-MD")
             sets = [", ".join(seed[0][1]) if seed and seed[0][1] else "—" for seed in mined]
             ranked = Counter(sets).most_common()
@@ -151,9 +170,9 @@ def main(out):
             for member in top.split(", "):
                 if member in paired["rows"]:
                     text = cell(paired, paired["rows"].index(member), col, True)
-                    weak_cells.append(text + seeds_up(sorted(glob.glob(stem + "seed-*-reports.json")), member))
+                    weak_cells.append(text + seeds_up(seed_files(stem + "seed-*-reports.json", seeds), member))
             avg = len(plain["rows"]) - 1
-            metas = sorted(glob.glob(stem + "seed-*-mmanet-meta.json"))
+            metas = seed_files(stem + "seed-*-mmanet-meta.json", seeds)
             mmanet = best_epoch(metas)
             pull, mad = pulls(metas, top)
             print(f"| {e} | {n} ({int(n) - 2 * held}) | {rgb}/{depth} | {a} | {b} | {w} | {weak} | "
