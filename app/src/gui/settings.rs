@@ -122,9 +122,10 @@ impl Preset {
             Preset::ScenesDemo => Some((
                 "Measured (README, the segmentation sweep, paired by seed): on these scenes \
                  MMANet does not beat SF-MD. With this 16-epoch recipe it trails on average; \
-                 trained 4× longer it is within noise of SF-MD, and no weighting tried has \
-                 held a gain on the weak combination beyond two standard deviations over \
-                 five seeds. The anti-spoofing preset is where its gain holds.",
+                 trained 4× longer it is within noise of SF-MD, and no weighting or scene \
+                 setting tried (MAD and MAR weights, warm-up, fewer scenes, weaker colour or \
+                 depth cues) has held a gain on the weak combination beyond two standard \
+                 deviations over five seeds. The anti-spoofing preset is where its gain holds.",
                 Some(Preset::SyntheticAntispoof),
             )),
             Preset::MfeatDemo | Preset::MfeatPixImage => None,
