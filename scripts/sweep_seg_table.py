@@ -36,9 +36,9 @@ def cell(table, row, col, signed):
 
 
 def seed_files(pattern, seeds):
-    """The files of seeds 0 … seeds−1 matching `pattern` (one `*` for the seed's folder name,
-    `seed-<k>`), in seed order: a folder can hold more seeds than the weighting ran with, left
-    by an earlier sweep with more seeds."""
+    """The files of seeds 0 … seeds−1 matching `pattern` (`…seed-*-…`, the `*` standing for
+    the seed's number), in seed order: a folder can hold more seeds than the weighting ran
+    with, left by an earlier sweep with more seeds."""
     found = {}
     for path in glob.glob(pattern):
         k = re.search(r"seed-(\d+)-[^/]*$", path)
