@@ -426,6 +426,21 @@ def time_unit(unit, device: torch.device, warmup: int, iters: int):
     return statistics.median(times), peak, reserved
 
 
+def print_profile(name: str, unit, device: torch.device, steps: int) -> None:
+    """`steps` more calls of `unit` under torch.profiler; its operators by self time, to stderr."""
+    from torch.profiler import ProfilerActivity, profile
+    activities = [ProfilerActivity.CPU]
+    if device.type == "cuda":
+        activities.append(ProfilerActivity.CUDA)
+    with profile(activities=activities) as prof:
+        for _ in range(steps):
+            unit()
+        sync(device)
+    sort = "self_cuda_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    print(f"# profile of {name}, {steps} steps:", file=sys.stderr)
+    print(prof.key_averages().table(sort_by=sort, row_limit=30), file=sys.stderr)
+
+
 def fmt_bytes(n: int | None) -> str:
     if n is None:
         return "—"
@@ -538,6 +553,9 @@ def main() -> int:
                     help="disable cuDNN TF32 convolutions (PyTorch enables them by default)")
     ap.add_argument("--show-losses", action="store_true",
                     help="print the last step's loss values to stderr")
+    ap.add_argument("--profile", type=int, metavar="STEPS", default=0,
+                    help="after timing, run STEPS more steps of each row under torch.profiler "
+                         "and print its operators by self time (stderr)")
     ap.add_argument("--check-params", action="store_true",
                     help="print teacher/student parameter counts; exit 1 unless the paper "
                          f"preset gives {PAPER_TEACHER_PARAMS:,} / {PAPER_STUDENT_PARAMS:,}")
@@ -612,6 +630,8 @@ def main() -> int:
         try:
             unit = make()
             secs, peak, reserved = time_unit(unit, device, args.warmup, args.iters)
+            if args.profile:
+                print_profile(name, unit, device, args.profile)
             print(f"| {side} | {args.preset} | {name} | {batch} | {secs * 1e3:.3f} | "
                   f"{batch / secs:.1f} | {fmt_bytes(peak)} |", flush=True)
             rows.append({"side": side, "preset": args.preset, "what": name,
