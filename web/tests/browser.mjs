@@ -23,7 +23,11 @@ if (!url || !outDir) {
   process.exit(2);
 }
 mkdirSync(outDir, { recursive: true });
-const RUN_TIMEOUT_MS = Number(process.env.MMANET_WEB_TIMEOUT_S ?? 900) * 1000;
+// How long one run may take before the scenario fails as hung. The WebGPU run on SwiftShader
+// took 180–350 s on the machines this was first measured on, 504 s alone on a slower 2-core AMD
+// EPYC, and more than 900 s there beside the native tests (its steps are CPU work, and the two
+// cores were shared): 30 minutes leaves that room and still stops a hang.
+const RUN_TIMEOUT_MS = Number(process.env.MMANET_WEB_TIMEOUT_S ?? 1800) * 1000;
 // A short run: the teacher, SF-MD and MMANet, 3 epochs each (warm-up 1, mining in epoch 0).
 const RUN = process.env.MMANET_WEB_RUN ?? "preset=mfeat-demo&methods=sf-md,mmanet&epochs=3&train=1";
 // A short anti-spoofing run: 400 synthetic samples (RGB, depth, IR images of 32×32), 6 epochs each.
@@ -215,13 +219,24 @@ async function scenario(name, { flags, params, expectAdapter, expectDevice, expl
         }
       }, 20);
     });
-    await page.waitForFunction(() => {
-      const h = window.mmanetApp;
-      if (!h) return document.getElementById("crash")?.style.display === "block";
-      if (h.has_panicked()) return true;
-      const s = JSON.parse(h.status());
-      return s && ["finished", "failed", "stopped"].includes(s.state);
-    }, null, { timeout: RUN_TIMEOUT_MS, polling: 1000 });
+    try {
+      await page.waitForFunction(() => {
+        const h = window.mmanetApp;
+        if (!h) return document.getElementById("crash")?.style.display === "block";
+        if (h.has_panicked()) return true;
+        const s = JSON.parse(h.status());
+        return s && ["finished", "failed", "stopped"].includes(s.state);
+      }, null, { timeout: RUN_TIMEOUT_MS, polling: 1000 });
+    } catch (e) {
+      // say how far the run got, so that a slow machine can be told from a hung run
+      const at = await page.evaluate(() => {
+        const s = window.mmanetApp && JSON.parse(window.mmanetApp.status());
+        return s && { state: s.state, status: s.status,
+                      steps: s.stages?.map((st) => st.steps) };
+      }).catch(() => null);
+      throw new Error(`the run did not end within ${RUN_TIMEOUT_MS / 1000} s ` +
+        `(MMANET_WEB_TIMEOUT_S); it was at ${JSON.stringify(at)}: ${e.message}`);
+    }
     const seconds = ((Date.now() - started) / 1000).toFixed(1);
     const crash = await page.evaluate(() => document.getElementById("crash").textContent);
     check(!crash, `the page crashed: ${crash}`);
