@@ -7,7 +7,10 @@
 //! window is scanned in Burn's order with Burn's rule (the first maximum wins, a NaN always
 //! wins), and no index is stored: the backward pass scans the window again from the input and
 //! adds each output's gradient at its maximum, in output order, as Burn's backward does — so
-//! the output and the input gradient are Burn's, bit for bit.
+//! the output and the input gradient are Burn's, bit for bit. The scan goes one kernel tap at a
+//! time across a whole output row, with a select instead of a branch per value: one window at
+//! a time, the loop-carried compare-and-branch made the stem's pool a fifth of the `small`
+//! deployment forward pass (`perf`, issue 24).
 //!
 //! The op is a Burn backend extension ([`CpuPoolOps`]) on `Flex` with a hand-written
 //! `Autodiff` implementation, as [`super::cpu_conv`] is; [`max_pool2d`] uses it for f32 tensors
@@ -111,6 +114,8 @@ impl PoolGeometry {
                 && padding[i] < kernel[i]
                 && size + 2 * padding[i] >= kernel[i]
         });
+        // indices in a plane are kept as u32
+        let fits = fits && h.checked_mul(w).is_some_and(|hw| hw <= u32::MAX as usize);
         fits.then(|| PoolGeometry {
             planes: shape[0] * shape[1],
             h,
@@ -123,36 +128,92 @@ impl PoolGeometry {
         })
     }
 
-    /// Calls `f(output index, input index, value)` with each output's maximum in one input
-    /// plane, in output order. Burn's rule: the window is scanned row by row, a value replaces
-    /// the maximum when it is larger or NaN, so the first maximum wins and NaN propagates.
+    /// The maximum of output `(oy, ox)`'s window in one input plane and its index in the
+    /// plane, in Burn's order and by Burn's rule: the window is scanned row by row, a value
+    /// replaces the maximum when it is larger or NaN ([`replaces`]), so the first maximum wins
+    /// and NaN propagates.
     #[inline]
-    fn for_each_max(
+    fn window_max(
         &self,
         plane: &[f32],
-        rows: &[[usize; 2]],
-        cols: &[[usize; 2]],
-        mut f: impl FnMut(usize, usize, f32),
-    ) {
+        (oy, [ky0, ky1]): (usize, [usize; 2]),
+        (ox, [kx0, kx1]): (usize, [usize; 2]),
+    ) -> (usize, f32) {
         let [sy, sx] = self.stride;
         let [py, px] = self.padding;
-        for (oy, &[ky0, ky1]) in rows.iter().enumerate() {
-            for (ox, &[kx0, kx1]) in cols.iter().enumerate() {
-                let mut best = f32::NEG_INFINITY;
-                let mut at = usize::MAX;
-                for ky in ky0..ky1 {
-                    let iy = oy * sy + ky - py;
-                    let row = &plane[iy * self.w..(iy + 1) * self.w];
-                    for kx in kx0..kx1 {
-                        let ix = ox * sx + kx - px;
-                        let v = row[ix];
-                        if at == usize::MAX || v > best || v.is_nan() {
-                            best = v;
-                            at = iy * self.w + ix;
-                        }
-                    }
+        let mut best = f32::NEG_INFINITY;
+        let mut at = usize::MAX;
+        for ky in ky0..ky1 {
+            let iy = oy * sy + ky - py;
+            for kx in kx0..kx1 {
+                let i = iy * self.w + ox * sx + kx - px;
+                if at == usize::MAX || replaces(plane[i], best) {
+                    best = plane[i];
+                    at = i;
                 }
-                f(oy * self.wo + ox, at, best);
+            }
+        }
+        (at, best)
+    }
+
+    /// The outputs `ox` whose window lies wholly inside the input's columns: a range, since
+    /// the padding is symmetric and smaller than the window.
+    fn interior_cols(&self, cols: &[[usize; 2]]) -> core::ops::Range<usize> {
+        let full = |c: &[usize; 2]| *c == [0, self.kernel[1]];
+        let lo = cols.iter().position(full).unwrap_or(cols.len());
+        let hi = lo + cols[lo..].iter().take_while(|c| full(c)).count();
+        lo..hi
+    }
+
+    /// Each output's maximum (`best`) and its index in the plane (`at`, when given) for output
+    /// row `oy`, in the order and by the rule of [`PoolGeometry::window_max`]. The outputs
+    /// whose windows lie inside the input's columns (`interior`) are scanned one kernel tap
+    /// at a time across the whole row, without a branch per value, so the compiler can
+    /// vectorise them; the few at the edges one window at a time.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    fn row_max(
+        &self,
+        plane: &[f32],
+        row: (usize, [usize; 2]),
+        cols: &[[usize; 2]],
+        interior: &core::ops::Range<usize>,
+        best: &mut [f32],
+        mut at: Option<&mut [u32]>,
+    ) {
+        for (ox, &c) in cols.iter().enumerate() {
+            if !interior.contains(&ox) {
+                let (i, v) = self.window_max(plane, row, (ox, c));
+                best[ox] = v;
+                if let Some(at) = at.as_deref_mut() {
+                    at[ox] = i as u32;
+                }
+            }
+        }
+        if interior.is_empty() {
+            return;
+        }
+        let (oy, [ky0, ky1]) = row;
+        let [sy, sx] = self.stride;
+        let [py, px] = self.padding;
+        let n = interior.len();
+        let best = &mut best[interior.clone()];
+        let mut at = at.map(|at| &mut at[interior.clone()]);
+        let mut first = true;
+        for ky in ky0..ky1 {
+            let iy = oy * sy + ky - py;
+            for kx in 0..self.kernel[1] {
+                // every interior output reads inside the row at this tap
+                let start = iy * self.w + interior.start * sx + kx - px;
+                let src = &plane[start..start + (n - 1) * sx + 1];
+                let tap_at = at.as_deref_mut();
+                // a constant stride for the common cases, so that the loads vectorise
+                match sx {
+                    1 => tap_pass(src, 1, start, first, best, tap_at),
+                    2 => tap_pass(src, 2, start, first, best, tap_at),
+                    _ => tap_pass(src, sx, start, first, best, tap_at),
+                }
+                first = false;
             }
         }
     }
@@ -177,28 +238,94 @@ impl PoolGeometry {
     }
 }
 
+/// Burn's rule for a max pool's window: `v` replaces the maximum so far when it is larger or NaN.
+#[inline(always)]
+fn replaces(v: f32, best: f32) -> bool {
+    v > best || v.is_nan()
+}
+
+/// One kernel tap across the interior of an output row: output `j` reads `src[j * stride]`
+/// (its index in the plane `start + j * stride`), replacing `best[j]` (and `at[j]`) by Burn's
+/// rule, or setting them when this is the window's first tap.
+#[inline(always)]
+fn tap_pass(
+    src: &[f32],
+    stride: usize,
+    start: usize,
+    first: bool,
+    best: &mut [f32],
+    at: Option<&mut [u32]>,
+) {
+    let n = best.len();
+    assert!(
+        n == 0 || src.len() > (n - 1) * stride,
+        "a tap reads past its row"
+    );
+    // SAFETY: j < n, so j·stride ≤ (n − 1)·stride < src.len() (asserted above)
+    let value = |j: usize| unsafe { *src.get_unchecked(j * stride) };
+    let index = |j: usize| (start + j * stride) as u32;
+    match (first, at) {
+        (true, None) => best.iter_mut().enumerate().for_each(|(j, b)| *b = value(j)),
+        (true, Some(at)) => {
+            for (j, (b, a)) in best.iter_mut().zip(&mut at[..n]).enumerate() {
+                *b = value(j);
+                *a = index(j);
+            }
+        }
+        (false, None) => {
+            for (j, b) in best.iter_mut().enumerate() {
+                let v = value(j);
+                *b = if replaces(v, *b) { v } else { *b };
+            }
+        }
+        (false, Some(at)) => {
+            for (j, (b, a)) in best.iter_mut().zip(&mut at[..n]).enumerate() {
+                let v = value(j);
+                let take = replaces(v, *b);
+                *b = if take { v } else { *b };
+                *a = if take { index(j) } else { *a };
+            }
+        }
+    }
+}
+
 /// The pooled values, `[planes, Ho, Wo]`.
 fn forward(g: PoolGeometry, x: &[f32]) -> Vec<f32> {
     let (rows, cols) = g.rows_and_cols();
+    let interior = g.interior_cols(&cols);
     let (hw, out) = (g.h * g.w, g.ho * g.wo);
     let mut y = vec![0f32; g.planes * out];
     y.par_chunks_mut(out.max(1))
         .zip(x.par_chunks(hw.max(1)))
-        .for_each(|(y_p, x_p)| g.for_each_max(x_p, &rows, &cols, |o, _, v| y_p[o] = v));
+        .for_each(|(y_p, x_p)| {
+            for (oy, (&r, y_row)) in rows.iter().zip(y_p.chunks_mut(g.wo)).enumerate() {
+                g.row_max(x_p, (oy, r), &cols, &interior, y_row, None);
+            }
+        });
     y
 }
 
-/// The input gradient, `[planes, H, W]`: each output's gradient added at its maximum.
+/// The input gradient, `[planes, H, W]`: each output's gradient added at its maximum, in
+/// output order.
 fn x_grad(g: PoolGeometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let (rows, cols) = g.rows_and_cols();
+    let interior = g.interior_cols(&cols);
     let (hw, out) = (g.h * g.w, g.ho * g.wo);
     let mut dx = vec![0f32; g.planes * hw];
     dx.par_chunks_mut(hw.max(1))
         .zip(x.par_chunks(hw.max(1)))
         .zip(grad.par_chunks(out.max(1)))
-        .for_each(|((dx_p, x_p), g_p)| {
-            g.for_each_max(x_p, &rows, &cols, |o, at, _| dx_p[at] += g_p[o]);
-        });
+        .for_each_init(
+            || (vec![0f32; g.wo], vec![0u32; g.wo]),
+            |(best, at), ((dx_p, x_p), g_p)| {
+                for (oy, (&r, g_row)) in rows.iter().zip(g_p.chunks(g.wo)).enumerate() {
+                    g.row_max(x_p, (oy, r), &cols, &interior, best, Some(at));
+                    for (&i, &gv) in at.iter().zip(g_row) {
+                        dx_p[i as usize] += gv;
+                    }
+                }
+            },
+        );
     dx
 }
 
