@@ -244,6 +244,13 @@ fn replaces(v: f32, best: f32) -> bool {
     v > best || v.is_nan()
 }
 
+/// `if take { v } else { keep }`, as bit operations (no branch per value).
+#[inline(always)]
+fn select(take: bool, v: f32, keep: f32) -> f32 {
+    let mask = (take as u32).wrapping_neg();
+    f32::from_bits((v.to_bits() & mask) | (keep.to_bits() & !mask))
+}
+
 /// One kernel tap across the interior of an output row: output `j` reads `src[j * stride]`
 /// (its index in the plane `start + j * stride`), replacing `best[j]` (and `at[j]`) by Burn's
 /// rule, or setting them when this is the window's first tap.
@@ -263,7 +270,9 @@ fn tap_pass(
     );
     // SAFETY: j < n, so j·stride ≤ (n − 1)·stride < src.len() (asserted above)
     let value = |j: usize| unsafe { *src.get_unchecked(j * stride) };
-    let index = |j: usize| (start + j * stride) as u32;
+    // u32 lanes beside the f32 ones, so that one compare mask selects both
+    let (start, stride32) = (start as u32, stride as u32);
+    let index = |j: usize| start + j as u32 * stride32;
     match (first, at) {
         (true, None) => best.iter_mut().enumerate().for_each(|(j, b)| *b = value(j)),
         (true, Some(at)) => {
@@ -275,15 +284,17 @@ fn tap_pass(
         (false, None) => {
             for (j, b) in best.iter_mut().enumerate() {
                 let v = value(j);
-                *b = if replaces(v, *b) { v } else { *b };
+                *b = select(replaces(v, *b), v, *b);
             }
         }
         (false, Some(at)) => {
             for (j, (b, a)) in best.iter_mut().zip(&mut at[..n]).enumerate() {
                 let v = value(j);
                 let take = replaces(v, *b);
-                *b = if take { v } else { *b };
-                *a = if take { index(j) } else { *a };
+                *b = select(take, v, *b);
+                // written as bit operations: an `if` here became a branch per value
+                let mask = (take as u32).wrapping_neg();
+                *a = (index(j) & mask) | (*a & !mask);
             }
         }
     }
