@@ -170,7 +170,6 @@ impl PoolGeometry {
     /// whose windows lie inside the input's columns (`interior`) are scanned one kernel tap
     /// at a time across the whole row, without a branch per value, so the compiler can
     /// vectorise them; the few at the edges one window at a time.
-    #[allow(clippy::too_many_arguments)]
     #[inline]
     fn row_max(
         &self,
@@ -181,13 +180,11 @@ impl PoolGeometry {
         best: &mut [f32],
         mut at: Option<&mut [u32]>,
     ) {
-        for (ox, &c) in cols.iter().enumerate() {
-            if !interior.contains(&ox) {
-                let (i, v) = self.window_max(plane, row, (ox, c));
-                best[ox] = v;
-                if let Some(at) = at.as_deref_mut() {
-                    at[ox] = i as u32;
-                }
+        for ox in (0..interior.start).chain(interior.end..cols.len()) {
+            let (i, v) = self.window_max(plane, row, (ox, cols[ox]));
+            best[ox] = v;
+            if let Some(at) = at.as_deref_mut() {
+                at[ox] = i as u32;
             }
         }
         if interior.is_empty() {
@@ -244,11 +241,18 @@ fn replaces(v: f32, best: f32) -> bool {
     v > best || v.is_nan()
 }
 
-/// `if take { v } else { keep }`, as bit operations (no branch per value).
+/// `if take { v } else { keep }` on 32-bit lanes, as bit operations: written as an `if`, the
+/// compiler made a branch per value of the argmax lane and the loop no longer vectorised.
+#[inline(always)]
+fn select_bits(take: bool, v: u32, keep: u32) -> u32 {
+    let mask = (take as u32).wrapping_neg();
+    (v & mask) | (keep & !mask)
+}
+
+/// [`select_bits`] on f32 values.
 #[inline(always)]
 fn select(take: bool, v: f32, keep: f32) -> f32 {
-    let mask = (take as u32).wrapping_neg();
-    f32::from_bits((v.to_bits() & mask) | (keep.to_bits() & !mask))
+    f32::from_bits(select_bits(take, v.to_bits(), keep.to_bits()))
 }
 
 /// One kernel tap across the interior of an output row: output `j` reads `src[j * stride]`
@@ -292,9 +296,7 @@ fn tap_pass(
                 let v = value(j);
                 let take = replaces(v, *b);
                 *b = select(take, v, *b);
-                // written as bit operations: an `if` here became a branch per value
-                let mask = (take as u32).wrapping_neg();
-                *a = (index(j) & mask) | (*a & !mask);
+                *a = select_bits(take, index(j), *a);
             }
         }
     }

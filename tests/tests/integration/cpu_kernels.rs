@@ -557,6 +557,7 @@ fn cpu_max_pool_gives_burns_bits_forward_and_backward() {
         ([2, 1, 5, 5], [5, 5], [1, 1], [2, 2]),   // windows larger than the stride
         ([1, 3, 7, 41], [3, 3], [2, 2], [1, 1]),  // long rows: most outputs interior
         ([1, 2, 6, 23], [3, 3], [1, 1], [1, 1]),  // stride 1, long rows
+        ([1, 2, 7, 29], [3, 3], [3, 3], [1, 1]),  // stride 3: the strided-load path
     ];
     for (i, (dims, kernel, stride, [py, px])) in cases.into_iter().enumerate() {
         device.seed(i as u64);
