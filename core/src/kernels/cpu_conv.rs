@@ -35,6 +35,7 @@ use burn::tensor::ops::ConvOptions;
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
+use super::cpu_buffer::par_zeroed_chunks;
 use super::cpu_gemm::gemm_f32;
 
 /// Samples are split into at most this many chunks for the weight gradient, whatever the
@@ -499,26 +500,22 @@ fn lane_dot(a: &[f32], b: &[f32]) -> f32 {
 /// The depthwise forward pass: each output plane is its input plane's taps, weighted.
 fn depthwise_forward(g: Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     let (plane_in, plane_out, taps, s) = (g.h * g.w, g.l(), g.kh * g.kw, g.stride[1]);
-    let mut y = vec![0f32; g.batch * g.c_out * plane_out];
-    y.par_chunks_mut(plane_out.max(1))
-        .enumerate()
-        .for_each(|(i, y_p)| {
-            let w_c = &weight[(i % g.c_in) * taps..(i % g.c_in + 1) * taps];
-            let x_p = &x[i * plane_in..(i + 1) * plane_in];
-            g.for_each_row_segment(|tap, out, iy, ix0| {
-                let (wv, src) = (w_c[tap], &x_p[iy * g.w + ix0..(iy + 1) * g.w]);
-                if s == 1 {
-                    for (d, v) in y_p[out].iter_mut().zip(src) {
-                        *d += wv * v;
-                    }
-                } else {
-                    for (d, v) in y_p[out].iter_mut().zip(src.iter().step_by(s)) {
-                        *d += wv * v;
-                    }
+    par_zeroed_chunks(g.batch * g.c_out * plane_out, plane_out, |i, y_p| {
+        let w_c = &weight[(i % g.c_in) * taps..(i % g.c_in + 1) * taps];
+        let x_p = &x[i * plane_in..(i + 1) * plane_in];
+        g.for_each_row_segment(|tap, out, iy, ix0| {
+            let (wv, src) = (w_c[tap], &x_p[iy * g.w + ix0..(iy + 1) * g.w]);
+            if s == 1 {
+                for (d, v) in y_p[out].iter_mut().zip(src) {
+                    *d += wv * v;
                 }
-            });
+            } else {
+                for (d, v) in y_p[out].iter_mut().zip(src.iter().step_by(s)) {
+                    *d += wv * v;
+                }
+            }
         });
-    y
+    })
 }
 
 /// The depthwise weight gradient: per channel and tap, `Σ_b Σ_(oy, ox) G · x` in a fixed order.
@@ -551,26 +548,22 @@ fn depthwise_weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
 /// The depthwise input gradient: each output-gradient plane's taps, weighted, added back.
 fn depthwise_x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     let (plane_in, plane_out, taps, s) = (g.h * g.w, g.l(), g.kh * g.kw, g.stride[1]);
-    let mut dx = vec![0f32; g.batch * g.c_in * plane_in];
-    dx.par_chunks_mut(plane_in.max(1))
-        .enumerate()
-        .for_each(|(i, dx_p)| {
-            let w_c = &weight[(i % g.c_in) * taps..(i % g.c_in + 1) * taps];
-            let g_p = &grad[i * plane_out..(i + 1) * plane_out];
-            g.for_each_row_segment(|tap, out, iy, ix0| {
-                let (wv, dst) = (w_c[tap], &mut dx_p[iy * g.w + ix0..(iy + 1) * g.w]);
-                if s == 1 {
-                    for (d, v) in dst.iter_mut().zip(&g_p[out]) {
-                        *d += wv * v;
-                    }
-                } else {
-                    for (d, v) in dst.iter_mut().step_by(s).zip(&g_p[out]) {
-                        *d += wv * v;
-                    }
+    par_zeroed_chunks(g.batch * g.c_in * plane_in, plane_in, |i, dx_p| {
+        let w_c = &weight[(i % g.c_in) * taps..(i % g.c_in + 1) * taps];
+        let g_p = &grad[i * plane_out..(i + 1) * plane_out];
+        g.for_each_row_segment(|tap, out, iy, ix0| {
+            let (wv, dst) = (w_c[tap], &mut dx_p[iy * g.w + ix0..(iy + 1) * g.w]);
+            if s == 1 {
+                for (d, v) in dst.iter_mut().zip(&g_p[out]) {
+                    *d += wv * v;
                 }
-            });
+            } else {
+                for (d, v) in dst.iter_mut().step_by(s).zip(&g_p[out]) {
+                    *d += wv * v;
+                }
+            }
         });
-    dx
+    })
 }
 
 /// `y_b = W · col(x_b)`, `[B, C_out, Ho, Wo]`.
@@ -580,29 +573,25 @@ fn forward(g: Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     }
     let l = g.l();
     let x_len = g.c_in * g.h * g.w;
-    let mut y = vec![0f32; g.batch * g.c_out * l];
-    y.par_chunks_mut((g.c_out * l).max(1))
-        .enumerate()
-        .for_each(|(b, y_b)| {
-            with_col(&g, &x[b * x_len..(b + 1) * x_len], |col| {
-                // per group: W_g (C_out/G × K/G) · col_g (K/G × L); col_g: a block of col's rows
-                let (kg, cg) = (g.k_group(), g.c_out_group());
-                for grp in 0..g.groups {
-                    gemm_f32(
-                        cg,
-                        l,
-                        kg,
-                        &mut y_b[grp * cg * l..],
-                        false,
-                        &weight[grp * cg * kg..],
-                        [kg as isize, 1],
-                        &col[grp * kg * l..],
-                        [l as isize, 1],
-                    );
-                }
-            });
+    par_zeroed_chunks(g.batch * g.c_out * l, g.c_out * l, |b, y_b| {
+        with_col(&g, &x[b * x_len..(b + 1) * x_len], |col| {
+            // per group: W_g (C_out/G × K/G) · col_g (K/G × L); col_g: a block of col's rows
+            let (kg, cg) = (g.k_group(), g.c_out_group());
+            for grp in 0..g.groups {
+                gemm_f32(
+                    cg,
+                    l,
+                    kg,
+                    &mut y_b[grp * cg * l..],
+                    false,
+                    &weight[grp * cg * kg..],
+                    [kg as isize, 1],
+                    &col[grp * kg * l..],
+                    [l as isize, 1],
+                );
+            }
         });
-    y
+    })
 }
 
 /// `dW = Σ_b G_b · col(x_b)ᵀ` (per group), `[C_out, C_in / groups, kh, kw]`.
@@ -658,39 +647,35 @@ fn x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     let (k, l) = (g.k(), g.l());
     let x_len = g.c_in * g.h * g.w;
     let g_len = g.c_out * l;
-    let mut dx = vec![0f32; g.batch * x_len];
-    dx.par_chunks_mut(x_len.max(1))
-        .enumerate()
-        .for_each(|(b, dx_b)| {
-            let grad_b = &grad[b * g_len..(b + 1) * g_len];
-            // per group: W_gᵀ (K/G × C_out/G; W is C_out × K/G row-major) · G_b,g (C_out/G × L)
-            let (kg, cg) = (g.k_group(), g.c_out_group());
-            let col_grad = |col: &mut [f32]| {
-                for grp in 0..g.groups {
-                    gemm_f32(
-                        kg,
-                        l,
-                        cg,
-                        &mut col[grp * kg * l..],
-                        false,
-                        &weight[grp * cg * kg..],
-                        [1, kg as isize],
-                        &grad_b[grp * cg * l..],
-                        [l as isize, 1],
-                    );
-                }
-            };
-            if g.is_pointwise() {
-                // col2im is the identity: the product is the sample's gradient
-                col_grad(dx_b);
-            } else {
-                with_scratch(k * l, |col| {
-                    col_grad(col);
-                    g.col2im(col, dx_b);
-                });
+    par_zeroed_chunks(g.batch * x_len, x_len, |b, dx_b| {
+        let grad_b = &grad[b * g_len..(b + 1) * g_len];
+        // per group: W_gᵀ (K/G × C_out/G; W is C_out × K/G row-major) · G_b,g (C_out/G × L)
+        let (kg, cg) = (g.k_group(), g.c_out_group());
+        let col_grad = |col: &mut [f32]| {
+            for grp in 0..g.groups {
+                gemm_f32(
+                    kg,
+                    l,
+                    cg,
+                    &mut col[grp * kg * l..],
+                    false,
+                    &weight[grp * cg * kg..],
+                    [1, kg as isize],
+                    &grad_b[grp * cg * l..],
+                    [l as isize, 1],
+                );
             }
-        });
-    dx
+        };
+        if g.is_pointwise() {
+            // col2im is the identity: the product is the sample's gradient
+            col_grad(dx_b);
+        } else {
+            with_scratch(k * l, |col| {
+                col_grad(col);
+                g.col2im(col, dx_b);
+            });
+        }
+    })
 }
 
 impl CpuConvOps for Flex {

@@ -32,6 +32,7 @@ use burn::tensor::DType;
 use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
+use super::cpu_buffer::par_zeroed_chunks;
 use super::cpu_conv::runs_on_flex;
 
 /// Batch normalisation on the CPU as a Burn backend extension.
@@ -195,34 +196,29 @@ fn normalise(
     mean: &[f32],
     inv_std: &[f32],
 ) -> Vec<f32> {
-    let mut y = vec![0f32; x.len()];
     if plane == 1 {
         // `[N, C]`: whole rows per task, the per-channel factors in arrays the row zips over
         let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
         let rows = rows_per_task(c) * c;
-        y.par_chunks_mut(rows)
-            .zip(x.par_chunks(rows))
-            .for_each(|(y_rows, x_rows)| {
-                for (y_row, x_row) in y_rows.chunks_exact_mut(c).zip(x_rows.chunks_exact(c)) {
-                    let factors = mean.iter().zip(&scale).zip(beta);
-                    for ((o, v), ((m, scale), shift)) in y_row.iter_mut().zip(x_row).zip(factors) {
-                        *o = (v - m) * scale + shift;
-                    }
+        return par_zeroed_chunks(x.len(), rows, |i, y_rows| {
+            let x_rows = &x[i * rows..i * rows + y_rows.len()];
+            for (y_row, x_row) in y_rows.chunks_exact_mut(c).zip(x_rows.chunks_exact(c)) {
+                let factors = mean.iter().zip(&scale).zip(beta);
+                for ((o, v), ((m, scale), shift)) in y_row.iter_mut().zip(x_row).zip(factors) {
+                    *o = (v - m) * scale + shift;
                 }
-            });
-        return y;
-    }
-    y.par_chunks_mut(plane.max(1))
-        .zip(x.par_chunks(plane.max(1)))
-        .enumerate()
-        .for_each(|(i, (y_p, x_p))| {
-            let ch = i % c;
-            let (m, scale, shift) = (mean[ch], gamma[ch] * inv_std[ch], beta[ch]);
-            for (o, v) in y_p.iter_mut().zip(x_p) {
-                *o = (v - m) * scale + shift;
             }
         });
-    y
+    }
+    let plane = plane.max(1);
+    par_zeroed_chunks(x.len(), plane, |i, y_p| {
+        let ch = i % c;
+        let (m, scale, shift) = (mean[ch], gamma[ch] * inv_std[ch], beta[ch]);
+        let x_p = &x[i * plane..i * plane + y_p.len()];
+        for (o, v) in y_p.iter_mut().zip(x_p) {
+            *o = (v - m) * scale + shift;
+        }
+    })
 }
 
 fn f32_tensor(values: Vec<f32>, shape: Shape) -> FlexTensor {
@@ -334,21 +330,18 @@ impl CpuNormOps for Flex {
             })
             .unzip();
         let count = (n * plane).max(1) as f64;
-        let mut dx = vec![0f32; xv.len()];
-        dx.par_chunks_mut(plane.max(1))
-            .enumerate()
-            .for_each(|(i, dx_p)| {
-                let (b, ch) = (i / c, i % c);
-                let (m, s) = (mean_v[ch], inv_std[ch]);
-                let mean_g = (beta_grad[ch] / count) as f32;
-                let mean_gn = (gamma_grad[ch] / count) as f32;
-                let scale = gamma_v[ch] * s;
-                let (g_p, x_p) = (plane_of(gv, b, ch, c, plane), plane_of(xv, b, ch, c, plane));
-                for ((d, gi), xi) in dx_p.iter_mut().zip(g_p).zip(x_p) {
-                    let normalised = (xi - m) * s;
-                    *d = scale * (gi - mean_g - normalised * mean_gn);
-                }
-            });
+        let dx = par_zeroed_chunks(xv.len(), plane, |i, dx_p| {
+            let (b, ch) = (i / c, i % c);
+            let (m, s) = (mean_v[ch], inv_std[ch]);
+            let mean_g = (beta_grad[ch] / count) as f32;
+            let mean_gn = (gamma_grad[ch] / count) as f32;
+            let scale = gamma_v[ch] * s;
+            let (g_p, x_p) = (plane_of(gv, b, ch, c, plane), plane_of(xv, b, ch, c, plane));
+            for ((d, gi), xi) in dx_p.iter_mut().zip(g_p).zip(x_p) {
+                let normalised = (xi - m) * s;
+                *d = scale * (gi - mean_g - normalised * mean_gn);
+            }
+        });
         let to_f32 = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect::<Vec<_>>();
         (
             f32_tensor(dx, shape),
@@ -411,27 +404,26 @@ fn row_backward(
     let mean_g: Vec<f32> = sum_g.iter().map(|s| (s / count) as f32).collect();
     let mean_gn: Vec<f32> = gamma_grad.iter().map(|s| (s / count) as f32).collect();
     let scale: Vec<f32> = gamma.iter().zip(inv_std).map(|(g, s)| g * s).collect();
-    let mut dx = vec![0f32; x.len()];
     let rows = rows_per_task(c) * c;
-    dx.par_chunks_mut(rows)
-        .zip(g.par_chunks(rows).zip(x.par_chunks(rows)))
-        .for_each(|(dx_rows, (g_rows, x_rows))| {
-            let row_triples = dx_rows
-                .chunks_exact_mut(c)
-                .zip(g_rows.chunks_exact(c).zip(x_rows.chunks_exact(c)));
-            for (dx_row, (g_row, x_row)) in row_triples {
-                let factors = mean
-                    .iter()
-                    .zip(inv_std)
-                    .zip(mean_g.iter().zip(&mean_gn))
-                    .zip(&scale);
-                let values = dx_row.iter_mut().zip(g_row.iter().zip(x_row));
-                for ((d, (gi, xi)), (((m, s), (mg, mgn)), scale)) in values.zip(factors) {
-                    let normalised = (xi - m) * s;
-                    *d = scale * (gi - mg - normalised * mgn);
-                }
+    let dx = par_zeroed_chunks(x.len(), rows, |i, dx_rows| {
+        let span = i * rows..i * rows + dx_rows.len();
+        let (g_rows, x_rows) = (&g[span.clone()], &x[span]);
+        let row_triples = dx_rows
+            .chunks_exact_mut(c)
+            .zip(g_rows.chunks_exact(c).zip(x_rows.chunks_exact(c)));
+        for (dx_row, (g_row, x_row)) in row_triples {
+            let factors = mean
+                .iter()
+                .zip(inv_std)
+                .zip(mean_g.iter().zip(&mean_gn))
+                .zip(&scale);
+            let values = dx_row.iter_mut().zip(g_row.iter().zip(x_row));
+            for ((d, (gi, xi)), (((m, s), (mg, mgn)), scale)) in values.zip(factors) {
+                let normalised = (xi - m) * s;
+                *d = scale * (gi - mg - normalised * mgn);
             }
-        });
+        }
+    });
     let to_f32 = |v: Vec<f64>| v.into_iter().map(|s| s as f32).collect::<Vec<_>>();
     (dx, to_f32(gamma_grad), to_f32(sum_g))
 }

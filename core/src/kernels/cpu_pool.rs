@@ -29,8 +29,8 @@ use burn::nn::pool::MaxPool2d;
 use burn::prelude::*;
 use burn::tensor::DType;
 use burn_flex::{Flex, FlexTensor};
-use rayon::prelude::*;
 
+use super::cpu_buffer::par_zeroed_chunks;
 use super::cpu_conv::runs_on_flex;
 
 /// Max pooling on the CPU as a Burn backend extension.
@@ -307,15 +307,12 @@ fn forward(g: PoolGeometry, x: &[f32]) -> Vec<f32> {
     let (rows, cols) = g.rows_and_cols();
     let interior = g.interior_cols(&cols);
     let (hw, out) = (g.h * g.w, g.ho * g.wo);
-    let mut y = vec![0f32; g.planes * out];
-    y.par_chunks_mut(out.max(1))
-        .zip(x.par_chunks(hw.max(1)))
-        .for_each(|(y_p, x_p)| {
-            for (oy, (&r, y_row)) in rows.iter().zip(y_p.chunks_mut(g.wo)).enumerate() {
-                g.row_max(x_p, (oy, r), &cols, &interior, y_row, None);
-            }
-        });
-    y
+    par_zeroed_chunks(g.planes * out, out, |i, y_p| {
+        let x_p = &x[i * hw..(i + 1) * hw];
+        for (oy, (&r, y_row)) in rows.iter().zip(y_p.chunks_mut(g.wo)).enumerate() {
+            g.row_max(x_p, (oy, r), &cols, &interior, y_row, None);
+        }
+    })
 }
 
 /// The input gradient, `[planes, H, W]`: each output's gradient added at its maximum, in
@@ -324,22 +321,26 @@ fn x_grad(g: PoolGeometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let (rows, cols) = g.rows_and_cols();
     let interior = g.interior_cols(&cols);
     let (hw, out) = (g.h * g.w, g.ho * g.wo);
-    let mut dx = vec![0f32; g.planes * hw];
-    dx.par_chunks_mut(hw.max(1))
-        .zip(x.par_chunks(hw.max(1)))
-        .zip(grad.par_chunks(out.max(1)))
-        .for_each_init(
-            || (vec![0f32; g.wo], vec![0u32; g.wo]),
-            |(best, at), ((dx_p, x_p), g_p)| {
-                for (oy, (&r, g_row)) in rows.iter().zip(g_p.chunks(g.wo)).enumerate() {
-                    g.row_max(x_p, (oy, r), &cols, &interior, best, Some(at));
-                    for (&i, &gv) in at.iter().zip(g_row) {
-                        dx_p[i as usize] += gv;
-                    }
+    par_zeroed_chunks(g.planes * hw, hw, |p, dx_p| {
+        let (x_p, g_p) = (&x[p * hw..(p + 1) * hw], &grad[p * out..(p + 1) * out]);
+        ROW_SCRATCH.with(|cell| {
+            let (best, at) = &mut *cell.borrow_mut();
+            best.resize(g.wo, 0.0);
+            at.resize(g.wo, 0);
+            for (oy, (&r, g_row)) in rows.iter().zip(g_p.chunks(g.wo)).enumerate() {
+                g.row_max(x_p, (oy, r), &cols, &interior, best, Some(at));
+                for (&i, &gv) in at.iter().zip(g_row) {
+                    dx_p[i as usize] += gv;
                 }
-            },
-        );
-    dx
+            }
+        });
+    })
+}
+
+thread_local! {
+    /// This thread's row of maxima and their positions for the backward scan (reused).
+    static ROW_SCRATCH: core::cell::RefCell<(Vec<f32>, Vec<u32>)> =
+        const { core::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 fn f32_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {

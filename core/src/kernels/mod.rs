@@ -18,6 +18,10 @@
 
 mod wgsl;
 
+/// Output buffers zeroed on the thread pool, chunk by chunk (native targets).
+#[cfg(not(target_family = "wasm"))]
+mod cpu_buffer;
+
 /// The CPU convolution with an im2col + GEMM backward pass (native targets).
 #[cfg(not(target_family = "wasm"))]
 pub mod cpu_conv;
