@@ -323,24 +323,15 @@ fn x_grad(g: PoolGeometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
     let (hw, out) = (g.h * g.w, g.ho * g.wo);
     par_zeroed_chunks(g.planes * hw, hw, |p, dx_p| {
         let (x_p, g_p) = (&x[p * hw..(p + 1) * hw], &grad[p * out..(p + 1) * out]);
-        ROW_SCRATCH.with(|cell| {
-            let (best, at) = &mut *cell.borrow_mut();
-            best.resize(g.wo, 0.0);
-            at.resize(g.wo, 0);
-            for (oy, (&r, g_row)) in rows.iter().zip(g_p.chunks(g.wo)).enumerate() {
-                g.row_max(x_p, (oy, r), &cols, &interior, best, Some(at));
-                for (&i, &gv) in at.iter().zip(g_row) {
-                    dx_p[i as usize] += gv;
-                }
+        // one output row's maxima and their positions (two small buffers a plane)
+        let (mut best, mut at) = (vec![0f32; g.wo], vec![0u32; g.wo]);
+        for (oy, (&r, g_row)) in rows.iter().zip(g_p.chunks(g.wo)).enumerate() {
+            g.row_max(x_p, (oy, r), &cols, &interior, &mut best, Some(&mut at));
+            for (&i, &gv) in at.iter().zip(g_row) {
+                dx_p[i as usize] += gv;
             }
-        });
+        }
     })
-}
-
-thread_local! {
-    /// This thread's row of maxima and their positions for the backward scan (reused).
-    static ROW_SCRATCH: core::cell::RefCell<(Vec<f32>, Vec<u32>)> =
-        const { core::cell::RefCell::new((Vec::new(), Vec::new())) };
 }
 
 fn f32_tensor(values: Vec<f32>, shape: [usize; 4]) -> FlexTensor {
