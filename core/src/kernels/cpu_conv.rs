@@ -36,7 +36,12 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::cpu_buffer::par_zeroed_chunks;
+use super::cpu_conv3x3::Conv3x3;
 use super::cpu_gemm::gemm_f32;
+
+/// The smallest plane (`H · W`) a 3×3 "same" convolution is computed directly on
+/// ([`Geometry::is_direct_3x3`]): 7×7, where the direct tile and im2col + gemm were level.
+const MIN_DIRECT_PLANE: usize = 49;
 
 /// Samples are split into at most this many chunks for the weight gradient, whatever the
 /// thread count, so its sums are added in the same order on any machine setting.
@@ -141,6 +146,20 @@ impl Geometry {
     /// sample itself (`C_in × H·W`), and col2im is the identity.
     fn is_pointwise(&self) -> bool {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
+    }
+
+    /// A 3×3 "same" convolution (stride 1, padding 1, one group) on planes of at least 7×7
+    /// values, which [`Conv3x3`] computes directly (forward pass and input gradient) where the
+    /// CPU has AVX2 and FMA. On smaller planes its register tile, which also covers the two
+    /// padding columns of each row, wastes too much of its work: 4×4 planes stay with gemm.
+    fn is_direct_3x3(&self) -> bool {
+        self.groups == 1
+            && [self.kh, self.kw] == [3, 3]
+            && self.stride == [1, 1]
+            && self.dilation == [1, 1]
+            && self.pad == [1, 1]
+            && [self.ho, self.wo] == [self.h, self.w]
+            && self.h * self.w >= MIN_DIRECT_PLANE
     }
 
     /// Columns of the im2col matrix: `Ho · Wo`.
@@ -573,6 +592,18 @@ fn forward(g: Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     }
     let l = g.l();
     let x_len = g.c_in * g.h * g.w;
+    let direct = g.is_direct_3x3().then(|| {
+        Conv3x3::new(g.c_in, g.c_out, g.h, g.w, |o, i, t| {
+            weight[(o * g.c_in + i) * 9 + t]
+        })
+    });
+    if let Some(Some(conv)) = direct {
+        return par_zeroed_chunks(g.batch * g.c_out * l, g.c_out * l, |b, y_b| {
+            with_scratch(conv.scratch_len(), |scratch| {
+                conv.run(&x[b * x_len..(b + 1) * x_len], y_b, scratch);
+            });
+        });
+    }
     par_zeroed_chunks(g.batch * g.c_out * l, g.c_out * l, |b, y_b| {
         with_col(&g, &x[b * x_len..(b + 1) * x_len], |col| {
             // per group: W_g (C_out/G × K/G) · col_g (K/G × L); col_g: a block of col's rows
@@ -647,6 +678,20 @@ fn x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     let (k, l) = (g.k(), g.l());
     let x_len = g.c_in * g.h * g.w;
     let g_len = g.c_out * l;
+    // stride 1, padding 1: the input gradient is the output gradient convolved, "same", with
+    // the kernel flipped and its channels swapped
+    let direct = g.is_direct_3x3().then(|| {
+        Conv3x3::new(g.c_out, g.c_in, g.h, g.w, |i, o, t| {
+            weight[(o * g.c_in + i) * 9 + 8 - t]
+        })
+    });
+    if let Some(Some(conv)) = direct {
+        return par_zeroed_chunks(g.batch * x_len, x_len, |b, dx_b| {
+            with_scratch(conv.scratch_len(), |scratch| {
+                conv.run(&grad[b * g_len..(b + 1) * g_len], dx_b, scratch);
+            });
+        });
+    }
     par_zeroed_chunks(g.batch * x_len, x_len, |b, dx_b| {
         let grad_b = &grad[b * g_len..(b + 1) * g_len];
         // per group: W_gᵀ (K/G × C_out/G; W is C_out × K/G row-major) · G_b,g (C_out/G × L)

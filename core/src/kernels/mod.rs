@@ -26,6 +26,10 @@ mod cpu_buffer;
 #[cfg(not(target_family = "wasm"))]
 pub mod cpu_conv;
 
+/// The direct 3×3 "same" convolution with an AVX2 register tile (native targets).
+#[cfg(not(target_family = "wasm"))]
+mod cpu_conv3x3;
+
 /// The f32 matrix product of the CPU kernels (native targets).
 #[cfg(not(target_family = "wasm"))]
 mod cpu_gemm;

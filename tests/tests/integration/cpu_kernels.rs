@@ -64,6 +64,26 @@ fn cases() -> Vec<Case> {
             PaddingConfig2d::Explicit(1, 1, 1, 1),
         ),
         case(5, 8, [8, 8], 16, [1, 1], [2, 2], PaddingConfig2d::Valid),
+        // 3×3 "same" on planes of 7×7 and up: the direct AVX2 tile on CPUs that have it, with
+        // output channels that do not fill its blocks of four, and a plane of exactly 7×7
+        case(
+            2,
+            5,
+            [10, 13],
+            7,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+        ),
+        case(
+            3,
+            24,
+            [7, 7],
+            9,
+            [3, 3],
+            [1, 1],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+        ),
         // planes smaller than the kernel (the deepest layers of a tiny image): whole kernel
         // rows and columns fall in the padding
         case(
@@ -258,9 +278,10 @@ fn cpu_convolution_matches_burns_conv2d_forward_and_gradients() {
 fn cpu_convolution_gives_the_same_bits_on_any_thread_count() {
     let _rng = mmanet_core::rng::burn_rng(); // seeds or draws: see mmanet_core::rng
     let device = Device::flex().autodiff();
-    // the ResNet stem (im2col + GEMM) and the learned upsampling (depthwise, direct)
+    // the ResNet stem (im2col + GEMM), a block conv (the direct 3×3 tile on 16×16 planes) and
+    // the learned upsampling (depthwise, direct)
     let all = cases();
-    for case in [&all[0], &all[all.len() - 2]] {
+    for case in [&all[0], &all[1], &all[all.len() - 2]] {
         device.seed(7);
         let conv = layer(case, &device);
         let x = Tensor::<4>::random(

@@ -1,0 +1,227 @@
+//! A direct 3×3 convolution (stride 1, padding 1: the "same" layers of ResNet and ESANet) on
+//! x86-64 with AVX2 and FMA, for [`super::cpu_conv`]'s forward pass and input gradient.
+//!
+//! im2col + GEMM writes every input value nine times into a `C_in·9 × H·W` matrix, which gemm
+//! then packs again before its microkernel reads it. Here each sample's input planes are copied
+//! once into planes one pixel wider on every side (`(H + 2) × (W + 2)`, zeros around), and the
+//! output is computed on the same padded grid, flattened: output position `p = oy·(W + 2) + ox`
+//! reads the padded input at `p + ky·(W + 2) + kx` for tap `(ky, kx)`, so every tap is a fixed
+//! offset and eight neighbouring outputs are one unaligned vector load, whatever the row. A
+//! tile of 4 output channels × 16 positions stays in eight AVX registers across all input
+//! channels and taps (4 broadcast weights and 2 loads per 8 FMAs); the two columns per row
+//! that fall outside the output are computed and dropped when the tile is copied out. (4 × 24
+//! positions, twelve accumulators, left LLVM too few registers: it spilled to the stack and was
+//! slower than gemm; 4 × 16 and 3 × 24 were level, the 4 × 16 tile spills nothing.)
+//!
+//! Each output is one FMA chain over the input channels, then the taps in row-major order, so
+//! results do not depend on the thread count or the tiling; they differ from the im2col path's
+//! in the last bits (another order of the same sum).
+
+/// Output channels in one register tile.
+const CO_BLOCK: usize = 4;
+/// AVX vectors of output positions in one register tile.
+const VECS: usize = 2;
+/// Flattened output positions in one register tile.
+const POS_BLOCK: usize = 8 * VECS;
+/// Floats read past the last padded plane by the last tile (its positions beyond the output):
+/// at most `POS_BLOCK` after the last plane's end.
+const TAIL: usize = POS_BLOCK + 8;
+
+/// A 3×3 "same" convolution of one sample, `[C_in, H, W]` → `[C_out, H, W]`, with its weights
+/// rearranged for the register tile.
+pub(crate) struct Conv3x3 {
+    c_in: usize,
+    c_out: usize,
+    h: usize,
+    w: usize,
+    /// `[⌈C_out / CO_BLOCK⌉][C_in][9][CO_BLOCK]`: per block of output channels, per input channel and
+    /// tap, the block's channels' weights side by side (zeros past `C_out`).
+    packed: Vec<f32>,
+}
+
+impl Conv3x3 {
+    /// The convolution of `c_in` planes of `h × w` into `c_out`, with the weight of output
+    /// channel `o`, input channel `i` and tap `t = ky·3 + kx` given by `weight(o, i, t)`.
+    /// `None` where the CPU lacks AVX2 or FMA (the caller keeps im2col + GEMM).
+    pub(crate) fn new(
+        c_in: usize,
+        c_out: usize,
+        h: usize,
+        w: usize,
+        weight: impl Fn(usize, usize, usize) -> f32,
+    ) -> Option<Self> {
+        if !has_avx2_fma() || c_in == 0 || c_out == 0 || h == 0 || w == 0 {
+            return None;
+        }
+        let blocks = c_out.div_ceil(CO_BLOCK);
+        let mut packed = vec![0f32; blocks * c_in * 9 * CO_BLOCK];
+        for (blk, block) in packed.chunks_exact_mut(c_in * 9 * CO_BLOCK).enumerate() {
+            for (i, channel) in block.chunks_exact_mut(9 * CO_BLOCK).enumerate() {
+                for (t, tap) in channel.chunks_exact_mut(CO_BLOCK).enumerate() {
+                    for (lane, v) in tap.iter_mut().enumerate() {
+                        let o = blk * CO_BLOCK + lane;
+                        if o < c_out {
+                            *v = weight(o, i, t);
+                        }
+                    }
+                }
+            }
+        }
+        Some(Self {
+            c_in,
+            c_out,
+            h,
+            w,
+            packed,
+        })
+    }
+
+    /// Columns of a padded row.
+    fn wp(&self) -> usize {
+        self.w + 2
+    }
+
+    /// Floats of one padded input plane.
+    fn plane_in(&self) -> usize {
+        (self.h + 2) * self.wp()
+    }
+
+    /// Flattened output positions computed per channel: `H · (W + 2)`, rounded up to a tile.
+    fn plane_out(&self) -> usize {
+        (self.h * self.wp()).div_ceil(POS_BLOCK) * POS_BLOCK
+    }
+
+    /// Floats of scratch memory [`Conv3x3::run`] needs.
+    pub(crate) fn scratch_len(&self) -> usize {
+        self.c_in * self.plane_in()
+            + TAIL
+            + self.c_out.div_ceil(CO_BLOCK) * CO_BLOCK * self.plane_out()
+    }
+
+    /// `y = conv(x)` for one sample: `x` is `[C_in, H, W]`, `y` `[C_out, H, W]` (overwritten),
+    /// `scratch` at least [`Conv3x3::scratch_len`] floats of any content.
+    pub(crate) fn run(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
+        let (h, w, wp) = (self.h, self.w, self.wp());
+        let (plane_in, plane_out) = (self.plane_in(), self.plane_out());
+        assert!(x.len() >= self.c_in * h * w && y.len() >= self.c_out * h * w);
+        let (xp, yp) = scratch[..self.scratch_len()].split_at_mut(self.c_in * plane_in + TAIL);
+        // the padded input planes, zeros around and after
+        for (c, dst) in xp[..self.c_in * plane_in]
+            .chunks_exact_mut(plane_in)
+            .enumerate()
+        {
+            dst[..wp + 1].fill(0.0);
+            for r in 0..h {
+                let row = &mut dst[(r + 1) * wp + 1..(r + 2) * wp + 1];
+                row[..w].copy_from_slice(&x[(c * h + r) * w..(c * h + r + 1) * w]);
+                row[w..].fill(0.0);
+            }
+            dst[(h + 1) * wp + 1..].fill(0.0);
+        }
+        xp[self.c_in * plane_in..].fill(0.0);
+        let blocks = self.c_out.div_ceil(CO_BLOCK);
+        let block_len = self.c_in * 9 * CO_BLOCK;
+        for p0 in (0..plane_out).step_by(POS_BLOCK) {
+            for blk in 0..blocks {
+                let weights = &self.packed[blk * block_len..(blk + 1) * block_len];
+                let out = &mut yp[blk * CO_BLOCK * plane_out..];
+                // SAFETY: `has_avx2_fma()` held when `self` was made. The tile reads the padded
+                // input at `p0 + tap offset + 0..POS_BLOCK` for each channel: at most
+                // `(C_in − 1)·plane_in + plane_out − 1 + 2·wp + 2`, which `TAIL` keeps inside
+                // `xp` (plane_out < h·wp + POS_BLOCK and plane_in = (h + 2)·wp); it writes
+                // `out[o·plane_out + p0 .. + POS_BLOCK]` for o < 4, inside `yp`.
+                unsafe {
+                    register_tile(
+                        weights.as_ptr(),
+                        xp.as_ptr().add(p0),
+                        plane_in,
+                        self.c_in,
+                        wp,
+                        out.as_mut_ptr().add(p0),
+                        plane_out,
+                    );
+                }
+            }
+        }
+        // the output's columns of the padded grid
+        for (o, dst) in y[..self.c_out * h * w].chunks_exact_mut(h * w).enumerate() {
+            let src = &yp[o * plane_out..];
+            for (r, row) in dst.chunks_exact_mut(w).enumerate() {
+                row.copy_from_slice(&src[r * wp..r * wp + w]);
+            }
+        }
+    }
+}
+
+/// Whether this CPU runs the AVX2 + FMA tile.
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One register tile: `y[o·y_stride + p] = Σ_i Σ_t w[i][t][o] · x[i·plane + off(t) + p]` for
+/// `o < CO_BLOCK` and `p < POS_BLOCK`, where `off(ky·3 + kx) = ky·wp + kx`.
+///
+/// # Safety
+/// The CPU supports AVX2 and FMA; `w` holds `c_in·36` floats, `x` is readable up to
+/// `(c_in − 1)·plane + 2·wp + 2 + POS_BLOCK`, and `y` writable at `o·y_stride + p` for
+/// `o < CO_BLOCK`, `p < POS_BLOCK`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn register_tile(
+    w: *const f32,
+    x: *const f32,
+    plane: usize,
+    c_in: usize,
+    wp: usize,
+    y: *mut f32,
+    y_stride: usize,
+) {
+    use std::arch::x86_64::*;
+    let offsets = [0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2];
+    // SAFETY (whole body): every pointer offset stays inside the ranges the caller vouches for.
+    unsafe {
+        let mut acc = [[_mm256_setzero_ps(); VECS]; CO_BLOCK];
+        for i in 0..c_in {
+            let xi = x.add(i * plane);
+            let wi = w.add(i * 9 * CO_BLOCK);
+            for (t, &off) in offsets.iter().enumerate() {
+                let xs = xi.add(off);
+                let v: [__m256; VECS] = core::array::from_fn(|j| _mm256_loadu_ps(xs.add(8 * j)));
+                let wt = wi.add(t * CO_BLOCK);
+                for (o, acc_o) in acc.iter_mut().enumerate() {
+                    let wv = _mm256_broadcast_ss(&*wt.add(o));
+                    for (a, xv) in acc_o.iter_mut().zip(v) {
+                        *a = _mm256_fmadd_ps(wv, xv, *a);
+                    }
+                }
+            }
+        }
+        for (o, acc_o) in acc.iter().enumerate() {
+            let yo = y.add(o * y_stride);
+            for (j, a) in acc_o.iter().enumerate() {
+                _mm256_storeu_ps(yo.add(8 * j), *a);
+            }
+        }
+    }
+}
+
+/// Never called: [`Conv3x3::new`] returns `None` off x86-64.
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn register_tile(
+    _w: *const f32,
+    _x: *const f32,
+    _plane: usize,
+    _c_in: usize,
+    _wp: usize,
+    _y: *mut f32,
+    _y_stride: usize,
+) {
+    unreachable!("the AVX2 tile runs on x86-64 only")
+}
