@@ -36,7 +36,7 @@ use burn_flex::{Flex, FlexTensor};
 use rayon::prelude::*;
 
 use super::cpu_buffer::par_zeroed_chunks;
-use super::cpu_conv3x3::Conv3x3;
+use super::cpu_conv3x3::{self, Conv3x3};
 use super::cpu_gemm::gemm_f32;
 
 /// The smallest plane (`H · W`) a 3×3 "same" convolution is computed directly on
@@ -149,9 +149,10 @@ impl Geometry {
     }
 
     /// A 3×3 "same" convolution (stride 1, padding 1, one group) on planes of at least 7×7
-    /// values, which [`Conv3x3`] computes directly (forward pass and input gradient) where the
-    /// CPU has AVX2 and FMA. On smaller planes its register tile, which also covers the two
-    /// padding columns of each row, wastes too much of its work: 4×4 planes stay with gemm.
+    /// values: [`Conv3x3`] computes its forward pass and input gradient directly where the CPU
+    /// has AVX2 and FMA, and [`cpu_conv3x3::add_weight_grad`] its weight gradient from padded
+    /// planes (nine products, no im2col) on any CPU. On smaller planes the two padding columns
+    /// each row carries along cost more than they save: 4×4 planes stay with im2col + gemm.
     fn is_direct_3x3(&self) -> bool {
         self.groups == 1
             && [self.kh, self.kw] == [3, 3]
@@ -641,6 +642,22 @@ fn weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
             let mut dw = vec![0f32; g.c_out * kg];
             for b in c * chunk..((c + 1) * chunk).min(g.batch) {
                 let grad_b = &grad[b * g_len..(b + 1) * g_len];
+                if g.is_direct_3x3() {
+                    let len = cpu_conv3x3::weight_grad_scratch_len(g.c_in, g.c_out, g.h, g.w);
+                    with_scratch(len, |scratch| {
+                        cpu_conv3x3::add_weight_grad(
+                            g.c_in,
+                            g.c_out,
+                            g.h,
+                            g.w,
+                            &x[b * x_len..(b + 1) * x_len],
+                            grad_b,
+                            &mut dw,
+                            scratch,
+                        );
+                    });
+                    continue;
+                }
                 with_col(&g, &x[b * x_len..(b + 1) * x_len], |col| {
                     // per group: G_b,g (C_out/G × L) · col_gᵀ (L × K/G; col is K × L row-major)
                     for grp in 0..g.groups {

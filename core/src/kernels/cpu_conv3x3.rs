@@ -17,6 +17,8 @@
 //! results do not depend on the thread count or the tiling; they differ from the im2col path's
 //! in the last bits (another order of the same sum).
 
+use super::cpu_gemm::gemm_f32_strided;
+
 /// Output channels in one register tile.
 const CO_BLOCK: usize = 4;
 /// AVX vectors of output positions in one register tile.
@@ -105,20 +107,7 @@ impl Conv3x3 {
         let (plane_in, plane_out) = (self.plane_in(), self.plane_out());
         assert!(x.len() >= self.c_in * h * w && y.len() >= self.c_out * h * w);
         let (xp, yp) = scratch[..self.scratch_len()].split_at_mut(self.c_in * plane_in + TAIL);
-        // the padded input planes, zeros around and after
-        for (c, dst) in xp[..self.c_in * plane_in]
-            .chunks_exact_mut(plane_in)
-            .enumerate()
-        {
-            dst[..wp + 1].fill(0.0);
-            for r in 0..h {
-                let row = &mut dst[(r + 1) * wp + 1..(r + 2) * wp + 1];
-                row[..w].copy_from_slice(&x[(c * h + r) * w..(c * h + r + 1) * w]);
-                row[w..].fill(0.0);
-            }
-            dst[(h + 1) * wp + 1..].fill(0.0);
-        }
-        xp[self.c_in * plane_in..].fill(0.0);
+        pad_planes(self.c_in, h, w, x, xp);
         let blocks = self.c_out.div_ceil(CO_BLOCK);
         let block_len = self.c_in * 9 * CO_BLOCK;
         for p0 in (0..plane_out).step_by(POS_BLOCK) {
@@ -150,6 +139,76 @@ impl Conv3x3 {
                 row.copy_from_slice(&src[r * wp..r * wp + w]);
             }
         }
+    }
+}
+
+/// Copies `c` planes of `h × w` from `x` into `dst` as planes of `(h + 2) × (w + 2)`, zeros
+/// around them, and zeroes the rest of `dst` (at least `c·(h + 2)·(w + 2)` floats).
+fn pad_planes(c: usize, h: usize, w: usize, x: &[f32], dst: &mut [f32]) {
+    let wp = w + 2;
+    let plane = (h + 2) * wp;
+    for (ci, padded) in dst[..c * plane].chunks_exact_mut(plane).enumerate() {
+        padded[..wp + 1].fill(0.0);
+        for r in 0..h {
+            let row = &mut padded[(r + 1) * wp + 1..(r + 2) * wp + 1];
+            row[..w].copy_from_slice(&x[(ci * h + r) * w..(ci * h + r + 1) * w]);
+            row[w..].fill(0.0);
+        }
+        padded[(h + 1) * wp + 1..].fill(0.0);
+    }
+    dst[c * plane..].fill(0.0);
+}
+
+/// Floats of scratch memory [`add_weight_grad`] needs.
+pub(crate) fn weight_grad_scratch_len(c_in: usize, c_out: usize, h: usize, w: usize) -> usize {
+    c_in * (h + 2) * (w + 2) + 2 + c_out * h * (w + 2)
+}
+
+/// Adds one sample's weight gradient of a 3×3 "same" convolution (stride 1, padding 1) to `dw`
+/// (`[C_out, C_in, 3, 3]`): `x` is the sample's input `[C_in, H, W]`, `grad` its output
+/// gradient `[C_out, H, W]`, `scratch` at least [`weight_grad_scratch_len`] floats of any
+/// content. With the input on padded planes and the gradient on the same `H × (W + 2)` grid as
+/// [`Conv3x3`]'s output (zeros in the two extra columns), tap `t`'s gradient is one product,
+/// `dW[:, :, t] += G · X_tᵀ`, where `X_t` is every padded plane read from the tap's offset —
+/// nine products over the whole plane and no im2col matrix.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn add_weight_grad(
+    c_in: usize,
+    c_out: usize,
+    h: usize,
+    w: usize,
+    x: &[f32],
+    grad: &[f32],
+    dw: &mut [f32],
+    scratch: &mut [f32],
+) {
+    let wp = w + 2;
+    let (plane_in, positions) = ((h + 2) * wp, h * wp);
+    let (xp, gp) =
+        scratch[..weight_grad_scratch_len(c_in, c_out, h, w)].split_at_mut(c_in * plane_in + 2);
+    pad_planes(c_in, h, w, x, xp);
+    for (o, dst) in gp.chunks_exact_mut(positions).enumerate() {
+        for (r, row) in dst.chunks_exact_mut(wp).enumerate() {
+            row[..w].copy_from_slice(&grad[(o * h + r) * w..(o * h + r + 1) * w]);
+            row[w..].fill(0.0);
+        }
+    }
+    for t in 0..9 {
+        let offset = (t / 3) * wp + t % 3;
+        // G (C_out × positions) · X_tᵀ (positions × C_in, X_t[p][i] = xp[i·plane_in + offset
+        // + p]: at most c_in·plane_in + 1, inside xp) into dW[o][i][t]
+        gemm_f32_strided(
+            c_out,
+            c_in,
+            positions,
+            &mut dw[t..],
+            [(c_in * 9) as isize, 9],
+            true,
+            gp,
+            [positions as isize, 1],
+            &xp[offset..],
+            [1, plane_in as isize],
+        );
     }
 }
 
