@@ -29,30 +29,52 @@ const POS_BLOCK: usize = 8 * VECS;
 /// at most `POS_BLOCK` after the last plane's end.
 const TAIL: usize = POS_BLOCK + 8;
 
-/// A 3×3 "same" convolution of one sample, `[C_in, H, W]` → `[C_out, H, W]`, with its weights
-/// rearranged for the register tile.
+/// A 3×3 convolution with padding 1 and stride 1 ("same") or 2 of one sample, `[C_in, H, W]` →
+/// `[C_out, Ho, Wo]`, with its weights rearranged for the register tile.
+///
+/// Stride 2 reads the padded input through its four phases (even and odd rows × even and odd
+/// columns), each a plane of `⌈(H + 2) / 2⌉ × ⌈(W + 2) / 2⌉`: tap `(ky, kx)` of output `(oy, ox)`
+/// reads phase `(ky mod 2, kx mod 2)` at `(oy + ky / 2, ox + kx / 2)`, so on the phases' grid
+/// every tap is again one fixed offset, and the padded input is copied once (im2col of a
+/// stride-2 layer writes it 9/4 times, gathered).
 pub(crate) struct Conv3x3 {
     c_in: usize,
     c_out: usize,
     h: usize,
     w: usize,
-    /// `[⌈C_out / CO_BLOCK⌉][C_in][9][CO_BLOCK]`: per block of output channels, per input channel and
-    /// tap, the block's channels' weights side by side (zeros past `C_out`).
+    stride: usize,
+    ho: usize,
+    wo: usize,
+    /// Columns of a row of the grid the taps read and the outputs are computed on.
+    grid_w: usize,
+    /// Floats per input channel on that grid (one padded plane, or its four phases).
+    channel_len: usize,
+    /// Each tap's offset on the grid, in the order of `packed`.
+    offsets: [usize; 9],
+    /// `[⌈C_out / CO_BLOCK⌉][C_in][9][CO_BLOCK]`: per block of output channels, per input
+    /// channel and tap, the block's channels' weights side by side (zeros past `C_out`).
     packed: Vec<f32>,
 }
 
 impl Conv3x3 {
-    /// The convolution of `c_in` planes of `h × w` into `c_out`, with the weight of output
-    /// channel `o`, input channel `i` and tap `t = ky·3 + kx` given by `weight(o, i, t)`.
-    /// `None` where the CPU lacks AVX2 or FMA (the caller keeps im2col + GEMM).
+    /// The convolution of `c_in` planes of `h × w` into `c_out` with padding 1 and `stride` 1
+    /// or 2, with the weight of output channel `o`, input channel `i` and tap `t = ky·3 + kx`
+    /// given by `weight(o, i, t)`. `None` where the CPU lacks AVX2 or FMA (the caller keeps
+    /// im2col + GEMM).
     pub(crate) fn new(
         c_in: usize,
         c_out: usize,
-        h: usize,
-        w: usize,
+        [h, w]: [usize; 2],
+        stride: usize,
         weight: impl Fn(usize, usize, usize) -> f32,
     ) -> Option<Self> {
-        if !has_avx2_fma() || c_in == 0 || c_out == 0 || h == 0 || w == 0 {
+        if !has_avx2_fma()
+            || c_in == 0
+            || c_out == 0
+            || h == 0
+            || w == 0
+            || !(1..=2).contains(&stride)
+        {
             return None;
         }
         let blocks = c_out.div_ceil(CO_BLOCK);
@@ -69,77 +91,130 @@ impl Conv3x3 {
                 }
             }
         }
+        let (ho, wo) = ((h - 1) / stride + 1, (w - 1) / stride + 1);
+        let (grid_w, channel_len, offsets) = if stride == 1 {
+            let wp = w + 2;
+            let offsets = core::array::from_fn(|t| (t / 3) * wp + t % 3);
+            (wp, (h + 2) * wp, offsets)
+        } else {
+            let (hq, wq) = ((h + 3) / 2, (w + 3) / 2);
+            let phase = hq * wq;
+            let offsets = core::array::from_fn(|t| {
+                let (ky, kx) = (t / 3, t % 3);
+                ((ky % 2) * 2 + kx % 2) * phase + (ky / 2) * wq + kx / 2
+            });
+            (wq, 4 * phase, offsets)
+        };
         Some(Self {
             c_in,
             c_out,
             h,
             w,
+            stride,
+            ho,
+            wo,
+            grid_w,
+            channel_len,
+            offsets,
             packed,
         })
     }
 
-    /// Columns of a padded row.
-    fn wp(&self) -> usize {
-        self.w + 2
-    }
-
-    /// Floats of one padded input plane.
-    fn plane_in(&self) -> usize {
-        (self.h + 2) * self.wp()
-    }
-
-    /// Flattened output positions computed per channel: `H · (W + 2)`, rounded up to a tile.
+    /// Flattened output positions computed per channel: `Ho` rows of the grid, rounded up to a
+    /// tile.
     fn plane_out(&self) -> usize {
-        (self.h * self.wp()).div_ceil(POS_BLOCK) * POS_BLOCK
+        (self.ho * self.grid_w).div_ceil(POS_BLOCK) * POS_BLOCK
     }
 
     /// Floats of scratch memory [`Conv3x3::run`] needs.
     pub(crate) fn scratch_len(&self) -> usize {
-        self.c_in * self.plane_in()
+        self.c_in * self.channel_len
             + TAIL
             + self.c_out.div_ceil(CO_BLOCK) * CO_BLOCK * self.plane_out()
     }
 
-    /// `y = conv(x)` for one sample: `x` is `[C_in, H, W]`, `y` `[C_out, H, W]` (overwritten),
-    /// `scratch` at least [`Conv3x3::scratch_len`] floats of any content.
+    /// `y = conv(x)` for one sample: `x` is `[C_in, H, W]`, `y` `[C_out, Ho, Wo]`
+    /// (overwritten), `scratch` at least [`Conv3x3::scratch_len`] floats of any content.
     pub(crate) fn run(&self, x: &[f32], y: &mut [f32], scratch: &mut [f32]) {
-        let (h, w, wp) = (self.h, self.w, self.wp());
-        let (plane_in, plane_out) = (self.plane_in(), self.plane_out());
-        assert!(x.len() >= self.c_in * h * w && y.len() >= self.c_out * h * w);
-        let (xp, yp) = scratch[..self.scratch_len()].split_at_mut(self.c_in * plane_in + TAIL);
-        pad_planes(self.c_in, h, w, x, xp);
+        let (h, w, grid_w) = (self.h, self.w, self.grid_w);
+        let (ho, wo, plane_out) = (self.ho, self.wo, self.plane_out());
+        assert!(x.len() >= self.c_in * h * w && y.len() >= self.c_out * ho * wo);
+        let (xp, yp) =
+            scratch[..self.scratch_len()].split_at_mut(self.c_in * self.channel_len + TAIL);
+        if self.stride == 1 {
+            pad_planes(self.c_in, h, w, x, xp);
+        } else {
+            phase_planes(self.c_in, h, w, x, xp);
+        }
         let blocks = self.c_out.div_ceil(CO_BLOCK);
         let block_len = self.c_in * 9 * CO_BLOCK;
         for p0 in (0..plane_out).step_by(POS_BLOCK) {
             for blk in 0..blocks {
                 let weights = &self.packed[blk * block_len..(blk + 1) * block_len];
                 let out = &mut yp[blk * CO_BLOCK * plane_out..];
-                // SAFETY: `has_avx2_fma()` held when `self` was made. The tile reads the padded
-                // input at `p0 + tap offset + 0..POS_BLOCK` for each channel: at most
-                // `(C_in − 1)·plane_in + plane_out − 1 + 2·wp + 2`, which `TAIL` keeps inside
-                // `xp` (plane_out < h·wp + POS_BLOCK and plane_in = (h + 2)·wp); it writes
-                // `out[o·plane_out + p0 .. + POS_BLOCK]` for o < 4, inside `yp`.
+                // SAFETY: `has_avx2_fma()` held when `self` was made. The tile reads the grid at
+                // `p0 + offset + 0..POS_BLOCK` for each channel: at most `(C_in − 1)·channel_len
+                // + max offset + plane_out − 1`. Stride 1: max offset = 2·wp + 2, plane_out <
+                // h·wp + POS_BLOCK, channel_len = (h + 2)·wp; stride 2: max offset = 3·phase +
+                // wq + 1, plane_out < ho·wq + POS_BLOCK with ho ≤ hq − 1, channel_len =
+                // 4·phase. Either way under `C_in·channel_len + POS_BLOCK + 1`, inside `xp`
+                // (`TAIL` past the planes). It writes `out[o·plane_out + p0 .. + POS_BLOCK]`
+                // for o < CO_BLOCK, inside `yp`.
                 unsafe {
                     register_tile(
                         weights.as_ptr(),
                         xp.as_ptr().add(p0),
-                        plane_in,
+                        self.channel_len,
                         self.c_in,
-                        wp,
+                        &self.offsets,
                         out.as_mut_ptr().add(p0),
                         plane_out,
                     );
                 }
             }
         }
-        // the output's columns of the padded grid
-        for (o, dst) in y[..self.c_out * h * w].chunks_exact_mut(h * w).enumerate() {
+        // the output's columns of the grid
+        for (o, dst) in y[..self.c_out * ho * wo]
+            .chunks_exact_mut(ho * wo)
+            .enumerate()
+        {
             let src = &yp[o * plane_out..];
-            for (r, row) in dst.chunks_exact_mut(w).enumerate() {
-                row.copy_from_slice(&src[r * wp..r * wp + w]);
+            for (r, row) in dst.chunks_exact_mut(wo).enumerate() {
+                row.copy_from_slice(&src[r * grid_w..r * grid_w + wo]);
             }
         }
     }
+}
+
+/// Copies `c` planes of `h × w` from `x` into `dst` as the four phases of their padded planes
+/// (`[c][row parity][column parity][⌈(h + 2) / 2⌉][⌈(w + 2) / 2⌉]`, zeros in the padding), and
+/// zeroes the rest of `dst`.
+fn phase_planes(c: usize, h: usize, w: usize, x: &[f32], dst: &mut [f32]) {
+    let (hq, wq) = ((h + 3) / 2, (w + 3) / 2);
+    let phase = hq * wq;
+    for (ci, phases) in dst[..c * 4 * phase].chunks_exact_mut(4 * phase).enumerate() {
+        let plane = &x[ci * h * w..(ci + 1) * h * w];
+        for (ph, out) in phases.chunks_exact_mut(phase).enumerate() {
+            let (rp, cp) = (ph / 2, ph % 2);
+            for (r, row) in out.chunks_exact_mut(wq).enumerate() {
+                // padded row 2r + rp is input row 2r + rp − 1
+                let Some(iy) = (2 * r + rp).checked_sub(1).filter(|&iy| iy < h) else {
+                    row.fill(0.0);
+                    continue;
+                };
+                let src = &plane[iy * w..(iy + 1) * w];
+                // padded column 2c + cp is input column 2c + cp − 1
+                for (col, v) in row.iter_mut().enumerate() {
+                    *v = (2 * col + cp)
+                        .checked_sub(1)
+                        .and_then(|ix| src.get(ix))
+                        .copied()
+                        .unwrap_or(0.0);
+                }
+            }
+        }
+    }
+    dst[c * 4 * phase..].fill(0.0);
 }
 
 /// Copies `c` planes of `h × w` from `x` into `dst` as planes of `(h + 2) × (w + 2)`, zeros
@@ -224,31 +299,30 @@ fn has_avx2_fma() -> bool {
     }
 }
 
-/// One register tile: `y[o·y_stride + p] = Σ_i Σ_t w[i][t][o] · x[i·plane + off(t) + p]` for
-/// `o < CO_BLOCK` and `p < POS_BLOCK`, where `off(ky·3 + kx) = ky·wp + kx`.
+/// One register tile: `y[o·y_stride + p] = Σ_i Σ_t w[i][t][o] · x[i·channel_len + offsets[t] +
+/// p]` for `o < CO_BLOCK` and `p < POS_BLOCK`.
 ///
 /// # Safety
-/// The CPU supports AVX2 and FMA; `w` holds `c_in·36` floats, `x` is readable up to
-/// `(c_in − 1)·plane + 2·wp + 2 + POS_BLOCK`, and `y` writable at `o·y_stride + p` for
-/// `o < CO_BLOCK`, `p < POS_BLOCK`.
+/// The CPU supports AVX2 and FMA; `w` holds `c_in·9·CO_BLOCK` floats, `x` is readable up to
+/// `(c_in − 1)·channel_len + max(offsets) + POS_BLOCK`, and `y` writable at `o·y_stride + p`
+/// for `o < CO_BLOCK`, `p < POS_BLOCK`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn register_tile(
     w: *const f32,
     x: *const f32,
-    plane: usize,
+    channel_len: usize,
     c_in: usize,
-    wp: usize,
+    offsets: &[usize; 9],
     y: *mut f32,
     y_stride: usize,
 ) {
     use std::arch::x86_64::*;
-    let offsets = [0, 1, 2, wp, wp + 1, wp + 2, 2 * wp, 2 * wp + 1, 2 * wp + 2];
     // SAFETY (whole body): every pointer offset stays inside the ranges the caller vouches for.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); VECS]; CO_BLOCK];
         for i in 0..c_in {
-            let xi = x.add(i * plane);
+            let xi = x.add(i * channel_len);
             let wi = w.add(i * 9 * CO_BLOCK);
             for (t, &off) in offsets.iter().enumerate() {
                 let xs = xi.add(off);
@@ -276,9 +350,9 @@ unsafe fn register_tile(
 unsafe fn register_tile(
     _w: *const f32,
     _x: *const f32,
-    _plane: usize,
+    _channel_len: usize,
     _c_in: usize,
-    _wp: usize,
+    _offsets: &[usize; 9],
     _y: *mut f32,
     _y_stride: usize,
 ) {

@@ -84,6 +84,17 @@ fn cases() -> Vec<Case> {
             [1, 1],
             PaddingConfig2d::Explicit(1, 1, 1, 1),
         ),
+        // 3×3 with stride 2 on odd sizes (an 8 × 7 output): the direct tile over the padded
+        // input's four phases (the stem above is the even case)
+        case(
+            2,
+            5,
+            [15, 13],
+            6,
+            [3, 3],
+            [2, 2],
+            PaddingConfig2d::Explicit(1, 1, 1, 1),
+        ),
         // planes smaller than the kernel (the deepest layers of a tiny image): whole kernel
         // rows and columns fall in the padding
         case(
