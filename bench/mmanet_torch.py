@@ -540,6 +540,11 @@ def main() -> int:
     ap.add_argument("--mad", action="store_true",
                     help="add a row for MAD forward + backward alone at `mmanet bench mad`'s "
                          "classification shape (64 × 8192, 2 classes)")
+    ap.add_argument("--mad-warmup", type=int, default=None,
+                    help="untimed runs of the MAD-alone row (default: --warmup)")
+    ap.add_argument("--mad-iters", type=int, default=None,
+                    help="timed runs of the MAD-alone row (default: --iters); a run takes a few "
+                         "ms, so a median of 3 is mostly noise")
     ap.add_argument("--weak-set", choices=sorted(WEAK_SETS), default="official",
                     help="MAR weak set: `official` = [rgb+ir, rgb, ir] as a trained MMANet and "
                          "`mmanet bench train` (default), `pair` = [rgb+ir] alone")
@@ -609,27 +614,31 @@ def main() -> int:
     host = HostBatch(args.batch, args.size, args.seed)
     weak = WEAK_SETS[args.weak_set]
     counts = param_counts(args.preset)
-    # (label, batch, parameters, constructor)
+    # (label, batch, parameters, constructor, warm-up runs, timed runs)
+    steps = (args.warmup, args.iters)
     units = [(LABELS[m], args.batch, counts["student" if m == "mmanet" else "teacher"],
               lambda m=m: Step(m, args.preset, host, device, args.seed, args.resident_inputs,
-                               weak))
+                               weak), *steps)
              for m in methods]
     if not args.no_deploy:
         units.append((LABELS["deploy"], args.batch, counts["teacher"],
                       lambda: DeployForward(args.preset, host, device, args.seed,
-                                            args.resident_inputs)))
+                                            args.resident_inputs), *steps))
     if args.mad:
-        units.append((LABELS["mad"], MAD_SHAPE[0], 0, lambda: MadAlone(device, args.seed)))
+        mad_steps = (args.warmup if args.mad_warmup is None else args.mad_warmup,
+                     args.iters if args.mad_iters is None else args.mad_iters)
+        units.append((LABELS["mad"], MAD_SHAPE[0], 0, lambda: MadAlone(device, args.seed),
+                      *mad_steps))
 
     print("| side | preset | method | batch | median ms/step | samples/s | peak memory |")
     print("|---|---|---|---:|---:|---:|---|")
     rc = 0
     rows = []
-    for name, batch, params, make in units:
+    for name, batch, params, make, warmup, iters in units:
         unit = None
         try:
             unit = make()
-            secs, peak, reserved = time_unit(unit, device, args.warmup, args.iters)
+            secs, peak, reserved = time_unit(unit, device, warmup, iters)
             if args.profile:
                 print_profile(name, unit, device, args.profile)
             print(f"| {side} | {args.preset} | {name} | {batch} | {secs * 1e3:.3f} | "

@@ -18,6 +18,8 @@
 # With GOLDEN_TEST=path to the golden-case test binary built with the feature
 # (cargo test --release -p mmanet-tests --features cuda --test cuda_golden --no-run), the MAD and
 # MAR golden cases run on the GPU first.
+# MAD alone runs MAD_WARMUP untimed and MAD_ITERS timed times on both sides (default 5 and 30:
+# one run takes a few ms, so WARMUP=1 ITERS=3 would make that row a reading of noise).
 # ROUNDS=N (default 1) runs everything N times, alternating which side goes first, and the table
 # gives each row's median time per side, the median of the per-round ratios and each round's
 # ratio: on a shared machine one reading of a ratio moves by ± 0.2, so quote ROUNDS=3 numbers.
@@ -37,6 +39,8 @@ SEG_BATCH=${SEG_BATCH:-8}
 SEG_HEIGHT=${SEG_HEIGHT:-192}
 SEG_WIDTH=${SEG_WIDTH:-256}
 ROUNDS=${ROUNDS:-1}
+MAD_WARMUP=${MAD_WARMUP:-5}
+MAD_ITERS=${MAD_ITERS:-30}
 mkdir -p "$OUT"
 if [[ "$BIN" == *.gz ]]; then
     gunzip -c "$BIN" > "$OUT/mmanet" && chmod +x "$OUT/mmanet" && BIN="$OUT/mmanet"
@@ -98,6 +102,7 @@ torch_step() { # preset round
     *)
         python3 bench/mmanet_torch.py --device "$DEVICE" --preset "$PRESET" --batch "$BATCH" \
             --size 112 --method sf-md,mmanet --mad --warmup "$WARMUP" --iters "$ITERS" \
+            --mad-warmup "$MAD_WARMUP" --mad-iters "$MAD_ITERS" \
             --json "$OUT/$DEVICE-$PRESET-torch-r$R.json" "${TORCH_ARGS[@]}"
         ;;
     esac
@@ -114,7 +119,7 @@ for R in $(seq 1 "$ROUNDS"); do
         fi
     done
     echo "== MAD alone: mmanet (Burn, $DEVICE), round $R"
-    "$BIN" bench mad --device "$DEVICE" --shape cls --warmup "$WARMUP" --iters "$ITERS" \
+    "$BIN" bench mad --device "$DEVICE" --shape cls --warmup "$MAD_WARMUP" --iters "$MAD_ITERS" \
         "${BURN_ARGS[@]}" | tee "$OUT/$DEVICE-burn-mad-r$R.md"
 done
 

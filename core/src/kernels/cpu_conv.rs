@@ -13,6 +13,11 @@
 //! implementation, as the MAD kernels are on wgpu. [`conv2d`] uses it for f32 tensors on the CPU
 //! device and Burn's `Conv2d::forward` everywhere else (wgpu, CUDA, grouped convolutions).
 //!
+//! 3×3 layers with padding 1 on planes of 7×7 and up skip im2col (`cpu_conv3x3`): their
+//! forward passes (stride 1 and 2) and stride-1 input gradients run in a direct AVX2 + FMA
+//! register tile where the CPU has it, and their stride-1 weight gradients are nine products
+//! over padded planes.
+//!
 //! Results do not depend on the number of threads: samples are split into a fixed number of
 //! chunks whose partial weight gradients are summed in chunk order, and each sample's input
 //! gradient is its own.

@@ -1,5 +1,6 @@
 //! Hand-written WGSL kernels for MAD (spec §1.6 and §2) on the wgpu backend, and CPU kernels
-//! for Burn's `flex` backend: the convolution ([`cpu_conv`], [`conv2d`]), batch norm
+//! for Burn's `flex` backend: the convolution ([`cpu_conv`], [`conv2d`]; its 3×3 layers through a
+//! direct AVX2 register tile, `cpu_conv3x3`), batch norm
 //! ([`cpu_norm`], [`batch_norm`]), max pooling ([`cpu_pool`], [`max_pool2d`]) and MAD
 //! ([`cpu_mad`]).
 //!
