@@ -45,7 +45,7 @@ use super::cpu_conv3x3::{self, Conv3x3};
 use super::cpu_gemm::gemm_f32;
 
 /// The smallest plane (`H · W`) a 3×3 "same" convolution is computed directly on
-/// ([`Geometry::is_direct_3x3`]): 7×7, where the direct tile and im2col + gemm were level.
+/// ([`Geometry::direct_3x3_stride`]): 7×7, where the direct tile and im2col + gemm were level.
 const MIN_DIRECT_PLANE: usize = 49;
 
 /// Samples are split into at most this many chunks for the weight gradient, whatever the
@@ -153,32 +153,26 @@ impl Geometry {
         self.kh == 1 && self.kw == 1 && self.stride == [1, 1] && self.pad == [0, 0]
     }
 
-    /// A 3×3 "same" convolution (stride 1, padding 1, one group) on planes of at least 7×7
-    /// values: [`Conv3x3`] computes its forward pass and input gradient directly where the CPU
-    /// has AVX2 and FMA, and [`cpu_conv3x3::add_weight_grad`] its weight gradient from padded
-    /// planes (nine products, no im2col) on any CPU. On smaller planes the two padding columns
-    /// each row carries along cost more than they save: 4×4 planes stay with im2col + gemm.
-    fn is_direct_3x3(&self) -> bool {
-        self.groups == 1
+    /// The stride (1 or 2) of a 3×3 convolution [`Conv3x3`] computes directly: padding 1, one
+    /// group, no dilation, output planes of at least 7×7 values (on 4×4 planes the two padding
+    /// columns each row carries along cost more than they save, so im2col + gemm stays).
+    /// Stride 1 ("same"): the forward pass and input gradient run on the direct tile where the
+    /// CPU has AVX2 and FMA, and [`cpu_conv3x3::add_weight_grad`] forms the weight gradient from
+    /// padded planes (nine products, no im2col) on any CPU. Stride 2 (the first convolution of
+    /// a ResNet stage, the small stem): the forward pass only; its backward passes keep im2col.
+    fn direct_3x3_stride(&self) -> Option<usize> {
+        let plain_3x3 = self.groups == 1
             && [self.kh, self.kw] == [3, 3]
-            && self.stride == [1, 1]
             && self.dilation == [1, 1]
-            && self.pad == [1, 1]
-            && [self.ho, self.wo] == [self.h, self.w]
-            && self.h * self.w >= MIN_DIRECT_PLANE
-    }
-
-    /// A 3×3 convolution with stride 2 and padding 1 (one group, the first of a ResNet stage
-    /// and the small stem) whose output plane is at least 7×7: [`Conv3x3`] computes its
-    /// forward pass directly where the CPU has AVX2 and FMA (its backward passes keep im2col).
-    fn is_direct_3x3_stride_2(&self) -> bool {
-        self.groups == 1
-            && [self.kh, self.kw] == [3, 3]
-            && self.stride == [2, 2]
-            && self.dilation == [1, 1]
-            && self.pad == [1, 1]
-            && [self.ho, self.wo] == [(self.h - 1) / 2 + 1, (self.w - 1) / 2 + 1]
-            && self.ho * self.wo >= MIN_DIRECT_PLANE
+            && self.pad == [1, 1];
+        if !plain_3x3 || self.ho * self.wo < MIN_DIRECT_PLANE {
+            return None;
+        }
+        match self.stride {
+            [1, 1] if [self.ho, self.wo] == [self.h, self.w] => Some(1),
+            [2, 2] if [self.ho, self.wo] == [(self.h - 1) / 2 + 1, (self.w - 1) / 2 + 1] => Some(2),
+            _ => None,
+        }
     }
 
     /// Columns of the im2col matrix: `Ho · Wo`.
@@ -611,12 +605,7 @@ fn forward(g: Geometry, x: &[f32], weight: &[f32]) -> Vec<f32> {
     }
     let l = g.l();
     let x_len = g.c_in * g.h * g.w;
-    let stride = if g.is_direct_3x3() {
-        Some(1)
-    } else {
-        g.is_direct_3x3_stride_2().then_some(2)
-    };
-    let direct = stride.map(|stride| {
+    let direct = g.direct_3x3_stride().map(|stride| {
         Conv3x3::new(g.c_in, g.c_out, [g.h, g.w], stride, |o, i, t| {
             weight[(o * g.c_in + i) * 9 + t]
         })
@@ -665,7 +654,7 @@ fn weight_grad(g: Geometry, x: &[f32], grad: &[f32]) -> Vec<f32> {
             let mut dw = vec![0f32; g.c_out * kg];
             for b in c * chunk..((c + 1) * chunk).min(g.batch) {
                 let grad_b = &grad[b * g_len..(b + 1) * g_len];
-                if g.is_direct_3x3() {
+                if g.direct_3x3_stride() == Some(1) {
                     let len = cpu_conv3x3::weight_grad_scratch_len(g.c_in, g.c_out, g.h, g.w);
                     with_scratch(len, |scratch| {
                         cpu_conv3x3::add_weight_grad(
@@ -720,7 +709,7 @@ fn x_grad(g: Geometry, weight: &[f32], grad: &[f32]) -> Vec<f32> {
     let g_len = g.c_out * l;
     // stride 1, padding 1: the input gradient is the output gradient convolved, "same", with
     // the kernel flipped and its channels swapped
-    let direct = g.is_direct_3x3().then(|| {
+    let direct = (g.direct_3x3_stride() == Some(1)).then(|| {
         Conv3x3::new(g.c_out, g.c_in, [g.h, g.w], 1, |i, o, t| {
             weight[(o * g.c_in + i) * 9 + 8 - t]
         })
