@@ -34,7 +34,7 @@ struct UrlOptions {
     pretrained: bool,
 }
 
-/// Applies `?preset=…&methods=…&epochs=…&scenes=…&samples=…&warmup=…&beta=…&device=…&train=1&tab=…`
+/// Applies `?preset=…&methods=…&epochs=…&batch=…&scenes=…&samples=…&warmup=…&beta=…&device=…&train=1&tab=…`
 /// to `settings` (`scenes`: how many synthetic RGB-D scenes; `samples`: how many synthetic
 /// anti-spoofing samples);
 /// an unknown value is reported and ignored.
@@ -75,6 +75,9 @@ fn apply_url(settings: &mut Settings, query: &web_sys::UrlSearchParams) -> UrlOp
     }
     if let Some(n) = number("samples") {
         settings.synthetic.samples = n as usize;
+    }
+    if let Some(b) = number("batch") {
+        settings.batch_size = Some(b as usize);
     }
     if let Some(w) = number("warmup") {
         settings.warmup_epochs = w as usize;

@@ -9,6 +9,7 @@ use mmanet_core::device::DeviceChoice;
 use mmanet_core::mmanet_settings::mining_epochs_before;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
+use std::sync::OnceLock;
 
 /// Where the data comes from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +91,19 @@ impl Preset {
         ExperimentConfig::from_toml(self.text(), self.file())
     }
 
+    /// Its student stage's mini-batch size (each config parsed once, not on every frame).
+    pub fn batch_size(self) -> Option<usize> {
+        static SIZES: OnceLock<Vec<Option<usize>>> = OnceLock::new();
+        let sizes = SIZES.get_or_init(|| {
+            Preset::ALL
+                .iter()
+                .map(|p| p.config().ok().map(|c| c.student.batch_size))
+                .collect()
+        });
+        let at = Preset::ALL.iter().position(|p| *p == self)?;
+        sizes[at]
+    }
+
     /// The data it is made for.
     pub fn data_choice(self) -> DataChoice {
         match self {
@@ -169,6 +183,8 @@ pub struct Settings {
     pub warmup_epochs: usize,
     /// Epochs of the teacher and the students.
     pub epochs: usize,
+    /// Mini-batch size of the teacher and the students (`None`: the preset's).
+    pub batch_size: Option<usize>,
     /// Compute device.
     pub device: DeviceChoice,
     /// Where runs are written (and listed from).
@@ -190,6 +206,7 @@ impl Default for Settings {
             beta: 0.1,
             warmup_epochs: 5,
             epochs: 12,
+            batch_size: None,
             device: DeviceChoice::Auto,
             output_dir: PathBuf::from("runs"),
             loss_log_scale: false,
@@ -207,6 +224,10 @@ impl Settings {
         let task_changed = preset.task() != self.preset.task();
         self.preset = preset;
         let cfg = preset.config().ok();
+        if changed {
+            // the batch size is the new preset's (it goes with the model and the data)
+            self.batch_size = None;
+        }
         if changed && let Some(cfg) = &cfg {
             // a generator preset brings its data: the benchmark as its config defines it
             if let Some(synthetic) = &cfg.data.synthetic {
@@ -289,8 +310,13 @@ impl Settings {
         Ok(cfg)
     }
 
+    /// The mini-batch size a run trains with: the chosen one, else the preset's student stage's.
+    pub fn effective_batch_size(&self) -> Option<usize> {
+        self.batch_size.or_else(|| self.preset.batch_size())
+    }
+
     /// The experiment these settings describe: the preset with the data, methods, α, β,
-    /// warm-up, epochs and output folder replaced; `name` names the run folder.
+    /// warm-up, epochs, batch size and output folder replaced; `name` names the run folder.
     pub fn experiment_config(&self, name: &str) -> mmanet_core::Result<ExperimentConfig> {
         let mut cfg = self.data_config()?;
         cfg.name = name.to_string();
@@ -306,6 +332,11 @@ impl Settings {
         cfg.mmanet.beta = self.beta;
         cfg.mmanet.warmup_epochs = self.warmup_epochs;
         cfg.mmanet.mining_epochs = mining_epochs_before(self.warmup_epochs);
+        if let Some(batch) = self.batch_size {
+            cfg.teacher.batch_size = batch;
+            cfg.student.batch_size = batch;
+        }
+        // validates the whole config, the batch size included
         cfg.set_epochs(self.epochs)?;
         Ok(cfg)
     }
@@ -390,6 +421,16 @@ mod tests {
         let cfg = s.experiment_config("t").unwrap();
         assert_eq!(cfg.methods, vec![Method::Sf, Method::Mmanet]);
         assert_eq!(cfg.mmanet.mining_epochs, vec![0, 1]);
+        // the batch size is the preset's until one is chosen; a bad one names the field
+        assert_eq!(cfg.student.batch_size, 64);
+        assert_eq!(s.effective_batch_size(), Some(64));
+        s.batch_size = Some(256);
+        let cfg = s.experiment_config("t").unwrap();
+        assert_eq!((cfg.teacher.batch_size, cfg.student.batch_size), (256, 256));
+        s.batch_size = Some(0);
+        let e = s.experiment_config("t").unwrap_err().to_string();
+        assert!(e.contains("teacher.batch_size"), "{e}");
+        s.batch_size = None;
         // a warm-up as long as the run is refused, naming the field
         s.warmup_epochs = 4;
         let e = s.experiment_config("t").unwrap_err().to_string();
@@ -398,5 +439,9 @@ mod tests {
         s.warmup_epochs = 2;
         let e = s.experiment_config("t").unwrap_err().to_string();
         assert!(e.contains("data.manifest"), "{e}");
+        // another preset brings its own batch size
+        s.batch_size = Some(256);
+        s.use_preset(Preset::ScenesDemo);
+        assert_eq!((s.batch_size, s.effective_batch_size()), (None, Some(8)));
     }
 }

@@ -124,6 +124,17 @@ fn training_settings(ui: &mut egui::Ui, ctx: &mut PanelContext<'_>) {
             ui.add(egui::DragValue::new(&mut s.epochs).range(1..=500))
                 .labelled_by(l.id);
             ui.end_row();
+            let l = ui.label("batch size");
+            let mut batch = s.effective_batch_size().unwrap_or(64);
+            if ui
+                .add(egui::DragValue::new(&mut batch).range(1..=4096))
+                .labelled_by(l.id)
+                .on_hover_text("samples per training step, teacher and students (from the preset until changed)")
+                .changed()
+            {
+                s.batch_size = Some(batch);
+            }
+            ui.end_row();
             let l = ui.label("device");
             egui::ComboBox::from_id_salt("device")
                 .selected_text(device_label(s.device))
