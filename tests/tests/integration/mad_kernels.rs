@@ -48,16 +48,14 @@ fn features(rng: &mut StdRng, b: usize, d: usize, zero_row: bool) -> Vec<f32> {
 
 /// The kernels on every device of [`devices`] against the tensor-op reference (on the CPU).
 fn compare(case: &MadCase, devices: &[Device], reduction: Option<MadReduction>) {
+    let case_name = format!("B={} D={} C={} {:?}", case.b, case.d, case.c, reduction);
     let (lo, go) = case.loss_and_grad(&Device::flex(), MadImpl::Ops, reduction);
+    assert!(
+        go.iter().all(|x| x.is_finite()),
+        "{case_name}: op gradient not finite"
+    );
     for device in devices {
-        let what = format!(
-            "B={} D={} C={} {:?} on {device:?}",
-            case.b, case.d, case.c, reduction
-        );
-        assert!(
-            go.iter().all(|x| x.is_finite()),
-            "{what}: op gradient not finite"
-        );
+        let what = format!("{case_name} on {device:?}");
         let (lk, gk) = case.loss_and_grad(device, MadImpl::Kernel, reduction);
         assert!(
             gk.iter().all(|x| x.is_finite()),
